@@ -1,0 +1,53 @@
+package version
+
+import (
+	"errors"
+	"testing"
+
+	"pgregory.net/rapid"
+)
+
+func TestContextRoundTrip(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		c := history(t, 3)[0].Context
+		c.Add(Dot{"z", 9}) // a cloud dot
+		got, err := DecodeContext(EncodeContext(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.Equal(c) {
+			t.Fatalf("round trip: %+v != %+v", got, c)
+		}
+	})
+}
+
+func TestDecodeContextRejects(t *testing.T) {
+	for _, s := range []string{"!!!", "AA", "AQ", string(make([]byte, 40000))} {
+		if _, err := DecodeContext(s); !errors.Is(err, ErrBadContext) {
+			t.Errorf("DecodeContext(%.10q) = %v, want ErrBadContext", s, err)
+		}
+	}
+	if c, err := DecodeContext(""); err != nil || !c.IsEmpty() {
+		t.Fatalf("empty context: %v %v", c, err)
+	}
+}
+
+func FuzzDecodeContext(f *testing.F) {
+	var c Context
+	c.Add(Dot{"a", 1})
+	c.Add(Dot{"b", 4})
+	f.Add(EncodeContext(c))
+	f.Add("")
+	f.Add("AQ")
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := DecodeContext(s)
+		if err != nil {
+			return
+		}
+		// Whatever decodes re-encodes to an equal context.
+		again, err := DecodeContext(EncodeContext(c))
+		if err != nil || !again.Equal(c) {
+			t.Fatalf("re-encode of %q: %v %+v %+v", s, err, again, c)
+		}
+	})
+}

@@ -1,0 +1,165 @@
+package version
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+)
+
+func vv(kv ...any) Context {
+	c := Context{VV: map[string]uint64{}}
+	for i := 0; i < len(kv); i += 2 {
+		c.VV[kv[i].(string)] = uint64(kv[i+1].(int))
+	}
+	return c
+}
+
+func TestUpdateSupersedesExactlyTheCoveredSiblings(t *testing.T) {
+	var s Set
+	d1, _ := s.Update(Write{Node: "a", Value: []byte("v1")})
+	d2, _ := s.Update(Write{Node: "a", Value: []byte("v2")}) // no context: a sibling
+	if got := len(s.Siblings); got != 2 {
+		t.Fatalf("blind write: %d siblings, want 2", got)
+	}
+	// A client that read only v1 overwrites v1, not v2.
+	d3, err := s.Update(Write{Node: "a", Context: WriteContext(Context{}, d1), Value: []byte("v3")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Has(d1) || !s.Has(d2) || !s.Has(d3) {
+		t.Fatalf("after context write: dots %v, want %v and %v", s.Dots(), d2, d3)
+	}
+	// A client that read everything resolves.
+	d4, _ := s.Update(Write{Node: "b", Context: s.Context, Value: []byte("v4")})
+	if len(s.Siblings) != 1 || s.Siblings[0].Dot != d4 {
+		t.Fatalf("resolving write: %v", s.Dots())
+	}
+	if d4 != (Dot{"b", 1}) {
+		t.Fatalf("dot = %v, want b:1", d4)
+	}
+	for _, d := range []Dot{d1, d2, d3, d4} {
+		if !s.Context.Covers(d) {
+			t.Fatalf("context %v does not cover %v", s.Context, d)
+		}
+	}
+}
+
+func TestUpdateCounterFloorOnlyForAbsentKeys(t *testing.T) {
+	var s Set
+	d, _ := s.Update(Write{Node: "a", CounterFloor: 1000})
+	if d.Counter != 1000 {
+		t.Fatalf("first dot %v, want a:1000", d)
+	}
+	d, _ = s.Update(Write{Node: "a", Context: s.Context, CounterFloor: 5000})
+	if d.Counter != 1001 {
+		t.Fatalf("second dot %v, want a:1001", d)
+	}
+	// A replica still holding a tombstone from before a reap does not
+	// cover the new write, and the new write's context covers the tombstone.
+	old := Set{Siblings: []Sibling{{Dot: Dot{"a", 7}, Deleted: true}}, Context: vv("a", 7)}
+	got := Sync(old, s)
+	if len(got.Siblings) != 1 || got.Siblings[0].Dot.Counter != 1001 {
+		t.Fatalf("sync with an old tombstone: %v", got.Dots())
+	}
+}
+
+func TestUpdateSiblingCap(t *testing.T) {
+	var s Set
+	for i := 0; i < 3; i++ {
+		if _, err := s.Update(Write{Node: "a", MaxSiblings: 3}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := s.Clone()
+	_, err := s.Update(Write{Node: "a", MaxSiblings: 3})
+	if !errors.Is(err, ErrTooManySiblings) {
+		t.Fatalf("err = %v, want ErrTooManySiblings", err)
+	}
+	if !s.Equal(before) {
+		t.Fatal("a refused write changed the set")
+	}
+	// A resolving write is allowed at the cap.
+	if _, err := s.Update(Write{Node: "a", Context: s.Context, MaxSiblings: 3}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUpdateLWW(t *testing.T) {
+	var s Set
+	s.Update(Write{Node: "a", Value: []byte("x"), WriteTime: 1})
+	s.Update(Write{Node: "a", Value: []byte("y"), WriteTime: 2, LWW: true})
+	if len(s.Siblings) != 1 || string(s.Siblings[0].Value) != "y" {
+		t.Fatalf("lww: %+v", s.Siblings)
+	}
+	a := s.Clone()
+	a.Update(Write{Node: "a", Value: []byte("late"), WriteTime: 9, LWW: true})
+	b := s.Clone()
+	b.Update(Write{Node: "b", Value: []byte("early"), WriteTime: 5, LWW: true})
+	m := Sync(a, b)
+	m.ResolveLWW()
+	if len(m.Siblings) != 1 || string(m.Siblings[0].Value) != "late" {
+		t.Fatalf("lww sync kept %+v", m.Siblings)
+	}
+}
+
+func TestSyncTable(t *testing.T) {
+	sib := func(n string, c int) Sibling { return Sibling{Dot: Dot{n, uint64(c)}, Value: []byte(fmt.Sprint(n, c))} }
+	tests := []struct {
+		name string
+		a, b Set
+		want []Dot
+	}{
+		{"empty", Set{}, Set{}, nil},
+		{"one side", Set{Siblings: []Sibling{sib("a", 1)}, Context: vv("a", 1)}, Set{}, []Dot{{"a", 1}}},
+		{"descendant wins",
+			Set{Siblings: []Sibling{sib("a", 1)}, Context: vv("a", 1)},
+			Set{Siblings: []Sibling{sib("a", 2)}, Context: vv("a", 2)},
+			[]Dot{{"a", 2}}},
+		{"concurrent kept",
+			Set{Siblings: []Sibling{sib("a", 1)}, Context: vv("a", 1)},
+			Set{Siblings: []Sibling{sib("b", 1)}, Context: vv("b", 1)},
+			[]Dot{{"a", 1}, {"b", 1}}},
+		{"seen and dropped on one side",
+			Set{Siblings: []Sibling{sib("a", 1), sib("b", 1)}, Context: vv("a", 1, "b", 1)},
+			Set{Siblings: []Sibling{sib("c", 1)}, Context: vv("a", 1, "c", 1)},
+			[]Dot{{"b", 1}, {"c", 1}}},
+		{"same dot both sides",
+			Set{Siblings: []Sibling{sib("a", 3)}, Context: vv("a", 3)},
+			Set{Siblings: []Sibling{sib("a", 3), sib("b", 1)}, Context: vv("a", 3, "b", 1)},
+			[]Dot{{"a", 3}, {"b", 1}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Sync(tt.a, tt.b)
+			if fmt.Sprint(got.Dots()) != fmt.Sprint(tt.want) && !(len(got.Dots()) == 0 && len(tt.want) == 0) {
+				t.Fatalf("Sync = %v, want %v", got.Dots(), tt.want)
+			}
+			if !got.Context.Descends(tt.a.Context) || !got.Context.Descends(tt.b.Context) {
+				t.Fatalf("merged context %v misses a side", got.Context)
+			}
+		})
+	}
+}
+
+func TestContextCloud(t *testing.T) {
+	var c Context
+	c.Add(Dot{"a", 1})
+	c.Add(Dot{"a", 3})
+	if c.Covers(Dot{"a", 2}) || !c.Covers(Dot{"a", 3}) {
+		t.Fatalf("cloud context %+v", c)
+	}
+	if len(c.Cloud) != 1 {
+		t.Fatalf("cloud = %v, want [a:3]", c.Cloud)
+	}
+	c.Add(Dot{"a", 2})
+	if len(c.Cloud) != 0 || c.VV["a"] != 3 {
+		t.Fatalf("not compacted: %+v", c)
+	}
+	if Compare(vv("a", 1), vv("a", 2)) != Before || Compare(vv("a", 2, "b", 1), vv("a", 3)) != Concurrent {
+		t.Fatal("Compare is wrong")
+	}
+	big := Context{VV: map[string]uint64{"a": 1 << 60}}
+	if !big.Descends(vv("a", 5)) || vv("a", 5).Descends(big) {
+		t.Fatal("Descends with a large counter")
+	}
+}
