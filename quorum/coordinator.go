@@ -1,0 +1,402 @@
+package quorum
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/quorumkv/quorumkv/internal/clock"
+	"github.com/quorumkv/quorumkv/version"
+)
+
+// Sender delivers a request to a node (the local node included) and
+// returns its response. The node implements it over the transport, and
+// calls the local Replica directly for itself.
+type Sender interface {
+	Send(ctx context.Context, to string, req *Request) (*Response, error)
+}
+
+// Placement is what the coordinator needs of the ring.
+type Placement interface {
+	// PreferenceList returns the key's first n primaries followed by the
+	// fallback order.
+	PreferenceList(key []byte, n int) ([]string, error)
+	// Partition returns the key's partition.
+	Partition(key []byte) int
+	// Size is the number of ring members.
+	Size() int
+}
+
+// Config configures a Coordinator.
+type Config struct {
+	// Self is this node's ID.
+	Self string
+	// DefaultTimeout bounds a request that gives no timeout.
+	DefaultTimeout time.Duration
+	// MaxTimeout caps the timeout a client may ask for.
+	MaxTimeout time.Duration
+	// RepairWait bounds how long a read waits, after answering, for the
+	// replicas that had not replied, before its final read repair.
+	RepairWait time.Duration
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		DefaultTimeout: 5 * time.Second, // Riak's default is 60 s; 5 s fails faster and is plenty on a LAN
+		MaxTimeout:     60 * time.Second,
+		RepairWait:     2 * time.Second, // late replicas get this long to answer before read repair gives up on them
+	}
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	switch {
+	case c.Self == "":
+		return errors.New("quorum: config: Self is empty")
+	case c.DefaultTimeout <= 0 || c.MaxTimeout < c.DefaultTimeout:
+		return errors.New("quorum: config: need 0 < DefaultTimeout <= MaxTimeout")
+	case c.RepairWait < 0:
+		return errors.New("quorum: config: negative RepairWait")
+	}
+	return nil
+}
+
+// Metrics are the coordinator's counters.
+type Metrics struct {
+	Puts, Gets                 uint64
+	WriteFailures, ReadFailures uint64
+	Timeouts                   uint64
+	FallbackWrites             uint64 // writes where a fallback counted toward W
+	HintedWrites               uint64 // writes where some copy went to a hint
+	ReadRepairs                uint64 // reads that repaired at least one replica
+	ReplicasRepaired           uint64
+	TombstonesConfirmed        uint64
+}
+
+type metrics struct {
+	puts, gets, writeFailures, readFailures, timeouts  atomic.Uint64
+	fallbackWrites, hintedWrites, readRepairs, repaired atomic.Uint64
+	tombsConfirmed                                     atomic.Uint64
+}
+
+// Coordinator serves client reads and writes on any node: it plans the
+// replicas, drives the write or read state machine over the Sender, and
+// finishes late replies and read repair in the background. It is safe for
+// concurrent use.
+type Coordinator struct {
+	cfg       Config
+	place     func() Placement
+	available func(string) bool
+	send      Sender
+	clk       clock.Clock
+	log       zerolog.Logger
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed atomic.Bool
+	m      metrics
+}
+
+// New returns a coordinator. place returns the current ring (it changes on
+// membership changes); available reports whether the failure detector
+// trusts a node.
+func New(cfg Config, place func() Placement, available func(string) bool, send Sender, clk clock.Clock, log zerolog.Logger) (*Coordinator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Coordinator{cfg: cfg, place: place, available: available, send: send, clk: clk, log: log, ctx: ctx, cancel: cancel}, nil
+}
+
+// Close stops background work and waits for it. It is idempotent.
+func (c *Coordinator) Close() error {
+	if c.closed.CompareAndSwap(false, true) {
+		c.cancel()
+	}
+	c.wg.Wait()
+	return nil
+}
+
+// Metrics returns a snapshot of the counters.
+func (c *Coordinator) Metrics() Metrics {
+	return Metrics{
+		Puts: c.m.puts.Load(), Gets: c.m.gets.Load(),
+		WriteFailures: c.m.writeFailures.Load(), ReadFailures: c.m.readFailures.Load(),
+		Timeouts: c.m.timeouts.Load(), FallbackWrites: c.m.fallbackWrites.Load(),
+		HintedWrites: c.m.hintedWrites.Load(), ReadRepairs: c.m.readRepairs.Load(),
+		ReplicasRepaired: c.m.repaired.Load(), TombstonesConfirmed: c.m.tombsConfirmed.Load(),
+	}
+}
+
+// PutRequest is a client write.
+type PutRequest struct {
+	Key         []byte
+	Params      Params
+	Context     version.Context
+	Value       []byte
+	ContentType string
+	Deleted     bool
+}
+
+// PutResult is a successful write.
+type PutResult struct {
+	// Context covers what the client had seen plus this write.
+	Context version.Context
+	Dot     version.Dot
+	Receipt Receipt
+}
+
+// GetRequest is a client read.
+type GetRequest struct {
+	Key    []byte
+	Params Params
+}
+
+// GetResult is a successful read.
+type GetResult struct {
+	Set     version.Set
+	Receipt Receipt
+}
+
+type reply struct {
+	Reply
+	resp *Response
+}
+
+func (c *Coordinator) plan(key []byte, n int) ([]Target, int, error) {
+	p := c.place()
+	pref, err := p.PreferenceList(key, n)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: %v", ErrBadParam, err)
+	}
+	targets, err := Plan(pref, n, c.available, c.cfg.Self)
+	return targets, p.Partition(key), err
+}
+
+func (c *Coordinator) timeout(p Params) time.Duration {
+	t := p.Timeout
+	if t <= 0 {
+		t = c.cfg.DefaultTimeout
+	}
+	return min(t, c.cfg.MaxTimeout)
+}
+
+// Put coordinates a write: a primary issues the dot, every other target
+// merges the result, and Put returns after W acks. The remaining acks are
+// collected in the background. A write that fails its quorum may still
+// have been applied on some replicas.
+func (c *Coordinator) Put(ctx context.Context, req PutRequest) (PutResult, error) {
+	if c.closed.Load() {
+		return PutResult{}, ErrClosed
+	}
+	c.m.puts.Add(1)
+	targets, part, err := c.plan(req.Key, req.Params.N)
+	if err != nil {
+		return PutResult{}, err
+	}
+	m := NewWrite(targets, req.Params.W, req.Params.Sloppy, c.cfg.Self)
+	wr := &WriteRequest{Context: req.Context, Value: req.Value, ContentType: req.ContentType, Deleted: req.Deleted}
+	base := Request{Key: req.Key, Partition: part, LWW: req.Params.LWW}
+
+	opCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout(req.Params))
+	replies := make(chan reply, 2*len(targets)+1)
+	c.wg.Add(1) // released by the background finisher
+	send := func(msgs []Message) {
+		for _, msg := range msgs {
+			r := base
+			r.Kind, r.HintFor, r.Set = msg.Kind, msg.HintFor, msg.Set
+			if msg.Kind == KindApply {
+				r.Write = wr
+			}
+			c.dispatch(opCtx, msg, &r, replies)
+		}
+	}
+	send(m.Start())
+	clientDone := ctx.Done()
+	for !m.Done() {
+		select {
+		case r := <-replies:
+			if r.resp != nil {
+				r.Set, r.Dot = r.resp.Set, r.resp.Dot
+			}
+			send(m.Step(r.Reply))
+		case <-opCtx.Done():
+			m.Timeout()
+			c.m.timeouts.Add(1)
+		case <-clientDone:
+			clientDone = nil // the client left; finish the write anyway
+		}
+	}
+	out, err := m.Result()
+	go c.finishWrite(opCtx, cancel, m, base, replies, send)
+	if err != nil {
+		c.m.writeFailures.Add(1)
+		if isTooManySiblings(err) {
+			return PutResult{}, fmt.Errorf("%w: %v", ErrTooManySiblings, err)
+		}
+		return PutResult{}, err
+	}
+	if len(out.Receipt.Fallbacks) > 0 {
+		c.m.fallbackWrites.Add(1)
+	}
+	if len(out.Receipt.Hinted) > 0 {
+		c.m.hintedWrites.Add(1)
+	}
+	out.Receipt.Coordinator = c.cfg.Self
+	return PutResult{Context: version.WriteContext(req.Context, out.Dot), Dot: out.Dot, Receipt: out.Receipt}, nil
+}
+
+// finishWrite collects the acks that came after the answer. When a delete
+// reached every primary, it tells them the tombstone may be reaped after
+// the grace period.
+func (c *Coordinator) finishWrite(ctx context.Context, cancel context.CancelFunc, m *WriteMachine, base Request, replies chan reply, send func([]Message)) {
+	defer c.wg.Done()
+	defer cancel()
+	for !m.Settled() {
+		select {
+		case r := <-replies:
+			if r.resp != nil {
+				r.Set, r.Dot = r.resp.Set, r.resp.Dot
+			}
+			send(m.Step(r.Reply))
+		case <-ctx.Done():
+			return
+		}
+	}
+	out, err := m.Result()
+	if err != nil || !m.AllPrimariesAcked() || !out.Set.Deleted() {
+		return
+	}
+	c.m.tombsConfirmed.Add(1)
+	for i, t := range m.targets {
+		r := base
+		r.Kind, r.Set = KindMarkReapable, out.Set
+		c.dispatch(ctx, Message{Target: i, To: t.Node, Kind: KindMarkReapable}, &r, replies)
+	}
+	for range m.targets {
+		select {
+		case <-replies:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// dispatch sends one request in its own goroutine and delivers the reply.
+func (c *Coordinator) dispatch(ctx context.Context, msg Message, req *Request, replies chan<- reply) {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		resp, err := c.send.Send(ctx, msg.To, req)
+		if err == nil && resp == nil {
+			err = errors.New("quorum: empty response")
+		}
+		select {
+		case replies <- reply{Reply: Reply{Target: msg.Target, Kind: msg.Kind, Err: err}, resp: resp}:
+		case <-ctx.Done():
+		}
+	}()
+}
+
+// Get coordinates a read: every primary is asked, the answer comes after R
+// replies as their causal merge, and replicas that replied stale are
+// repaired before the answer. Late replies are merged and repaired in the
+// background, waiting at most RepairWait.
+func (c *Coordinator) Get(ctx context.Context, req GetRequest) (GetResult, error) {
+	if c.closed.Load() {
+		return GetResult{}, ErrClosed
+	}
+	c.m.gets.Add(1)
+	targets, part, err := c.plan(req.Key, req.Params.N)
+	if err != nil {
+		return GetResult{}, err
+	}
+	m := NewRead(targets, req.Params.R, req.Params.LWW)
+	base := Request{Key: req.Key, Partition: part, LWW: req.Params.LWW}
+	opCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout(req.Params))
+	replies := make(chan reply, 3*len(targets)+1)
+	c.wg.Add(1)
+	send := func(msgs []Message) {
+		for _, msg := range msgs {
+			r := base
+			r.Kind, r.Set = msg.Kind, msg.Set
+			c.dispatch(opCtx, msg, &r, replies)
+		}
+	}
+	send(m.Start())
+	for !m.Done() || m.RepairsPending() {
+		select {
+		case r := <-replies:
+			if r.resp != nil {
+				r.Set = r.resp.Set
+			}
+			send(m.Step(r.Reply))
+		case <-opCtx.Done():
+			m.Timeout()
+			c.m.timeouts.Add(1)
+			if m.RepairsPending() {
+				m.Finish()
+			}
+		}
+		if m.Done() && !m.RepairsPending() {
+			break
+		}
+	}
+	out, err := m.Result()
+	early := m.RepairedCount()
+	go c.finishRead(opCtx, cancel, m, replies, send, early)
+	if err != nil {
+		c.m.readFailures.Add(1)
+		return GetResult{}, err
+	}
+	out.Receipt.Coordinator = c.cfg.Self
+	return GetResult{Set: out.Set, Receipt: out.Receipt}, nil
+}
+
+func (c *Coordinator) finishRead(ctx context.Context, cancel context.CancelFunc, m *ReadMachine, replies chan reply, send func([]Message), early int) {
+	defer c.wg.Done()
+	defer cancel()
+	wait := c.clk.NewTimer(c.cfg.RepairWait)
+	defer wait.Stop()
+	step := func(r reply) {
+		if r.resp != nil {
+			r.Set = r.resp.Set
+		}
+		send(m.Step(r.Reply))
+	}
+	for !m.Settled() {
+		select {
+		case r := <-replies:
+			step(r)
+		case <-wait.C():
+			goto final
+		case <-ctx.Done():
+			goto final
+		}
+	}
+final:
+	if _, err := m.Result(); err != nil {
+		return
+	}
+	send(m.Finish())
+	for m.RepairsPending() {
+		select {
+		case r := <-replies:
+			step(r)
+		case <-ctx.Done():
+			return
+		}
+	}
+	if n := m.RepairedCount(); n > 0 {
+		c.m.readRepairs.Add(1)
+		c.m.repaired.Add(uint64(n))
+	}
+	_ = early
+}

@@ -1,0 +1,73 @@
+package quorum
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Sentinel errors. Callers check them with errors.Is.
+var (
+	// ErrBadParam: a request parameter is malformed or out of range.
+	ErrBadParam = errors.New("quorum: bad parameter")
+	// ErrNotEnoughReplicas: fewer than R or W replicas answered in time.
+	ErrNotEnoughReplicas = errors.New("quorum: not enough replicas")
+	// ErrTooManySiblings: the write would exceed the sibling cap.
+	ErrTooManySiblings = errors.New("quorum: too many siblings")
+	// ErrClosed: the coordinator is shut down.
+	ErrClosed = errors.New("quorum: closed")
+)
+
+// ParamError says which parameter is wrong and what it must be.
+type ParamError struct {
+	Param, Value, Reason string
+}
+
+func (e *ParamError) Error() string {
+	return fmt.Sprintf("quorum: %s=%s is out of range: must be %s", e.Param, e.Value, e.Reason)
+}
+
+// Unwrap makes errors.Is(err, ErrBadParam) true.
+func (e *ParamError) Unwrap() error { return ErrBadParam }
+
+// QuorumError reports a request that did not reach its quorum.
+type QuorumError struct {
+	Op       string // "read" or "write"
+	Needed   int
+	Answered int
+	// Replied names the replicas that answered; Failed maps the others
+	// that were asked to why they did not count.
+	Replied []string
+	Failed  map[string]string
+	// TimedOut is true when the deadline passed with replies still
+	// outstanding.
+	TimedOut bool
+}
+
+func (e *QuorumError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "quorum: %s needed %d replicas, %d answered", e.Op, e.Needed, e.Answered)
+	if e.TimedOut {
+		b.WriteString(" before the deadline")
+	}
+	if len(e.Failed) > 0 {
+		keys := make([]string, 0, len(e.Failed))
+		for k := range e.Failed {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		b.WriteString(" (")
+		for i, k := range keys {
+			if i > 0 {
+				b.WriteString("; ")
+			}
+			fmt.Fprintf(&b, "%s: %s", k, e.Failed[k])
+		}
+		b.WriteString(")")
+	}
+	return b.String()
+}
+
+// Unwrap makes errors.Is(err, ErrNotEnoughReplicas) true.
+func (e *QuorumError) Unwrap() error { return ErrNotEnoughReplicas }

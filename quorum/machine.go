@@ -1,0 +1,528 @@
+package quorum
+
+import (
+	"errors"
+
+	"github.com/quorumkv/quorumkv/version"
+)
+
+func isTooManySiblings(err error) bool {
+	return errors.Is(err, ErrTooManySiblings) || errors.Is(err, version.ErrTooManySiblings)
+}
+
+// Kind is the kind of a message between a coordinator and a replica.
+type Kind uint8
+
+// Message kinds.
+const (
+	// KindApply asks a primary to issue the write's dot: apply the client
+	// write with version.Set.Update and return the resulting set.
+	KindApply Kind = iota + 1
+	// KindMerge asks a replica to merge a set with version.Sync, or, with
+	// HintFor, to keep it as a durable hint for that node.
+	KindMerge
+	// KindRead asks a replica for its set.
+	KindRead
+	// KindMarkReapable tells replicas that every primary holds a tombstone
+	// set, so it may be reaped after the grace period.
+	KindMarkReapable
+)
+
+var kindNames = [...]string{"?", "apply", "merge", "read", "reapable"}
+
+// String names the kind.
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "?"
+}
+
+// Message is an instruction from a state machine to its driver: send this
+// to that target.
+type Message struct {
+	Target int // index into the plan's targets
+	To     string
+	Kind   Kind
+	// HintFor is set when the target keeps the data as a hint for a
+	// down primary.
+	HintFor string
+	// Set is the set to merge (KindMerge, KindMarkReapable).
+	Set version.Set
+}
+
+// Reply is a replica's answer to a Message, fed back into the machine.
+type Reply struct {
+	Target int
+	Kind   Kind
+	Err    error
+	// Set is the replica's set after applying (KindApply), or its stored
+	// set (KindRead).
+	Set version.Set
+	// Dot is the dot issued (KindApply).
+	Dot version.Dot
+}
+
+type targetState uint8
+
+const (
+	tsIdle targetState = iota
+	tsPending
+	tsAcked
+	tsFailed
+)
+
+// WriteMachine coordinates one write. It is pure: Start and Step return
+// the messages to send, and Done and Result tell when and how it ended. It
+// is not safe for concurrent use; the driver owns it.
+type WriteMachine struct {
+	targets []Target
+	w       int
+	sloppy  bool
+	self    string
+	state   []targetState
+	why     []string
+	tried   []bool
+	issuer  int
+	issued  bool
+	set     version.Set
+	dot     version.Dot
+	acked   []int // targets that counted, in arrival order
+	hinted  []string
+	done    bool
+	err     error
+}
+
+// NewWrite returns a machine for a write of w acks over targets. With
+// sloppy false, fallbacks do not count toward w.
+func NewWrite(targets []Target, w int, sloppy bool, self string) *WriteMachine {
+	return &WriteMachine{
+		targets: targets, w: w, sloppy: sloppy, self: self,
+		state: make([]targetState, len(targets)), why: make([]string, len(targets)),
+		tried: make([]bool, len(targets)), issuer: -1,
+	}
+}
+
+// counts reports whether an ack from target i counts toward W.
+func (m *WriteMachine) counts(i int) bool {
+	t := m.targets[i]
+	return t.Counts && (m.sloppy || t.HintFor == "")
+}
+
+// nextIssuer picks the target to issue the dot: self if it is a primary,
+// then the first untried primary, then any untried counting target.
+func (m *WriteMachine) nextIssuer() int {
+	best := -1
+	for i, t := range m.targets {
+		if m.tried[i] || !t.Counts {
+			continue
+		}
+		switch {
+		case t.HintFor == "" && t.Node == m.self:
+			return i
+		case best == -1, t.HintFor == "" && m.targets[best].HintFor != "":
+			best = i
+		}
+	}
+	return best
+}
+
+// Start returns the first message: the apply on the issuing replica.
+func (m *WriteMachine) Start() []Message {
+	return m.issue()
+}
+
+func (m *WriteMachine) issue() []Message {
+	i := m.nextIssuer()
+	if i < 0 {
+		m.finishIfImpossible()
+		return nil
+	}
+	m.issuer = i
+	m.tried[i] = true
+	m.state[i] = tsPending
+	t := m.targets[i]
+	return []Message{{Target: i, To: t.Node, Kind: KindApply}}
+}
+
+// Step feeds a reply and returns the messages it causes.
+func (m *WriteMachine) Step(r Reply) []Message {
+	if r.Target < 0 || r.Target >= len(m.targets) || m.state[r.Target] != tsPending {
+		return nil // duplicate or stray
+	}
+	if r.Kind == KindApply {
+		if r.Err != nil {
+			m.state[r.Target] = tsFailed
+			m.why[r.Target] = r.Err.Error()
+			if isTooManySiblings(r.Err) {
+				m.done, m.err = true, r.Err
+				return nil
+			}
+			if m.done {
+				return nil
+			}
+			return m.issue()
+		}
+		m.issued, m.set, m.dot = true, r.Set, r.Dot
+		m.ack(r.Target)
+		var out []Message
+		for i, t := range m.targets {
+			if i == r.Target || m.state[i] != tsIdle {
+				continue
+			}
+			m.state[i] = tsPending
+			out = append(out, Message{Target: i, To: t.Node, Kind: KindMerge, HintFor: t.HintFor, Set: r.Set})
+		}
+		m.finishIfImpossible()
+		return out
+	}
+	if r.Err != nil {
+		m.state[r.Target] = tsFailed
+		m.why[r.Target] = r.Err.Error()
+		m.finishIfImpossible()
+		return nil
+	}
+	m.ack(r.Target)
+	return nil
+}
+
+func (m *WriteMachine) ack(i int) {
+	m.state[i] = tsAcked
+	if h := m.targets[i].HintFor; h != "" {
+		m.hinted = append(m.hinted, h)
+	}
+	if m.counts(i) {
+		m.acked = append(m.acked, i)
+		if !m.done && len(m.acked) >= m.w {
+			m.done = true
+		}
+	}
+}
+
+// finishIfImpossible ends the write when W can no longer be reached.
+func (m *WriteMachine) finishIfImpossible() {
+	if m.done {
+		return
+	}
+	possible := len(m.acked)
+	for i := range m.targets {
+		if m.counts(i) && (m.state[i] == tsPending || m.state[i] == tsIdle) {
+			possible++
+		}
+	}
+	issuerLeft := m.issued || (m.issuer >= 0 && m.state[m.issuer] == tsPending) || m.nextIssuer() >= 0
+	if possible < m.w || !issuerLeft {
+		m.done = true
+		m.err = m.quorumError(false)
+	}
+}
+
+// Timeout ends a write that has not reached W by its deadline.
+func (m *WriteMachine) Timeout() {
+	if !m.done {
+		m.done = true
+		m.err = m.quorumError(true)
+	}
+}
+
+func (m *WriteMachine) quorumError(timedOut bool) error {
+	e := &QuorumError{Op: "write", Needed: m.w, Answered: len(m.acked), TimedOut: timedOut, Failed: map[string]string{}}
+	for _, i := range m.acked {
+		e.Replied = append(e.Replied, m.targets[i].Node)
+	}
+	for i, t := range m.targets {
+		switch {
+		case m.state[i] == tsFailed:
+			e.Failed[t.Node] = m.why[i]
+		case m.state[i] == tsAcked && !m.counts(i):
+			e.Failed[t.Node] = "fallback does not count with sloppy=false"
+		case m.state[i] == tsPending && timedOut:
+			e.Failed[t.Node] = "no reply before the deadline"
+		}
+	}
+	return e
+}
+
+// Done reports whether the client can be answered.
+func (m *WriteMachine) Done() bool { return m.done }
+
+// Settled reports whether no reply is outstanding any more.
+func (m *WriteMachine) Settled() bool {
+	for _, s := range m.state {
+		if s == tsPending {
+			return false
+		}
+	}
+	return true
+}
+
+// AllPrimariesAcked reports whether every target acked and none was a
+// fallback or hint: the write is on every replica of the key.
+func (m *WriteMachine) AllPrimariesAcked() bool {
+	for i, t := range m.targets {
+		if t.HintFor != "" || m.state[i] != tsAcked {
+			return false
+		}
+	}
+	return len(m.targets) > 0
+}
+
+// WriteOutcome is how a write ended.
+type WriteOutcome struct {
+	Set     version.Set // the set the issuing replica stored
+	Dot     version.Dot
+	Receipt Receipt
+}
+
+// Result returns the outcome, or the error that ended the write.
+func (m *WriteMachine) Result() (WriteOutcome, error) {
+	if m.err != nil {
+		return WriteOutcome{}, m.err
+	}
+	return WriteOutcome{Set: m.set, Dot: m.dot, Receipt: m.receipt()}, nil
+}
+
+func (m *WriteMachine) receipt() Receipt {
+	r := Receipt{Needed: m.w, Hinted: m.hinted}
+	for _, i := range m.acked {
+		t := m.targets[i]
+		r.Replicas = append(r.Replicas, t.Node)
+		if t.Fallback() {
+			if r.Fallbacks == nil {
+				r.Fallbacks = map[string]string{}
+			}
+			r.Fallbacks[t.Node] = t.HintFor
+		}
+	}
+	return r
+}
+
+// ReadMachine coordinates one read: it asks every target, answers after R
+// replies with their causal merge, and then finds the replicas that read
+// repair must bring up to date.
+type ReadMachine struct {
+	targets  []Target
+	r        int
+	lww      bool
+	state    []targetState
+	why      []string
+	sets     []version.Set // each replica's last known set
+	order    []int
+	answered bool
+	merged   version.Set
+	versions int
+	repaired []bool
+	err      error
+}
+
+// NewRead returns a machine for a read of r replies. Targets that only
+// hold hints are skipped: a read asks replicas for data.
+func NewRead(targets []Target, r int, lww bool) *ReadMachine {
+	var ts []Target
+	for _, t := range targets {
+		if t.HintFor == "" {
+			ts = append(ts, t)
+		}
+	}
+	return &ReadMachine{targets: ts, r: r, lww: lww,
+		state: make([]targetState, len(ts)), why: make([]string, len(ts)),
+		sets: make([]version.Set, len(ts)), repaired: make([]bool, len(ts))}
+}
+
+// Start returns a read for every target.
+func (m *ReadMachine) Start() []Message {
+	out := make([]Message, 0, len(m.targets))
+	for i, t := range m.targets {
+		m.state[i] = tsPending
+		out = append(out, Message{Target: i, To: t.Node, Kind: KindRead})
+	}
+	m.checkImpossible()
+	return out
+}
+
+// Step feeds a reply. Once R replies are in, Done is true; the messages
+// returned then are the read repairs for the replicas that replied stale.
+func (m *ReadMachine) Step(r Reply) []Message {
+	if r.Target < 0 || r.Target >= len(m.targets) || m.state[r.Target] != tsPending {
+		return nil
+	}
+	if r.Kind == KindMerge { // a repair ack
+		if r.Err == nil {
+			m.state[r.Target] = tsAcked
+			m.sets[r.Target] = r.Set
+		} else {
+			m.state[r.Target] = tsFailed
+		}
+		return nil
+	}
+	if r.Err != nil {
+		m.state[r.Target] = tsFailed
+		m.why[r.Target] = r.Err.Error()
+		m.checkImpossible()
+		return nil
+	}
+	m.state[r.Target] = tsAcked
+	m.sets[r.Target] = r.Set
+	m.order = append(m.order, r.Target)
+	if !m.answered && len(m.order) >= m.r {
+		m.answered = true
+		m.merged = m.merge()
+		m.versions = m.distinct()
+		return m.repairs()
+	}
+	return nil
+}
+
+func (m *ReadMachine) checkImpossible() {
+	if m.answered || m.err != nil {
+		return
+	}
+	possible := len(m.order)
+	for _, s := range m.state {
+		if s == tsPending {
+			possible++
+		}
+	}
+	if possible < m.r {
+		m.err = m.quorumError(false)
+	}
+}
+
+func (m *ReadMachine) merge() version.Set {
+	var out version.Set
+	for _, i := range m.order {
+		out = version.Sync(out, m.sets[i])
+	}
+	if m.lww {
+		out.ResolveLWW()
+	}
+	return out
+}
+
+func (m *ReadMachine) distinct() int {
+	var seen []version.Set
+next:
+	for _, i := range m.order {
+		for _, s := range seen {
+			if s.Equal(m.sets[i]) {
+				continue next
+			}
+		}
+		seen = append(seen, m.sets[i])
+	}
+	return len(seen)
+}
+
+// repairs returns merges for every replied replica whose set differs from
+// the merge of all replies so far.
+func (m *ReadMachine) repairs() []Message {
+	var out []Message
+	for _, i := range m.order {
+		if m.state[i] == tsAcked && !m.sets[i].Equal(m.merged) {
+			m.state[i] = tsPending
+			m.repaired[i] = true
+			out = append(out, Message{Target: i, To: m.targets[i].Node, Kind: KindMerge, Set: m.merged})
+		}
+	}
+	return out
+}
+
+// Finish is called when every reply is in or the deadline passed. It
+// merges the late replies too and returns the repairs they call for.
+func (m *ReadMachine) Finish() []Message {
+	if !m.answered {
+		if m.err == nil {
+			m.err = m.quorumError(true)
+		}
+		return nil
+	}
+	for i, s := range m.state {
+		if s == tsPending {
+			m.state[i] = tsFailed
+			m.why[i] = "no reply before the deadline"
+		}
+	}
+	m.merged = m.merge()
+	return m.repairs()
+}
+
+// Timeout ends a read that has not reached R by its deadline.
+func (m *ReadMachine) Timeout() {
+	if !m.answered && m.err == nil {
+		m.err = m.quorumError(true)
+	}
+}
+
+// Done reports whether the client can be answered.
+func (m *ReadMachine) Done() bool { return m.answered || m.err != nil }
+
+// Settled reports whether no reply or repair is outstanding.
+func (m *ReadMachine) Settled() bool {
+	for _, s := range m.state {
+		if s == tsPending {
+			return false
+		}
+	}
+	return true
+}
+
+// RepairsPending reports whether repairs sent at answer time are
+// outstanding.
+func (m *ReadMachine) RepairsPending() bool {
+	for i, s := range m.state {
+		if s == tsPending && m.repaired[i] {
+			return true
+		}
+	}
+	return false
+}
+
+// ReadOutcome is how a read ended.
+type ReadOutcome struct {
+	Set     version.Set
+	Receipt Receipt
+}
+
+// Result returns the merged set, or the error that ended the read.
+func (m *ReadMachine) Result() (ReadOutcome, error) {
+	if m.err != nil && !m.answered {
+		return ReadOutcome{}, m.err
+	}
+	r := Receipt{Needed: m.r, Versions: m.versions}
+	for _, i := range m.order {
+		r.Replicas = append(r.Replicas, m.targets[i].Node)
+	}
+	for i, rep := range m.repaired {
+		if rep && m.state[i] == tsAcked {
+			r.Repaired = append(r.Repaired, m.targets[i].Node)
+		}
+	}
+	return ReadOutcome{Set: m.merged, Receipt: r}, nil
+}
+
+// RepairedCount returns how many repairs were acked.
+func (m *ReadMachine) RepairedCount() int {
+	n := 0
+	for i, rep := range m.repaired {
+		if rep && m.state[i] == tsAcked {
+			n++
+		}
+	}
+	return n
+}
+
+func (m *ReadMachine) quorumError(timedOut bool) error {
+	e := &QuorumError{Op: "read", Needed: m.r, Answered: len(m.order), TimedOut: timedOut, Failed: map[string]string{}}
+	for _, i := range m.order {
+		e.Replied = append(e.Replied, m.targets[i].Node)
+	}
+	for i, t := range m.targets {
+		switch {
+		case m.state[i] == tsFailed:
+			e.Failed[t.Node] = m.why[i]
+		case m.state[i] == tsPending && timedOut:
+			e.Failed[t.Node] = "no reply before the deadline"
+		}
+	}
+	return e
+}

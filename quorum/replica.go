@@ -1,0 +1,144 @@
+package quorum
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/quorumkv/quorumkv/internal/clock"
+	"github.com/quorumkv/quorumkv/version"
+)
+
+// Store is what a replica needs of the node's storage (store.Store).
+type Store interface {
+	Get(k []byte) (version.Set, error)
+	Update(k []byte, fn func(cur version.Set) (version.Set, error)) (version.Set, bool, error)
+	Merge(k []byte, in version.Set, lww bool) (version.Set, bool, error)
+	MarkReapable(k []byte, expect version.Set, after time.Time) error
+}
+
+// HintSink keeps writes for unreachable owners (antientropy.Handoff).
+type HintSink interface {
+	Store(owner string, partition int, k []byte, set version.Set) (bool, error)
+}
+
+// ReplicaConfig configures the replica side.
+type ReplicaConfig struct {
+	// Self is this node's ID, the node part of the dots it issues.
+	Self string
+	// MaxSiblings caps a key's siblings; a write past it is refused with
+	// ErrTooManySiblings so the client resolves first. Riak warns at 25
+	// and refuses at 100; we refuse at 100.
+	MaxSiblings int
+	// TombstoneGrace is how long a tombstone known to be on every primary
+	// is kept before it may be reaped.
+	TombstoneGrace time.Duration
+}
+
+// DefaultReplicaConfig returns the defaults.
+func DefaultReplicaConfig() ReplicaConfig {
+	return ReplicaConfig{
+		MaxSiblings:    100,       // past this a write gets 409 and must resolve
+		TombstoneGrace: time.Hour, // a tombstone on every primary lives this long before reaping
+	}
+}
+
+// Replica serves the coordinator's requests on the node that holds the
+// data. It is safe for concurrent use: the store serializes each key.
+type Replica struct {
+	cfg   ReplicaConfig
+	store Store
+	hints HintSink
+	clk   clock.Clock
+}
+
+// NewReplica returns the replica side of a node.
+func NewReplica(cfg ReplicaConfig, st Store, hints HintSink, clk clock.Clock) *Replica {
+	return &Replica{cfg: cfg, store: st, hints: hints, clk: clk}
+}
+
+// Handle serves one request.
+func (r *Replica) Handle(ctx context.Context, req *Request) (*Response, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	switch req.Kind {
+	case KindApply:
+		return r.apply(req)
+	case KindMerge:
+		if req.HintFor != "" && req.HintFor != r.cfg.Self {
+			stored, err := r.hints.Store(req.HintFor, req.Partition, req.Key, req.Set)
+			if err != nil {
+				return nil, fmt.Errorf("store hint: %w", err)
+			}
+			return &Response{HintStored: stored}, nil
+		}
+		set, _, err := r.store.Merge(req.Key, req.Set, req.LWW)
+		if err != nil {
+			return nil, fmt.Errorf("merge: %w", err)
+		}
+		return &Response{Set: set}, nil
+	case KindRead:
+		set, err := r.store.Get(req.Key)
+		if err != nil {
+			return nil, fmt.Errorf("read: %w", err)
+		}
+		return &Response{Set: set}, nil
+	case KindMarkReapable:
+		if err := r.store.MarkReapable(req.Key, req.Set, r.clk.Now().Add(r.cfg.TombstoneGrace)); err != nil {
+			return nil, fmt.Errorf("mark reapable: %w", err)
+		}
+		return &Response{}, nil
+	}
+	return nil, fmt.Errorf("%w: unknown request kind %d", ErrBadParam, req.Kind)
+}
+
+func (r *Replica) apply(req *Request) (*Response, error) {
+	if req.Write == nil {
+		return nil, fmt.Errorf("%w: apply without a write", ErrBadParam)
+	}
+	now := r.clk.Now()
+	var dot version.Dot
+	set, _, err := r.store.Update(req.Key, func(cur version.Set) (version.Set, error) {
+		next := cur.Clone()
+		d, err := next.Update(version.Write{
+			Node: r.cfg.Self, Context: req.Write.Context,
+			Value: req.Write.Value, ContentType: req.Write.ContentType, Deleted: req.Write.Deleted,
+			WriteTime:    now.UnixNano(),
+			CounterFloor: uint64(now.UnixMicro()),
+			LWW:          req.LWW, MaxSiblings: r.cfg.MaxSiblings,
+		})
+		dot = d
+		return next, err
+	})
+	if err != nil {
+		if errors.Is(err, version.ErrTooManySiblings) {
+			return nil, &CodedError{code: CodeTooManySiblings, Err: err}
+		}
+		return nil, fmt.Errorf("apply: %w", err)
+	}
+	return &Response{Set: set, Dot: dot}, nil
+}
+
+// Error codes carried across the transport.
+const (
+	CodeTooManySiblings = "too_many_siblings"
+)
+
+// CodedError carries a stable code across the transport.
+type CodedError struct {
+	code string
+	Err  error
+}
+
+// NewCodedError wraps err with a stable code.
+func NewCodedError(code string, err error) *CodedError { return &CodedError{code: code, Err: err} }
+
+func (e *CodedError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *CodedError) Unwrap() error { return e.Err }
+
+// Code returns the stable code; the transport carries it to the caller.
+func (e *CodedError) Code() string { return e.code }
