@@ -69,20 +69,20 @@ func (c Config) Validate() error {
 
 // Metrics are the coordinator's counters.
 type Metrics struct {
-	Puts, Gets                 uint64
+	Puts, Gets                  uint64
 	WriteFailures, ReadFailures uint64
-	Timeouts                   uint64
-	FallbackWrites             uint64 // writes where a fallback counted toward W
-	HintedWrites               uint64 // writes where some copy went to a hint
-	ReadRepairs                uint64 // reads that repaired at least one replica
-	ReplicasRepaired           uint64
-	TombstonesConfirmed        uint64
+	Timeouts                    uint64
+	FallbackWrites              uint64 // writes where a fallback counted toward W
+	HintedWrites                uint64 // writes where some copy went to a hint
+	ReadRepairs                 uint64 // reads that repaired at least one replica
+	ReplicasRepaired            uint64
+	TombstonesConfirmed         uint64
 }
 
 type metrics struct {
-	puts, gets, writeFailures, readFailures, timeouts  atomic.Uint64
+	puts, gets, writeFailures, readFailures, timeouts   atomic.Uint64
 	fallbackWrites, hintedWrites, readRepairs, repaired atomic.Uint64
-	tombsConfirmed                                     atomic.Uint64
+	tombsConfirmed                                      atomic.Uint64
 }
 
 // Coordinator serves client reads and writes on any node: it plans the
