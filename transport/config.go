@@ -1,0 +1,99 @@
+package transport
+
+import (
+	"crypto/tls"
+	"fmt"
+	"math"
+	"time"
+)
+
+const (
+	// MinMaxFrameSize is the smallest allowed TCPConfig.MaxFrameSize: a 4 MiB
+	// body plus room for the rest of the frame.
+	MinMaxFrameSize = 4<<20 + 64<<10
+	// maxConnsPerPeer bounds TCPConfig.ConnsPerPeer.
+	maxConnsPerPeer = 64
+)
+
+// TCPConfig configures a TCP transport. Start from DefaultTCPConfig.
+type TCPConfig struct {
+	// NodeID is this node's ID, sent as From in every request. Required.
+	NodeID string
+	// ListenAddr is the host:port to listen on; port 0 picks a free port,
+	// and Addr reports the resolved address.
+	ListenAddr string
+	// AdvertiseAddr, if set, is what Addr reports instead of the listener's
+	// address (for NAT or a wildcard ListenAddr).
+	AdvertiseAddr string
+	// TLS, if not nil, secures both sides: the listener serves TLS with it
+	// and dials use it as the client config (ServerName defaults to the
+	// dialled host). For mutual TLS set Certificates, RootCAs, ClientCAs and
+	// ClientAuth. nil means plaintext.
+	TLS *tls.Config
+	// DialTimeout bounds connecting to a peer, TLS handshake included (and
+	// the server side of a handshake).
+	DialTimeout time.Duration
+	// DefaultTimeout is the deadline of a Call whose ctx has none.
+	DefaultTimeout time.Duration
+	// WriteTimeout bounds each write to a connection; a peer that stops
+	// reading for longer gets its connection closed.
+	WriteTimeout time.Duration
+	// MaxFrameSize is the largest frame, in bytes after the length prefix,
+	// sent or accepted. At least MinMaxFrameSize, at most 4 GiB - 1.
+	MaxFrameSize int
+	// ConnsPerPeer is how many persistent connections are kept to each peer;
+	// calls are spread over them round-robin.
+	ConnsPerPeer int
+	// WriteBufferSize is the size of each connection's write buffer.
+	WriteBufferSize int
+	// ReadBufferSize is the size of each connection's read buffer.
+	ReadBufferSize int
+	// SendQueueLen is how many frames may wait for a connection's writer
+	// before senders block.
+	SendQueueLen int
+}
+
+// DefaultTCPConfig returns the defaults. NodeID must still be set.
+func DefaultTCPConfig() TCPConfig {
+	return TCPConfig{
+		NodeID:          "",               // no default: must be set
+		ListenAddr:      "127.0.0.1:0",    // loopback, any free port
+		AdvertiseAddr:   "",               // advertise the listener's resolved address
+		TLS:             nil,              // plaintext
+		DialTimeout:     2 * time.Second,  // a healthy LAN peer connects in well under a second
+		DefaultTimeout:  5 * time.Second,  // callers normally pass their own deadline
+		WriteTimeout:    10 * time.Second, // a peer this slow to read is treated as failed
+		MaxFrameSize:    64 << 20,         // 64 MiB: far above the 4 MiB value limit
+		ConnsPerPeer:    2,                // two writers/readers per peer; plenty for multiplexed calls
+		WriteBufferSize: 64 << 10,         // 64 KiB: batches many small frames per syscall
+		ReadBufferSize:  64 << 10,         // 64 KiB
+		SendQueueLen:    1024,             // frames queued per connection before senders wait
+	}
+}
+
+// Validate reports the first invalid field.
+func (c TCPConfig) Validate() error {
+	switch {
+	case c.NodeID == "":
+		return fmt.Errorf("%w: NodeID is empty", ErrInvalidConfig)
+	case c.ListenAddr == "":
+		return fmt.Errorf("%w: ListenAddr is empty", ErrInvalidConfig)
+	case c.DialTimeout <= 0:
+		return fmt.Errorf("%w: DialTimeout %v must be positive", ErrInvalidConfig, c.DialTimeout)
+	case c.DefaultTimeout <= 0:
+		return fmt.Errorf("%w: DefaultTimeout %v must be positive", ErrInvalidConfig, c.DefaultTimeout)
+	case c.WriteTimeout <= 0:
+		return fmt.Errorf("%w: WriteTimeout %v must be positive", ErrInvalidConfig, c.WriteTimeout)
+	case c.MaxFrameSize < MinMaxFrameSize || uint64(c.MaxFrameSize) > math.MaxUint32:
+		return fmt.Errorf("%w: MaxFrameSize %d out of [%d, %d]", ErrInvalidConfig, c.MaxFrameSize, MinMaxFrameSize, uint64(math.MaxUint32))
+	case c.ConnsPerPeer < 1 || c.ConnsPerPeer > maxConnsPerPeer:
+		return fmt.Errorf("%w: ConnsPerPeer %d out of [1, %d]", ErrInvalidConfig, c.ConnsPerPeer, maxConnsPerPeer)
+	case c.WriteBufferSize < 4096:
+		return fmt.Errorf("%w: WriteBufferSize %d below 4096", ErrInvalidConfig, c.WriteBufferSize)
+	case c.ReadBufferSize < 4096:
+		return fmt.Errorf("%w: ReadBufferSize %d below 4096", ErrInvalidConfig, c.ReadBufferSize)
+	case c.SendQueueLen < 1:
+		return fmt.Errorf("%w: SendQueueLen %d must be positive", ErrInvalidConfig, c.SendQueueLen)
+	}
+	return nil
+}

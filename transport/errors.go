@@ -1,0 +1,92 @@
+package transport
+
+import (
+	"context"
+	"errors"
+)
+
+// Sentinel errors. Errors returned by Call wrap one of these (or a
+// *RemoteError, or the caller's context error when ctx is cancelled), so
+// callers test them with errors.Is.
+var (
+	// ErrClosed: the transport was closed before or during the call.
+	ErrClosed = errors.New("transport: closed")
+	// ErrUnreachable: the peer could not be reached (dial failed, connection
+	// lost while the call was pending, or, in memory, the peer is down,
+	// partitioned off or isolated).
+	ErrUnreachable = errors.New("transport: peer unreachable")
+	// ErrFrameTooLarge: a frame is larger than MaxFrameSize.
+	ErrFrameTooLarge = errors.New("transport: frame too large")
+	// ErrBadFrame: a frame does not decode or breaks the protocol.
+	ErrBadFrame = errors.New("transport: bad frame")
+	// ErrServing: Serve was called a second time.
+	ErrServing = errors.New("transport: already serving")
+	// ErrInvalidConfig: a config failed Validate, or Serve got a nil handler.
+	ErrInvalidConfig = errors.New("transport: invalid config")
+	// ErrTimeout: the call's deadline passed before a reply arrived.
+	// errors.Is(err, context.DeadlineExceeded) also holds for it.
+	ErrTimeout error = timeoutError{}
+)
+
+// timeoutError is the type of ErrTimeout. It is a comparable value type so
+// that errors.Is(err, ErrTimeout) works by equality, and it also reports
+// itself as context.DeadlineExceeded and as a net.Error-style timeout.
+type timeoutError struct{}
+
+func (timeoutError) Error() string { return "transport: deadline exceeded" }
+
+// Timeout reports true, as net.Error timeouts do.
+func (timeoutError) Timeout() bool { return true }
+
+// Is makes errors.Is(ErrTimeout, context.DeadlineExceeded) true.
+func (timeoutError) Is(target error) bool { return target == context.DeadlineExceeded }
+
+// Error codes carried by a RemoteError. Handlers may use any code of their
+// own by returning an error with a Code() string method.
+const (
+	// CodeInternal is the code of a handler error that has no Code method.
+	CodeInternal = "internal"
+	// CodeFrameTooLarge is sent when the handler's reply does not fit in a
+	// frame.
+	CodeFrameTooLarge = "frame_too_large"
+)
+
+// RemoteError is an error returned by the remote handler, carried back to
+// the caller in an error frame.
+type RemoteError struct {
+	Code    string // the handler error's Code(), or CodeInternal
+	Message string // the handler error's Error() text
+}
+
+func (e *RemoteError) Error() string {
+	return "transport: remote error (" + e.Code + "): " + e.Message
+}
+
+// Is makes a RemoteError with CodeFrameTooLarge match ErrFrameTooLarge.
+func (e *RemoteError) Is(target error) bool {
+	return target == ErrFrameTooLarge && e.Code == CodeFrameTooLarge
+}
+
+// coder is implemented by handler errors that carry an error code.
+type coder interface{ Code() string }
+
+// toRemote converts a handler error into the RemoteError sent back to the
+// caller: a *RemoteError anywhere in the chain is passed on as is, an error
+// with a Code() method keeps its code, anything else gets CodeInternal.
+func toRemote(err error) *RemoteError {
+	var re *RemoteError
+	if errors.As(err, &re) {
+		return &RemoteError{Code: re.Code, Message: re.Message}
+	}
+	code := CodeInternal
+	var c coder
+	if errors.As(err, &c) {
+		if s := c.Code(); s != "" {
+			code = s
+		}
+	}
+	return &RemoteError{Code: code, Message: err.Error()}
+}
+
+// isTimeout reports whether err is, or wraps, ErrTimeout.
+func isTimeout(err error) bool { return errors.Is(err, ErrTimeout) }

@@ -1,0 +1,61 @@
+package transport
+
+import "context"
+
+// Request is what a handler receives.
+type Request struct {
+	From   string // the caller's node ID (sent in the frame; not authenticated)
+	Method string // e.g. "kv.apply"
+	Body   []byte // msgpack-encoded by the layer above; owned by the handler
+}
+
+// Handler serves one request. A returned error reaches the caller as a
+// *RemoteError (carrying Code and Message). Handlers run concurrently, each
+// in its own goroutine. ctx is cancelled when the transport closes or the
+// connection the request came on fails; Close waits for handlers to return,
+// so handlers must honour ctx. The returned slice may be retained by the
+// transport until the reply is written, so the handler must not modify it
+// afterwards.
+type Handler func(ctx context.Context, req *Request) ([]byte, error)
+
+// Transport carries requests between nodes. Implementations are safe for
+// concurrent use.
+type Transport interface {
+	// Call sends method+body to the node at addr and waits for the reply,
+	// ctx's deadline, or the connection's failure. Calls without a deadline
+	// get the configured default timeout. The returned slice belongs to the
+	// caller. The caller must not modify body after passing it to Call: the
+	// transport may still be reading it after Call returned on a timeout.
+	Call(ctx context.Context, addr, method string, body []byte) ([]byte, error)
+	// Serve starts accepting requests for h. Called once; later calls
+	// return ErrServing.
+	Serve(h Handler) error
+	// Addr is the address other nodes dial to reach this transport.
+	Addr() string
+	// Close stops serving, closes every connection, fails pending calls with
+	// ErrClosed, and waits for its goroutines (handlers included).
+	// Idempotent.
+	Close() error
+}
+
+// Metrics is a snapshot of a transport's counters, all cumulative since the
+// transport was created.
+type Metrics struct {
+	Calls    uint64 // Call invocations
+	Errors   uint64 // calls that returned an error (timeouts included)
+	Timeouts uint64 // calls that returned ErrTimeout
+	Served   uint64 // requests handed to the local handler
+
+	BytesIn  uint64 // bytes received (TCP: whole frames; memory: bodies)
+	BytesOut uint64 // bytes sent (TCP: whole frames; memory: bodies)
+
+	FramesIn       uint64 // TCP: frames received
+	FramesOut      uint64 // TCP: frames written
+	Flushes        uint64 // TCP: buffered writes pushed to sockets; FramesOut/Flushes is the batching factor
+	FramesRejected uint64 // TCP: frames too large or undecodable (each closes its connection)
+	LateReplies    uint64 // replies that arrived after their call gave up
+	ConnsDialed    uint64 // TCP: outbound connections established
+	ConnsAccepted  uint64 // TCP: inbound connections accepted
+	DialFailures   uint64 // TCP: dials that failed
+	Dropped        uint64 // memory: requests and replies lost to Drop/DropReplies/partition rules
+}
