@@ -231,10 +231,13 @@ func (m *WriteMachine) quorumError(timedOut bool) error {
 		e.Replied = append(e.Replied, m.targets[i].Node)
 	}
 	for i, t := range m.targets {
+		if t.HintFor != "" {
+			e.Failed[t.HintFor] = "suspected by the failure detector; " + t.Node + " keeps a hint for it"
+		}
 		switch {
 		case m.state[i] == tsFailed:
 			e.Failed[t.Node] = m.why[i]
-		case m.state[i] == tsAcked && !m.counts(i):
+		case m.state[i] == tsAcked && !m.counts(i) && t.Counts:
 			e.Failed[t.Node] = "fallback does not count with sloppy=false"
 		case m.state[i] == tsPending && timedOut:
 			e.Failed[t.Node] = "no reply before the deadline"

@@ -88,7 +88,9 @@ type Params struct {
 // Resolve checks a request's options against its bucket and the cluster
 // size: 1 <= R, W <= n <= bucket n, and n <= cluster size.
 func Resolve(o Options, b Bucket, clusterSize int, defaultTimeout time.Duration) (Params, error) {
-	p := Params{N: b.N, R: b.R, W: b.W, Timeout: o.Timeout, Sloppy: o.Sloppy, LWW: b.LWW}
+	// Without an explicit n, a bucket's n larger than the cluster (n=3 on
+	// a single node) shrinks to the cluster; an explicit n never does.
+	p := Params{N: min(b.N, clusterSize), R: b.R, W: b.W, Timeout: o.Timeout, Sloppy: o.Sloppy, LWW: b.LWW}
 	if !o.N.IsZero() {
 		p.N = o.N.Resolve(b.N)
 		if p.N > b.N {

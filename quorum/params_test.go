@@ -30,7 +30,9 @@ func TestResolve(t *testing.T) {
 		{"symbolic", Options{R: lv("one"), W: lv("all")}, 3, 3, 1, 3, ""},
 		{"quorum of n=5", Options{N: lv("5"), R: lv("quorum")}, 5, 0, 0, 0, "n"}, // above bucket n
 		{"smaller n", Options{N: lv("1")}, 3, 1, 1, 1, ""},
-		{"n above cluster", Options{}, 2, 0, 0, 0, "n"},
+		{"explicit n above cluster", Options{N: lv("3")}, 2, 0, 0, 0, "n"},
+		{"bucket n shrinks to the cluster", Options{}, 2, 2, 2, 2, ""},
+		{"single node", Options{}, 1, 1, 1, 1, ""},
 		{"r above n", Options{R: lv("4")}, 5, 0, 0, 0, "r"},
 		{"w above n", Options{W: lv("4")}, 5, 0, 0, 0, "w"},
 		{"quorum of 3", Options{W: lv("quorum")}, 3, 3, 2, 2, ""},
@@ -85,6 +87,9 @@ func TestPropertyResolveBounds(t *testing.T) {
 			return
 		}
 		if p.R < 1 || p.W < 1 || p.R > p.N || p.W > p.N || p.N > bn || p.N > size {
+			t.Fatalf("out of bounds: %+v for %+v bucket %+v size %d", p, o, b, size)
+		}
+		if !o.N.IsZero() && o.N.Resolve(bn) != p.N {
 			t.Fatalf("out of bounds: %+v for %+v bucket %+v size %d", p, o, b, size)
 		}
 		if o.R == Quorum && p.R != p.N/2+1 {

@@ -7,6 +7,8 @@ import (
 	"sort"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/quorumkv/quorumkv/internal/wire"
 )
 
 // contextFormat is the first byte of an encoded context.
@@ -61,6 +63,9 @@ func MarshalContext(c Context) ([]byte, error) {
 func UnmarshalContext(b []byte) (Context, error) {
 	if len(b) == 0 || b[0] != contextFormat {
 		return Context{}, fmt.Errorf("%w: unknown format", ErrBadContext)
+	}
+	if err := wire.Check(b[1:]); err != nil {
+		return Context{}, fmt.Errorf("%w: %v", ErrBadContext, err)
 	}
 	var c Context
 	if err := msgpack.Unmarshal(b[1:], &c); err != nil {

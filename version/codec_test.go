@@ -1,6 +1,7 @@
 package version
 
 import (
+	"encoding/base64"
 	"errors"
 	"testing"
 
@@ -22,7 +23,9 @@ func TestContextRoundTrip(t *testing.T) {
 }
 
 func TestDecodeContextRejects(t *testing.T) {
-	for _, s := range []string{"!!!", "AA", "AQ", string(make([]byte, 40000))} {
+	// A cloud array header claiming 4G dots must not allocate them.
+	huge := base64.RawURLEncoding.EncodeToString([]byte{1, 0x81, 0xa1, 'd', 0xdd, 0xff, 0xff, 0xff, 0xff})
+	for _, s := range []string{"!!!", "AA", "AQ", string(make([]byte, 40000)), huge} {
 		if _, err := DecodeContext(s); !errors.Is(err, ErrBadContext) {
 			t.Errorf("DecodeContext(%.10q) = %v, want ErrBadContext", s, err)
 		}

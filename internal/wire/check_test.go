@@ -1,0 +1,66 @@
+package wire
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+type sample struct {
+	A []struct{ X, Y int }
+	M map[string]uint64
+	S string
+	B []byte
+	F float64
+	N *int
+}
+
+func TestCheckAcceptsWhatMsgpackWrites(t *testing.T) {
+	v := sample{A: []struct{ X, Y int }{{1, -2}, {1 << 40, -1 << 40}}, M: map[string]uint64{"a": 1, "b": 1 << 63}, S: "hello", B: make([]byte, 300), F: 1.5}
+	b, err := msgpack.Marshal(&v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCheckRejectsHugeClaims(t *testing.T) {
+	for _, b := range [][]byte{
+		{0xdd, 0xff, 0xff, 0xff, 0xff},      // array32 of 4G items
+		{0xdf, 0x10, 0, 0, 0},               // map32
+		{0xdb, 0x7f, 0xff, 0xff, 0xff, 'x'}, // str32
+		{0x91},                              // truncated fixarray
+		{0xc1},                              // never-used code
+		{0x01, 0x02},                        // trailing bytes
+	} {
+		if err := Check(b); !errors.Is(err, ErrMalformed) {
+			t.Errorf("Check(% x) = %v, want ErrMalformed", b, err)
+		}
+	}
+	deep := make([]byte, 0, 100)
+	for i := 0; i < 100; i++ {
+		deep = append(deep, 0x91)
+	}
+	deep = append(deep, 0x00)
+	if err := Check(deep); !errors.Is(err, ErrMalformed) {
+		t.Errorf("deep nesting: %v", err)
+	}
+}
+
+func FuzzCheck(f *testing.F) {
+	b, _ := msgpack.Marshal(&sample{S: "x", A: []struct{ X, Y int }{{1, 2}}})
+	f.Add(b)
+	f.Add([]byte{0xdd, 0, 0, 0, 3})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if Check(b) != nil {
+			return
+		}
+		// Whatever passes decodes with bounded allocation; it need not
+		// fit the type.
+		var v sample
+		_ = msgpack.Unmarshal(b, &v)
+	})
+}
