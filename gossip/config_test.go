@@ -1,0 +1,85 @@
+package gossip
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+func TestConfigValidate(t *testing.T) {
+	valid := DefaultConfig()
+	valid.Meta.ID = "a"
+	for _, tc := range []struct {
+		name string
+		edit func(*Config)
+		ok   bool
+	}{
+		{"default with id", func(*Config) {}, true},
+		{"fast", func(c *Config) { *c = c.Fast() }, true},
+		{"port 0", func(c *Config) { c.BindAddr = "127.0.0.1:0" }, true},
+		{"transport ignores bind address", func(c *Config) {
+			c.BindAddr = "nonsense"
+			c.Transport = &memberlist.MockTransport{}
+		}, true},
+		{"secret key 32", func(c *Config) { c.SecretKey = make([]byte, 32) }, true},
+		{"no id", func(c *Config) { c.Meta.ID = "" }, false},
+		{"no cluster", func(c *Config) { c.Meta.Cluster = "" }, false},
+		{"no state", func(c *Config) { c.Meta.State = "" }, false},
+		{"removed state", func(c *Config) { c.Meta.State = StateRemoved }, false},
+		{"bind without port", func(c *Config) { c.BindAddr = "127.0.0.1" }, false},
+		{"bind bad port", func(c *Config) { c.BindAddr = "127.0.0.1:99999" }, false},
+		{"bad advertise", func(c *Config) { c.AdvertiseAddr = "x" }, false},
+		{"secret key 10", func(c *Config) { c.SecretKey = make([]byte, 10) }, false},
+		{"nil clock", func(c *Config) { c.Clock = nil }, false},
+		{"zero gossip interval", func(c *Config) { c.GossipInterval = 0 }, false},
+		{"zero push-pull", func(c *Config) { c.PushPullInterval = 0 }, false},
+		{"probe timeout over interval", func(c *Config) { c.ProbeTimeout = 2 * c.ProbeInterval }, false},
+		{"zero join attempts", func(c *Config) { c.JoinAttempts = 0 }, false},
+		{"zero gossip nodes", func(c *Config) { c.GossipNodes = 0 }, false},
+		{"negative backoff", func(c *Config) { c.JoinBackoff = -time.Second }, false},
+		{"invalid initial state", func(c *Config) {
+			c.Initial.Buckets = map[string]BucketProps{"b": {N: 0}}
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := valid
+			tc.edit(&c)
+			err := c.Validate()
+			if tc.ok != (err == nil) {
+				t.Fatalf("Validate = %v, want ok=%v", err, tc.ok)
+			}
+			if err != nil && !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("%v does not wrap ErrInvalidConfig", err)
+			}
+		})
+	}
+}
+
+func TestNewRejectsInvalidConfig(t *testing.T) {
+	if _, err := New(DefaultConfig(), testLogger()); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("New without ID = %v, want ErrInvalidConfig", err)
+	}
+}
+
+func TestMemberlistConfigTranslation(t *testing.T) {
+	c := DefaultConfig().Fast()
+	c.Meta.ID = "n1"
+	c.Meta.Cluster = "prod"
+	c.BindAddr = "127.0.0.1:7000"
+	c.AdvertiseAddr = "10.0.0.5:7001"
+	c.SecretKey = make([]byte, 16)
+	mc := c.memberlistConfig()
+	if mc.Name != "n1" || mc.BindAddr != "127.0.0.1" || mc.BindPort != 7000 ||
+		mc.AdvertiseAddr != "10.0.0.5" || mc.AdvertisePort != 7001 ||
+		mc.Label != "quorumkv/prod" || len(mc.SecretKey) != 16 ||
+		mc.PushPullInterval != c.PushPullInterval || mc.ProbeInterval != c.ProbeInterval ||
+		mc.GossipInterval != c.GossipInterval || mc.DeadNodeReclaimTime != c.DeadNodeReclaimTime {
+		t.Fatalf("translated config wrong: %+v", mc)
+	}
+	c.disableLabel = true
+	if mc := c.memberlistConfig(); mc.Label != "" {
+		t.Fatalf("label %q with disableLabel", mc.Label)
+	}
+}

@@ -1,0 +1,392 @@
+package gossip
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/rs/zerolog"
+
+	"github.com/quorumkv/quorumkv/internal/clock"
+)
+
+// Gossip is a node's view of the cluster: ring members with their metadata
+// and liveness, and cluster-wide bucket properties. It is safe for
+// concurrent use.
+type Gossip struct {
+	cfg   Config
+	log   zerolog.Logger
+	clk   clock.Clock
+	ml    *memberlist.Memberlist
+	queue *memberlist.TransmitLimitedQueue
+	alive atomic.Int32 // members with StatusAlive; scales retransmits
+
+	mu     sync.Mutex        // guards tbl and status
+	tbl    *table            // replicated member table and buckets
+	status map[string]Status // local liveness by member ID
+
+	changed   chan struct{} // capacity 1: an OnChange call is pending
+	stop      chan struct{} // closed by Close
+	wg        sync.WaitGroup
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+
+	n counters
+}
+
+// counters back Metrics.
+type counters struct {
+	joins, leaves, updates atomic.Uint64
+	broadcasts, messages   atomic.Uint64
+	pushPulls              atomic.Uint64
+	memberUpds, bucketUpds atomic.Uint64
+	rejected, decodeErrors atomic.Uint64
+	notifications          atomic.Uint64
+}
+
+// New validates cfg, restores cfg.Initial and starts memberlist listening on
+// cfg.BindAddr. It does not join anyone: call Join.
+func New(cfg Config, log zerolog.Logger) (*Gossip, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	g := &Gossip{
+		cfg:     cfg,
+		log:     log,
+		clk:     cfg.Clock,
+		tbl:     newTable(cfg.Meta.ID, cfg.Meta.Cluster),
+		status:  make(map[string]Status),
+		changed: make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+	}
+	now := g.clk.Now().UnixNano()
+	for _, m := range cfg.Initial.Members {
+		if m.Cluster != cfg.Meta.Cluster {
+			log.Warn().Str("member", m.ID).Str("cluster", m.Cluster).
+				Msg("gossip: dropping restored member of another cluster")
+			continue
+		}
+		g.tbl.setMember(versioned{Meta: m})
+	}
+	for name, p := range cfg.Initial.Buckets {
+		g.tbl.buckets[name] = p
+	}
+	self := cfg.Meta
+	if prev, ok := g.tbl.members[self.ID]; ok {
+		if prev.Meta.Removed() {
+			return nil, fmt.Errorf("%w: %q", ErrRemoved, self.ID)
+		}
+		if self.Joined == 0 {
+			self.Joined = prev.Meta.Joined
+		}
+	}
+	if self.Joined == 0 {
+		self.Joined = now
+	}
+	g.tbl.setMember(versioned{Meta: self, Ver: max(now, 1)})
+
+	g.queue = &memberlist.TransmitLimitedQueue{
+		NumNodes:       func() int { return max(1, int(g.alive.Load())) },
+		RetransmitMult: cfg.RetransmitMult,
+	}
+	mc := cfg.memberlistConfig()
+	d := delegate{g}
+	mc.Delegate, mc.Events, mc.Merge, mc.Alive = d, d, d, d
+	mc.Logger = newStdLogger(log)
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("gossip: start memberlist: %w", err)
+	}
+	g.ml = ml
+	if cfg.OnChange != nil {
+		g.wg.Add(1)
+		go g.notifier()
+	}
+	return g, nil
+}
+
+// Join contacts the seeds (host:port) and syncs state with each that
+// answers. It tries the whole list up to Config.JoinAttempts times,
+// JoinBackoff apart, and returns how many seeds were contacted. An empty
+// list is not an error: the node starts a cluster of its own.
+func (g *Gossip) Join(addrs []string) (int, error) {
+	if g.closed.Load() {
+		return 0, ErrClosed
+	}
+	if len(addrs) == 0 {
+		return 0, nil
+	}
+	var last error
+	for attempt := 0; attempt < g.cfg.JoinAttempts; attempt++ {
+		if attempt > 0 {
+			t := g.clk.NewTimer(g.cfg.JoinBackoff)
+			select {
+			case <-t.C():
+			case <-g.stop:
+				t.Stop()
+				return 0, ErrClosed
+			}
+		}
+		n, err := g.ml.Join(addrs)
+		if n > 0 {
+			return n, nil
+		}
+		last = err
+		g.log.Debug().Err(err).Int("attempt", attempt+1).Msg("gossip: join attempt failed")
+	}
+	return 0, fmt.Errorf("%w: %s: %v", ErrJoin, strings.Join(addrs, ","), last)
+}
+
+// Addr returns the gossip address other nodes reach this one at (the
+// advertised address; with a port-0 BindAddr, the port actually bound).
+func (g *Gossip) Addr() string { return g.ml.LocalNode().Address() }
+
+// Members returns every ring member, self included, sorted by ID. Members
+// stay until removed, whatever their status; tombstones are not listed.
+func (g *Gossip) Members() []Member {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]Member, 0, len(g.tbl.members))
+	for id, v := range g.tbl.members {
+		if !v.Meta.Removed() {
+			out = append(out, Member{Meta: v.Meta, Status: g.status[id]})
+		}
+	}
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Meta.ID, b.Meta.ID) })
+	return out
+}
+
+// Member returns one member by ID. Unlike Members it also finds
+// tombstones, whose Meta.State is StateRemoved.
+func (g *Gossip) Member(id string) (Member, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	v, ok := g.tbl.members[id]
+	if !ok {
+		return Member{}, false
+	}
+	return Member{Meta: v.Meta, Status: g.status[id]}, true
+}
+
+// SetBucket validates p, stamps it (Updated from the clock, strictly after
+// the properties it replaces; UpdatedBy this node) and gossips it. It
+// returns the stored properties.
+func (g *Gossip) SetBucket(name string, p BucketProps) (BucketProps, error) {
+	if g.closed.Load() {
+		return BucketProps{}, ErrClosed
+	}
+	if err := validBucketName(name); err != nil {
+		return BucketProps{}, err
+	}
+	p.UpdatedBy = g.cfg.Meta.ID
+	now := g.clk.Now().UnixNano()
+	g.mu.Lock()
+	p.Updated = nextVer(now, g.tbl.buckets[name].Updated)
+	if err := p.Validate(); err != nil {
+		g.mu.Unlock()
+		return BucketProps{}, err
+	}
+	g.tbl.buckets[name] = p
+	g.mu.Unlock()
+	g.queueBucket(name, p)
+	g.notify()
+	return p, nil
+}
+
+// Bucket returns the properties of one bucket, if any were set.
+func (g *Gossip) Bucket(name string) (BucketProps, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	p, ok := g.tbl.buckets[name]
+	return p, ok
+}
+
+// Buckets returns a copy of every bucket's properties.
+func (g *Gossip) Buckets() map[string]BucketProps {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.tbl.state().Buckets
+}
+
+// State snapshots the member table (tombstones included) and buckets for
+// persisting; pass it back as Config.Initial on restart.
+func (g *Gossip) State() State {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.tbl.state()
+}
+
+// UpdateMeta replaces this node's metadata and re-advertises it. ID and
+// Cluster cannot change and StateRemoved is reserved (ErrMetaImmutable); a
+// zero Joined keeps the current one. If the broadcast does not go out
+// within Config.UpdateTimeout the change is kept and spreads by push-pull.
+func (g *Gossip) UpdateMeta(m Meta) error {
+	if g.closed.Load() {
+		return ErrClosed
+	}
+	if m.ID != g.cfg.Meta.ID || m.Cluster != g.cfg.Meta.Cluster || m.Removed() {
+		return ErrMetaImmutable
+	}
+	now := g.clk.Now().UnixNano()
+	g.mu.Lock()
+	cur := g.tbl.members[g.tbl.self]
+	if cur.Meta.Removed() {
+		g.mu.Unlock()
+		return fmt.Errorf("%w: %q", ErrRemoved, m.ID)
+	}
+	if m.Joined == 0 {
+		m.Joined = cur.Meta.Joined
+	}
+	if err := m.Validate(); err != nil {
+		g.mu.Unlock()
+		return err
+	}
+	g.tbl.setMember(versioned{Meta: m, Ver: nextVer(now, cur.Ver)})
+	g.mu.Unlock()
+	g.notify()
+	if err := g.ml.UpdateNode(g.cfg.UpdateTimeout); err != nil {
+		g.log.Warn().Err(err).Msg("gossip: meta update not broadcast yet; push-pull will carry it")
+	}
+	return nil
+}
+
+// Remove tombstones a member: it leaves the ring for good and the tombstone
+// is gossiped and persisted so no node resurrects it. Removing a tombstone
+// again is a no-op.
+func (g *Gossip) Remove(id string) error {
+	if g.closed.Load() {
+		return ErrClosed
+	}
+	if id == g.tbl.self {
+		return ErrRemoveSelf
+	}
+	now := g.clk.Now().UnixNano()
+	g.mu.Lock()
+	cur, ok := g.tbl.members[id]
+	if !ok {
+		g.mu.Unlock()
+		return fmt.Errorf("%w: %q", ErrUnknownMember, id)
+	}
+	if cur.Meta.Removed() {
+		g.mu.Unlock()
+		return nil
+	}
+	v := versioned{Meta: cur.Meta, Ver: nextVer(now, cur.Ver)}
+	v.Meta.State = StateRemoved
+	g.tbl.setMember(v)
+	g.mu.Unlock()
+	g.queueMember(v)
+	g.notify()
+	return nil
+}
+
+// Close shuts memberlist down without leaving (peers see this node fail,
+// and it stays a ring member) and waits for the Gossip's goroutines. It is
+// idempotent.
+func (g *Gossip) Close() error {
+	g.closeOnce.Do(func() {
+		g.closed.Store(true)
+		err := g.ml.Shutdown()
+		close(g.stop)
+		g.wg.Wait()
+		if err != nil {
+			g.closeErr = fmt.Errorf("gossip: shutdown: %w", err)
+		}
+	})
+	return g.closeErr
+}
+
+// Metrics returns a snapshot of the counters.
+func (g *Gossip) Metrics() Metrics {
+	var m Metrics
+	g.mu.Lock()
+	for id, v := range g.tbl.members {
+		if v.Meta.Removed() {
+			m.Removed++
+			continue
+		}
+		m.Members++
+		if g.status[id] == StatusAlive {
+			m.Alive++
+		}
+	}
+	m.Buckets = len(g.tbl.buckets)
+	g.mu.Unlock()
+	m.Joins = g.n.joins.Load()
+	m.Leaves = g.n.leaves.Load()
+	m.Updates = g.n.updates.Load()
+	m.BroadcastsQueued = g.n.broadcasts.Load()
+	m.MessagesReceived = g.n.messages.Load()
+	m.PushPullMerges = g.n.pushPulls.Load()
+	m.MemberUpdates = g.n.memberUpds.Load()
+	m.BucketUpdates = g.n.bucketUpds.Load()
+	m.Rejected = g.n.rejected.Load()
+	m.DecodeErrors = g.n.decodeErrors.Load()
+	m.Notifications = g.n.notifications.Load()
+	return m
+}
+
+// notify schedules an OnChange call; calls coalesce while one is pending.
+func (g *Gossip) notify() {
+	if g.cfg.OnChange == nil {
+		return
+	}
+	select {
+	case g.changed <- struct{}{}:
+	default:
+	}
+}
+
+// notifier runs OnChange; it is owned by the Gossip and stopped by Close.
+func (g *Gossip) notifier() {
+	defer g.wg.Done()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-g.changed:
+			g.n.notifications.Add(1)
+			g.cfg.OnChange()
+		}
+	}
+}
+
+// setStatusLocked records a member's liveness; g.mu must be held.
+func (g *Gossip) setStatusLocked(id string, s Status) bool {
+	old := g.status[id]
+	if old == s {
+		return false
+	}
+	g.status[id] = s
+	if old == StatusAlive {
+		g.alive.Add(-1)
+	}
+	if s == StatusAlive {
+		g.alive.Add(1)
+	}
+	return true
+}
+
+func (g *Gossip) queueBucket(name string, p BucketProps) {
+	b, err := encodeMessage(kindBucket, bucketMsg{Cluster: g.cfg.Meta.Cluster, Name: name, Props: p})
+	if err != nil {
+		g.log.Error().Err(err).Str("bucket", name).Msg("gossip: encode bucket")
+		return
+	}
+	g.n.broadcasts.Add(1)
+	g.queue.QueueBroadcast(&broadcast{name: "bucket/" + name, msg: b})
+}
+
+func (g *Gossip) queueMember(v versioned) {
+	b, err := encodeMessage(kindMember, toWire(v))
+	if err != nil {
+		g.log.Error().Err(err).Str("member", v.Meta.ID).Msg("gossip: encode member")
+		return
+	}
+	g.n.broadcasts.Add(1)
+	g.queue.QueueBroadcast(&broadcast{name: "member/" + v.Meta.ID, msg: b})
+}
