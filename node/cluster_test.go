@@ -1,0 +1,205 @@
+package node_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/quorumkv/quorumkv/internal/testcluster"
+	"github.com/quorumkv/quorumkv/quorum"
+	"github.com/quorumkv/quorumkv/store"
+	"github.com/quorumkv/quorumkv/version"
+)
+
+// replicaSet reads a key straight from node i's store.
+func replicaSet(t *testing.T, c *testcluster.Cluster, i int, bucket, key string) version.Set {
+	t.Helper()
+	s, err := c.Node(i).Store().Get(store.EncodeKey([]byte(bucket), []byte(key)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func clusterVariants(t *testing.T, f func(t *testing.T, c *testcluster.Cluster)) {
+	for _, n := range []int{3, 5} {
+		for _, tcp := range []bool{false, true} {
+			name := fmt.Sprintf("%d-nodes-inmem", n)
+			if tcp {
+				name = fmt.Sprintf("%d-nodes-tcp", n)
+			}
+			t.Run(name, func(t *testing.T) {
+				if testing.Short() && (tcp || n == 5) {
+					t.Skip("short")
+				}
+				f(t, testcluster.StartWith(t, testcluster.Options{Nodes: n, TCP: tcp}))
+			})
+		}
+	}
+}
+
+func TestClusterWriteAllReadOneEverywhere(t *testing.T) {
+	clusterVariants(t, func(t *testing.T, c *testcluster.Cluster) {
+		for k := 0; k < 10; k++ {
+			key := fmt.Sprintf("/v1/kv/b/key-%d", k)
+			r := c.Do(k%c.Size(), "PUT", key+"?w=all", []byte(fmt.Sprint("v", k)), nil)
+			if r.Status != 204 {
+				t.Fatalf("PUT w=all: %d %s", r.Status, r.Body)
+			}
+			if got := quorum.ParseReceipt(r.Header); len(got.Replicas) != 3 {
+				t.Fatalf("w=all acked by %v, want 3 replicas", got.Replicas)
+			}
+			for i := 0; i < c.Size(); i++ {
+				r := c.Do(i, "GET", key+"?r=one", nil, nil)
+				if r.Status != 200 || string(r.Body) != fmt.Sprint("v", k) {
+					t.Fatalf("GET r=one via n%d: %d %q", i+1, r.Status, r.Body)
+				}
+			}
+		}
+	})
+}
+
+func TestClusterConcurrentCoordinatorsMakeSiblings(t *testing.T) {
+	clusterVariants(t, func(t *testing.T, c *testcluster.Cluster) {
+		const path = "/v1/kv/b/contended"
+		// Two coordinators write with no context, as two clients that never
+		// read: the versions are concurrent and both must survive.
+		if r := c.Do(0, "PUT", path+"?w=all", []byte("from-1"), nil); r.Status != 204 {
+			t.Fatal(r.Status, string(r.Body))
+		}
+		if r := c.Do(1, "PUT", path+"?w=all", []byte("from-2"), nil); r.Status != 204 {
+			t.Fatal(r.Status, string(r.Body))
+		}
+		r := c.Do(2, "GET", path+"?r=all", nil, nil)
+		if r.Status != http.StatusMultipleChoices {
+			t.Fatalf("r=all after concurrent writes: %d %s", r.Status, r.Body)
+		}
+		e := envelopeOf(t, r.Body)
+		got := map[string]bool{}
+		for _, s := range e.Siblings {
+			got[string(s.Value)] = true
+		}
+		if len(e.Siblings) != 2 || !got["from-1"] || !got["from-2"] {
+			t.Fatalf("siblings %+v", e.Siblings)
+		}
+		// A write carrying the merged context resolves them on every replica.
+		if r := c.Do(c.Size()-1, "PUT", path+"?w=all", []byte("merged"), map[string]string{"X-Context": e.Context}); r.Status != 204 {
+			t.Fatal(r.Status, string(r.Body))
+		}
+		key := store.EncodeKey([]byte("b"), []byte("contended"))
+		pref, err := c.Node(0).Ring().PreferenceList(key, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < c.Size(); i++ {
+			isReplica := false
+			for _, id := range pref[:3] {
+				isReplica = isReplica || id == c.Node(i).ID()
+			}
+			s := replicaSet(t, c, i, "b", "contended")
+			if !isReplica {
+				if !s.IsEmpty() {
+					t.Fatalf("%s is not a replica but holds %v", c.Node(i).ID(), s.Dots())
+				}
+				continue
+			}
+			if len(s.Siblings) != 1 || string(s.Siblings[0].Value) != "merged" {
+				t.Fatalf("replica %s holds %d siblings %v", c.Node(i).ID(), len(s.Siblings), s.Dots())
+			}
+		}
+	})
+}
+
+func TestClusterQuorumFailureReportsCounts(t *testing.T) {
+	c := testcluster.StartWith(t, testcluster.Options{Nodes: 3})
+	c.Stop(2)
+	c.WaitReachable()
+	r := c.Do(0, "PUT", "/v1/kv/b/k?w=3", []byte("v"), nil)
+	if r.Status != http.StatusServiceUnavailable {
+		t.Fatalf("w=3 with a node down: %d %s", r.Status, r.Body)
+	}
+	var e struct {
+		Code             string
+		Needed, Answered int
+	}
+	// The write fails as soon as W is out of reach: at most the two live
+	// replicas can have answered.
+	if err := json.Unmarshal(r.Body, &e); err != nil || e.Code != "quorum_failed" || e.Needed != 3 || e.Answered < 1 || e.Answered > 2 {
+		t.Fatalf("error body %s (%v)", r.Body, err)
+	}
+	if !strings.Contains(string(r.Body), "needed 3") || !strings.Contains(string(r.Body), "n3") {
+		t.Fatalf("message does not give the counts: %s", r.Body)
+	}
+	// w=2 still works, and the hint for n3 is named.
+	r = c.Do(0, "PUT", "/v1/kv/b/k?w=2", []byte("v"), nil)
+	if r.Status != 204 {
+		t.Fatalf("w=2: %d %s", r.Status, r.Body)
+	}
+	if got := quorum.ParseReceipt(r.Header); len(got.Hinted) != 1 || got.Hinted[0] != "n3" {
+		t.Fatalf("receipt %+v should name the hint for n3", got)
+	}
+	if r = c.Do(1, "GET", "/v1/kv/b/k?r=3", nil, nil); r.Status != 503 {
+		t.Fatalf("r=3 with a node down: %d", r.Status)
+	}
+}
+
+func TestClusterParamValidation(t *testing.T) {
+	c := testcluster.StartWith(t, testcluster.Options{Nodes: 3})
+	c.Do(0, "PUT", "/v1/kv/p/k?w=all", []byte("v"), nil)
+	for _, tt := range []struct {
+		q      string
+		status int
+	}{
+		{"r=1", 200}, {"r=3", 200}, {"r=quorum", 200}, {"r=all&n=2", 200}, {"r=one&n=1", 200},
+		{"r=4", 400}, {"n=4", 400}, {"r=3&n=2", 400}, {"r=0", 400}, {"n=0", 400}, {"x=1", 400},
+	} {
+		r := c.Do(1, "GET", "/v1/kv/p/k?"+tt.q, nil, nil)
+		if r.Status != tt.status {
+			t.Errorf("GET ?%s: %d, want %d: %s", tt.q, r.Status, tt.status, r.Body)
+		}
+	}
+	// Bucket n limits per-request n; bucket props reach every node.
+	if r := c.Do(0, "PUT", "/v1/buckets/small", []byte(`{"n":2,"r":1,"w":1}`), nil); r.Status != 200 {
+		t.Fatal(r.Status, string(r.Body))
+	}
+	c.Eventually(5e9, "bucket props on every node", func() bool {
+		for i := 0; i < 3; i++ {
+			if !strings.Contains(string(c.Do(i, "GET", "/v1/buckets/small", nil, nil).Body), `"n": 2`) {
+				return false
+			}
+		}
+		return true
+	})
+	if r := c.Do(2, "PUT", "/v1/kv/small/k?n=3", []byte("v"), nil); r.Status != 400 {
+		t.Fatalf("n above the bucket's n: %d", r.Status)
+	}
+}
+
+func TestClusterStatus(t *testing.T) {
+	c := testcluster.StartWith(t, testcluster.Options{Nodes: 3})
+	var st struct {
+		Members []struct {
+			ID        string  `json:"id"`
+			Reachable bool    `json:"reachable"`
+			Share     float64 `json:"ring_share"`
+			Phi       float64 `json:"phi"`
+		}
+		PhiThreshold float64 `json:"phi_threshold"`
+	}
+	r := c.Do(1, "GET", "/v1/cluster", nil, nil)
+	if err := json.Unmarshal(r.Body, &st); err != nil {
+		t.Fatal(err, string(r.Body))
+	}
+	total := 0.0
+	for _, m := range st.Members {
+		total += m.Share
+		if !m.Reachable || m.Share < 0.3 {
+			t.Fatalf("member %+v", m)
+		}
+	}
+	if len(st.Members) != 3 || total < 0.999 || st.PhiThreshold != 8 {
+		t.Fatalf("status %+v", st)
+	}
+}

@@ -1,0 +1,157 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/hashicorp/memberlist"
+
+	"github.com/quorumkv/quorumkv/gossip"
+	"github.com/quorumkv/quorumkv/internal/clock"
+	"github.com/quorumkv/quorumkv/transport"
+)
+
+// Config configures a node. Zero fields take the defaults of DefaultConfig.
+type Config struct {
+	// ID names the node; it is persisted in the data directory, and a
+	// directory written by another ID is refused.
+	ID string
+	// DataDir holds the node's Pebble store.
+	DataDir string
+	// HTTPAddr is the client API address ("127.0.0.1:8080"; port 0 picks a
+	// free one).
+	HTTPAddr string
+	// RPCAddr is the internode RPC address (TCP). Ignored when Transport is
+	// set.
+	RPCAddr string
+	// GossipAddr is the memberlist address. Ignored when GossipTransport is
+	// set.
+	GossipAddr string
+	// Join lists gossip addresses of nodes already in the cluster.
+	Join []string
+	// Cluster names the cluster; gossip from another cluster is rejected.
+	Cluster string
+	// Sync makes every acknowledged write fsynced first (group commit). It
+	// is on by default; false is an explicit opt-out.
+	Sync bool
+	// Partitions is the ring's partition count (a power of two). Every
+	// node of a cluster must use the same value.
+	Partitions int
+
+	// Limits bound what clients may send.
+	Limits Limits
+	// DefaultBucket are the properties of buckets nobody configured.
+	DefaultBucket gossip.BucketProps
+	// RequestTimeout bounds a request that gives no timeout parameter.
+	RequestTimeout time.Duration
+	// HeartbeatInterval is how often the node pings every other member to
+	// feed the phi accrual failure detector.
+	HeartbeatInterval time.Duration
+	// Detector configures the failure detector.
+	Detector gossip.DetectorConfig
+	// TombstoneGrace is how long a tombstone held by every replica is kept
+	// before it is reaped.
+	TombstoneGrace time.Duration
+	// HintBudget is the most bytes of hints kept for one owner.
+	HintBudget int64
+	// AntiEntropyInterval is the period of background Merkle exchanges; 0
+	// disables them (on-demand runs still work).
+	AntiEntropyInterval time.Duration
+
+	// FS is the filesystem under Pebble; nil is the OS.
+	FS vfs.FS
+	// Clock is the node's time source; nil is the wall clock.
+	Clock clock.Clock
+	// Transport replaces the TCP transport (tests use the in-memory
+	// network). The node closes it.
+	Transport transport.Transport
+	// GossipTransport replaces memberlist's UDP/TCP transport.
+	GossipTransport memberlist.Transport
+	// FastGossip shortens memberlist's intervals, for tests and local
+	// clusters.
+	FastGossip bool
+	// ShutdownTimeout bounds a graceful HTTP shutdown.
+	ShutdownTimeout time.Duration
+}
+
+// Limits bound client requests.
+type Limits struct {
+	// MaxKeyLen is the longest key, in bytes (1024).
+	MaxKeyLen int
+	// MaxBucketLen is the longest bucket name, in bytes (255).
+	MaxBucketLen int
+	// MaxValueSize is the largest value, in bytes (4 MiB); larger bodies get 413.
+	MaxValueSize int64
+	// MaxSiblings caps a key's siblings; past it a write gets 409 (100).
+	MaxSiblings int
+	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout cut off
+	// slow clients (10 s, 60 s, 60 s, 120 s).
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// MaxHeaderBytes bounds request headers (64 KiB).
+	MaxHeaderBytes int
+}
+
+// DefaultLimits returns the documented limits.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxKeyLen:         1024,
+		MaxBucketLen:      255,
+		MaxValueSize:      4 << 20,
+		MaxSiblings:       100,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// DefaultConfig returns a node configuration with every default set.
+func DefaultConfig() Config {
+	return Config{
+		HTTPAddr:            "127.0.0.1:8080",
+		RPCAddr:             "127.0.0.1:7070",
+		GossipAddr:          "127.0.0.1:7946",
+		Cluster:             "quorumkv",
+		Sync:                true,             // fsync before acknowledging
+		Partitions:          256,              // Riak's default is 64; 256 balances 3-16 nodes within 10%
+		Limits:              DefaultLimits(),
+		DefaultBucket:       gossip.DefaultBucketProps(), // n=3, r=2, w=2, siblings
+		RequestTimeout:      5 * time.Second,
+		HeartbeatInterval:   time.Second, // phi accrual heartbeats, as Cassandra's gossip rounds
+		Detector:            gossip.DefaultDetectorConfig(),
+		TombstoneGrace:      time.Hour,     // Riak reaps after 3 s, Cassandra after 10 days; an hour covers a restart
+		HintBudget:          64 << 20,      // per owner; past it, priority anti-entropy takes over
+		AntiEntropyInterval: 5 * time.Minute,
+		ShutdownTimeout:     10 * time.Second,
+	}
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	if c.ID == "" {
+		errs = append(errs, errors.New("node: config: --id is required"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("node: config: --data is required"))
+	}
+	if c.Partitions < 1 || c.Partitions&(c.Partitions-1) != 0 {
+		errs = append(errs, fmt.Errorf("node: config: partitions %d is not a power of two", c.Partitions))
+	}
+	if c.Limits.MaxKeyLen < 1 || c.Limits.MaxValueSize < 1 || c.Limits.MaxSiblings < 1 {
+		errs = append(errs, errors.New("node: config: limits must be positive"))
+	}
+	if err := c.DefaultBucket.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("node: config: default bucket: %w", err))
+	}
+	if c.RequestTimeout <= 0 || c.HeartbeatInterval <= 0 {
+		errs = append(errs, errors.New("node: config: timeouts must be positive"))
+	}
+	if err := c.Detector.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

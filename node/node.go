@@ -1,0 +1,520 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/rs/zerolog"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/quorumkv/quorumkv/antientropy"
+	"github.com/quorumkv/quorumkv/gossip"
+	"github.com/quorumkv/quorumkv/internal/clock"
+	"github.com/quorumkv/quorumkv/internal/wire"
+	"github.com/quorumkv/quorumkv/quorum"
+	"github.com/quorumkv/quorumkv/ring"
+	"github.com/quorumkv/quorumkv/store"
+	"github.com/quorumkv/quorumkv/transport"
+	"github.com/quorumkv/quorumkv/version"
+)
+
+// Node is one quorumkv server: it owns the store, the transport, gossip,
+// the ring, the failure detector, the coordinator, hinted handoff,
+// anti-entropy and the HTTP API, and their lifecycles. Nothing below
+// imports this package.
+type Node struct {
+	cfg  Config
+	log  zerolog.Logger
+	clk  clock.Clock
+	hash ring.HashFunc
+
+	store    *store.Store
+	tr       transport.Transport
+	gossip   *gossip.Gossip
+	ring     ring.Holder
+	detector *gossip.Detector
+	replica  *quorum.Replica
+	coord    *quorum.Coordinator
+	handoff  *antientropy.Handoff
+	ae       antiEntropy
+
+	// book maps member IDs to their metadata (addresses); replaced whole
+	// on membership changes.
+	book atomic.Pointer[map[string]gossip.Meta]
+
+	reaper clock.Ticker
+
+	httpLn  net.Listener
+	httpSrv *http.Server
+	joined  int64
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed atomic.Bool
+	stopMu sync.Mutex
+}
+
+type identity struct {
+	ID     string `msgpack:"id"`
+	Joined int64  `msgpack:"joined"`
+}
+
+const (
+	metaIdentity = "identity"
+	metaGossip   = "gossip"
+	rpcKV        = "kv"
+	rpcPing      = "node.ping"
+)
+
+// Open starts a node: it opens the store, restores the node's identity and
+// the membership it last knew, starts the transport and gossip, joins the
+// given peers, and serves HTTP. Close stops it.
+func Open(cfg Config, log zerolog.Logger) (n *Node, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real()
+	}
+	log = log.With().Str("node", cfg.ID).Logger()
+	n = &Node{cfg: cfg, log: log, clk: cfg.Clock, hash: xxhash.Sum64}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+
+	scfg := store.DefaultConfig()
+	scfg.Dir = filepath.Join(cfg.DataDir, "store")
+	scfg.FS = cfg.FS
+	scfg.Sync = cfg.Sync
+	scfg.Hash = n.hash
+	scfg.Clock = n.clk
+	scfg.OnWrite = n.onWrite
+	if n.store, err = store.Open(scfg, log.With().Str("part", "store").Logger()); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if err := n.loadIdentity(); err != nil {
+		return nil, err
+	}
+	initial, err := n.loadGossipState()
+	if err != nil {
+		return nil, err
+	}
+
+	if cfg.Transport != nil {
+		n.tr = cfg.Transport
+	} else {
+		tcfg := transport.DefaultTCPConfig()
+		tcfg.NodeID = cfg.ID
+		tcfg.ListenAddr = cfg.RPCAddr
+		tcp, err := transport.NewTCP(tcfg, log.With().Str("part", "rpc").Logger())
+		if err != nil {
+			return nil, fmt.Errorf("rpc listen: %w", err)
+		}
+		n.tr = tcp
+	}
+	if n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("http listen: %w", err)
+	}
+
+	n.detector = gossip.NewDetector(cfg.Detector, n.clk)
+	hcfg := antientropy.DefaultHandoffConfig()
+	hcfg.MaxHintBytesPerOwner = cfg.HintBudget
+	hcfg.Available = n.available
+	hcfg.Deliver = n.deliverHint
+	hcfg.Prioritize = n.prioritize
+	if n.handoff, err = antientropy.NewHandoff(hcfg, n.store, n.clk, log.With().Str("part", "handoff").Logger()); err != nil {
+		return nil, err
+	}
+	n.detector.OnChange(func(peer string, up bool) {
+		n.log.Info().Str("peer", peer).Bool("available", up).Msg("failure detector")
+		if up {
+			n.handoff.Kick()
+		}
+	})
+
+	rcfg := quorum.DefaultReplicaConfig()
+	rcfg.Self = cfg.ID
+	rcfg.MaxSiblings = cfg.Limits.MaxSiblings
+	rcfg.TombstoneGrace = cfg.TombstoneGrace
+	n.replica = quorum.NewReplica(rcfg, n.store, n.handoff, n.clk)
+
+	gcfg := gossip.DefaultConfig()
+	if cfg.FastGossip {
+		gcfg = gcfg.Fast()
+	}
+	gcfg.Meta = gossip.Meta{ID: cfg.ID, Cluster: cfg.Cluster, HTTPAddr: n.httpLn.Addr().String(), RPCAddr: n.tr.Addr(), Joined: n.joined, State: gossip.StateUp}
+	gcfg.BindAddr = cfg.GossipAddr
+	gcfg.Transport = cfg.GossipTransport
+	gcfg.Initial = initial
+	gcfg.OnChange = n.onMembershipChange
+	gcfg.Clock = n.clk
+	if n.gossip, err = gossip.New(gcfg, log.With().Str("part", "gossip").Logger()); err != nil {
+		return nil, fmt.Errorf("gossip: %w", err)
+	}
+	n.rebuildRing()
+
+	if err := n.openAntiEntropy(); err != nil {
+		return nil, err
+	}
+
+	qcfg := quorum.DefaultConfig()
+	qcfg.Self = cfg.ID
+	qcfg.DefaultTimeout = cfg.RequestTimeout
+	if n.coord, err = quorum.New(qcfg, n.placement, n.available, sender{n}, n.clk, log.With().Str("part", "coordinator").Logger()); err != nil {
+		return nil, err
+	}
+
+	if err := n.tr.Serve(n.serveRPC); err != nil {
+		return nil, fmt.Errorf("rpc serve: %w", err)
+	}
+	n.handoff.Start()
+	n.wg.Add(1)
+	go n.heartbeatLoop()
+
+	if len(cfg.Join) > 0 {
+		if _, err := n.gossip.Join(cfg.Join); err != nil {
+			return nil, fmt.Errorf("join %v: %w", cfg.Join, err)
+		}
+	}
+
+	n.httpSrv = &http.Server{
+		Handler:           n.Handler(),
+		ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout,
+		ReadTimeout:       cfg.Limits.ReadTimeout,
+		WriteTimeout:      cfg.Limits.WriteTimeout,
+		IdleTimeout:       cfg.Limits.IdleTimeout,
+		MaxHeaderBytes:    cfg.Limits.MaxHeaderBytes,
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.httpSrv.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error().Err(err).Msg("http server")
+		}
+	}()
+	n.log.Info().Str("http", n.HTTPAddr()).Str("rpc", n.tr.Addr()).Str("gossip", n.gossip.Addr()).Msg("node started")
+	return n, nil
+}
+
+// ID returns the node's ID.
+func (n *Node) ID() string { return n.cfg.ID }
+
+// HTTPAddr returns the address the HTTP API listens on.
+func (n *Node) HTTPAddr() string { return n.httpLn.Addr().String() }
+
+// RPCAddr returns the internode RPC address.
+func (n *Node) RPCAddr() string { return n.tr.Addr() }
+
+// GossipAddr returns the gossip address.
+func (n *Node) GossipAddr() string { return n.gossip.Addr() }
+
+// Store returns the node's store, for tests and tools that read a replica
+// directly.
+func (n *Node) Store() *store.Store { return n.store }
+
+// Ring returns the current ring.
+func (n *Node) Ring() *ring.Ring { return n.ring.Load() }
+
+// Detector returns the failure detector.
+func (n *Node) Detector() *gossip.Detector { return n.detector }
+
+// Close stops the node: HTTP first (in-flight requests finish), then
+// background work, gossip, the transport and the store. It is idempotent.
+func (n *Node) Close() error {
+	n.stopMu.Lock()
+	defer n.stopMu.Unlock()
+	if n.closed.Swap(true) {
+		return nil
+	}
+	var errs []error
+	if n.httpSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
+		if err := n.httpSrv.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		cancel()
+	} else if n.httpLn != nil {
+		n.httpLn.Close()
+	}
+	n.cancel()
+	if n.coord != nil {
+		errs = append(errs, n.coord.Close())
+	}
+	if n.ae != nil {
+		errs = append(errs, n.ae.Close())
+	}
+	if n.reaper != nil {
+		n.reaper.Stop()
+	}
+	if n.handoff != nil {
+		errs = append(errs, n.handoff.Close())
+	}
+	if n.gossip != nil {
+		errs = append(errs, n.gossip.Close())
+	}
+	n.wg.Wait()
+	if n.tr != nil {
+		errs = append(errs, n.tr.Close())
+	}
+	if n.store != nil {
+		errs = append(errs, n.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (n *Node) loadIdentity() error {
+	b, err := n.store.GetMeta(metaIdentity)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		id := identity{ID: n.cfg.ID, Joined: n.clk.Now().UnixNano()}
+		b, _ := msgpack.Marshal(&id)
+		if err := n.store.PutMeta(metaIdentity, b); err != nil {
+			return fmt.Errorf("persist identity: %w", err)
+		}
+		n.joined = id.Joined
+		return nil
+	case err != nil:
+		return fmt.Errorf("read identity: %w", err)
+	}
+	var id identity
+	if err := msgpack.Unmarshal(b, &id); err != nil {
+		return fmt.Errorf("read identity: %w", err)
+	}
+	if id.ID != n.cfg.ID {
+		return fmt.Errorf("node: data directory %s belongs to node %q, not %q", n.cfg.DataDir, id.ID, n.cfg.ID)
+	}
+	n.joined = id.Joined
+	return nil
+}
+
+func (n *Node) loadGossipState() (gossip.State, error) {
+	b, err := n.store.GetMeta(metaGossip)
+	if errors.Is(err, store.ErrNotFound) {
+		return gossip.State{}, nil
+	}
+	if err != nil {
+		return gossip.State{}, fmt.Errorf("read gossip state: %w", err)
+	}
+	st, err := gossip.DecodeState(b)
+	if err != nil {
+		n.log.Warn().Err(err).Msg("ignoring undecodable persisted gossip state")
+		return gossip.State{}, nil
+	}
+	return st, nil
+}
+
+// onMembershipChange rebuilds the ring and address book and persists the
+// gossip state, so a restarted node knows its cluster before gossip runs.
+func (n *Node) onMembershipChange() {
+	if n.closed.Load() {
+		return
+	}
+	n.rebuildRing()
+	if b, err := gossip.EncodeState(n.gossip.State()); err == nil {
+		if err := n.store.PutMeta(metaGossip, b); err != nil {
+			n.log.Warn().Err(err).Msg("persist gossip state")
+		}
+	}
+}
+
+func (n *Node) rebuildRing() {
+	members := n.gossip.Members()
+	book := make(map[string]gossip.Meta, len(members))
+	var rm []ring.Member
+	for _, m := range members {
+		if m.Meta.Removed() {
+			continue
+		}
+		book[m.Meta.ID] = m.Meta
+		rm = append(rm, ring.Member{ID: m.Meta.ID, Joined: m.Meta.Joined})
+	}
+	old := n.book.Swap(&book)
+	// A member first seen now is assumed up and must then keep sending
+	// heartbeats: seeding the detector makes a member that never answers
+	// suspected after the detection time, instead of unknown (and trusted)
+	// forever.
+	for id := range book {
+		if id == n.cfg.ID {
+			continue
+		}
+		if old == nil {
+			n.detector.Heartbeat(id)
+		} else if _, ok := (*old)[id]; !ok {
+			n.detector.Heartbeat(id)
+		}
+	}
+	rcfg := ring.DefaultConfig()
+	rcfg.Partitions = n.cfg.Partitions
+	rcfg.Hash = n.hash
+	r, err := ring.New(rcfg, rm)
+	if err != nil {
+		n.log.Error().Err(err).Msg("build ring")
+		return
+	}
+	if old := n.ring.Load(); old == nil || !old.Equal(r) {
+		n.ring.Store(r)
+		n.log.Info().Int("members", r.Len()).Msg("ring rebuilt")
+	}
+}
+
+func (n *Node) meta(id string) (gossip.Meta, bool) {
+	book := n.book.Load()
+	if book == nil {
+		return gossip.Meta{}, false
+	}
+	m, ok := (*book)[id]
+	return m, ok
+}
+
+// available reports whether the failure detector trusts a node. The node
+// itself is always available to itself.
+func (n *Node) available(id string) bool {
+	return id == n.cfg.ID || n.detector.Available(id)
+}
+
+// heartbeatLoop pings every other member once per interval; each answer is
+// a heartbeat for the phi accrual detector.
+func (n *Node) heartbeatLoop() {
+	defer n.wg.Done()
+	t := n.clk.NewTicker(n.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C():
+		}
+		book := n.book.Load()
+		if book == nil {
+			continue
+		}
+		var wg sync.WaitGroup
+		for id, m := range *book {
+			if id == n.cfg.ID {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(n.ctx, n.cfg.HeartbeatInterval)
+				defer cancel()
+				if _, err := n.tr.Call(ctx, m.RPCAddr, rpcPing, nil); err == nil {
+					n.detector.Heartbeat(id)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+}
+
+type placement struct{ r *ring.Ring }
+
+func (p placement) PreferenceList(key []byte, n int) ([]string, error) {
+	return p.r.PreferenceList(key, n)
+}
+func (p placement) Partition(key []byte) int { return p.r.Partition(key) }
+func (p placement) Size() int                { return p.r.Len() }
+
+func (n *Node) placement() quorum.Placement { return placement{n.ring.Load()} }
+
+// sender delivers coordinator requests: to the local replica directly, to
+// others over the transport.
+type sender struct{ n *Node }
+
+func (s sender) Send(ctx context.Context, to string, req *quorum.Request) (*quorum.Response, error) {
+	if to == s.n.cfg.ID {
+		return s.n.replica.Handle(ctx, req)
+	}
+	m, ok := s.n.meta(to)
+	if !ok {
+		return nil, fmt.Errorf("node: unknown member %q", to)
+	}
+	body, err := msgpack.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.n.tr.Call(ctx, m.RPCAddr, rpcKV, body)
+	if err != nil {
+		var re *transport.RemoteError
+		if errors.As(err, &re) && re.Code == quorum.CodeTooManySiblings {
+			return nil, fmt.Errorf("%w: %s", quorum.ErrTooManySiblings, re.Message)
+		}
+		return nil, err
+	}
+	var resp quorum.Response
+	if err := wire.Check(out); err != nil {
+		return nil, fmt.Errorf("node: reply from %s: %w", to, err)
+	}
+	if err := msgpack.Unmarshal(out, &resp); err != nil {
+		return nil, fmt.Errorf("node: decode reply from %s: %w", to, err)
+	}
+	return &resp, nil
+}
+
+// serveRPC routes internode requests.
+func (n *Node) serveRPC(ctx context.Context, req *transport.Request) ([]byte, error) {
+	if len(req.Body) > 0 {
+		if err := wire.Check(req.Body); err != nil {
+			return nil, fmt.Errorf("node: %s request from %s: %w", req.Method, req.From, err)
+		}
+	}
+	switch {
+	case req.Method == rpcPing:
+		return nil, nil
+	case req.Method == rpcKV:
+		var r quorum.Request
+		if err := msgpack.Unmarshal(req.Body, &r); err != nil {
+			return nil, fmt.Errorf("node: decode request: %w", err)
+		}
+		resp, err := n.replica.Handle(ctx, &r)
+		if err != nil {
+			return nil, err
+		}
+		return msgpack.Marshal(resp)
+	case strings.HasPrefix(req.Method, "ae.") && n.ae != nil:
+		return n.ae.HandleRPC(ctx, req)
+	}
+	return nil, fmt.Errorf("node: unknown method %q", req.Method)
+}
+
+// deliverHint hands a hint back to its owner: a merge on the owner, which
+// version.Sync makes idempotent.
+func (n *Node) deliverHint(ctx context.Context, owner string, k []byte, set version.Set) error {
+	ctx, cancel := context.WithTimeout(ctx, internalTimeout)
+	defer cancel()
+	_, err := sender{n}.Send(ctx, owner, &quorum.Request{Kind: quorum.KindMerge, Key: k, Set: set, LWW: n.keyLWW(k)})
+	return err
+}
+
+// keyLWW reports whether the key's bucket is last-write-wins.
+func (n *Node) keyLWW(k []byte) bool {
+	bucket, _, err := store.DecodeKey(k)
+	if err != nil {
+		return false
+	}
+	return n.bucketProps(string(bucket)).Conflict == gossip.ConflictLWW
+}
+
+// bucketProps returns a bucket's properties, or the defaults.
+func (n *Node) bucketProps(bucket string) gossip.BucketProps {
+	if p, ok := n.gossip.Bucket(bucket); ok {
+		return p
+	}
+	return n.cfg.DefaultBucket
+}
+
+// internalTimeout bounds internode calls made outside client requests.
+const internalTimeout = 5 * time.Second

@@ -1,0 +1,76 @@
+package node
+
+import (
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/quorumkv/quorumkv/antientropy"
+	"github.com/quorumkv/quorumkv/gossip"
+)
+
+// ClusterStatus is the body of GET /v1/cluster.
+type ClusterStatus struct {
+	Node         string                                `json:"node"`
+	Cluster      string                                `json:"cluster"`
+	Partitions   int                                   `json:"partitions"`
+	PhiThreshold float64                               `json:"phi_threshold"`
+	Members      []MemberStatus                        `json:"members"`
+	Hints        map[string]antientropy.HintOwnerStats `json:"hints"`
+	HintMetrics  antientropy.HandoffMetrics            `json:"hint_totals"`
+}
+
+// MemberStatus is one member as this node sees it.
+type MemberStatus struct {
+	ID       string  `json:"id"`
+	HTTPAddr string  `json:"http_addr"`
+	RPCAddr  string  `json:"rpc_addr"`
+	Gossip   string  `json:"gossip_status"`
+	State    string  `json:"state"`
+	// Reachable is the failure detector's verdict.
+	Reachable bool    `json:"reachable"`
+	Phi       float64 `json:"phi"`
+	// Share is the fraction of partitions the member owns as primary.
+	Share         float64   `json:"ring_share"`
+	LastHeartbeat time.Time `json:"last_heartbeat,omitzero"`
+}
+
+// Status returns the cluster as this node sees it.
+func (n *Node) Status() ClusterStatus {
+	r := n.ring.Load()
+	shares := r.Shares()
+	phis := map[string]gossip.PeerState{}
+	for _, p := range n.detector.Snapshot() {
+		phis[p.Peer] = p
+	}
+	st := ClusterStatus{
+		Node: n.cfg.ID, Cluster: n.cfg.Cluster, Partitions: r.PartitionCount(),
+		PhiThreshold: n.cfg.Detector.Threshold,
+		Hints:        n.handoff.Pending(), HintMetrics: n.handoff.Metrics(),
+	}
+	for _, m := range n.gossip.Members() {
+		ms := MemberStatus{
+			ID: m.Meta.ID, HTTPAddr: m.Meta.HTTPAddr, RPCAddr: m.Meta.RPCAddr,
+			Gossip: m.Status.String(), State: m.Meta.State,
+			Reachable: n.available(m.Meta.ID), Share: shares[m.Meta.ID],
+		}
+		if p, ok := phis[m.Meta.ID]; ok {
+			ms.Phi, ms.LastHeartbeat = p.Phi, p.LastHeartbeat
+		}
+		st.Members = append(st.Members, ms)
+	}
+	sort.Slice(st.Members, func(i, j int) bool { return st.Members[i].ID < st.Members[j].ID })
+	return st
+}
+
+func (n *Node) handleCluster(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, n.Status())
+}
+
+func (n *Node) handleAntiEntropy(w http.ResponseWriter, r *http.Request) {
+	writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "anti-entropy is not running on this node")
+}
+
+func (n *Node) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	writeError(w, http.StatusNotFound, CodeNotFound, "metrics are not enabled")
+}
