@@ -3,15 +3,19 @@ package node
 import (
 	"context"
 
-	"github.com/quorumkv/quorumkv/store"
 	"github.com/quorumkv/quorumkv/transport"
+
+	"github.com/quorumkv/quorumkv/store"
 )
+
+type transportMetrics = transport.Metrics
 
 // antiEntropy is what the node needs of the Merkle anti-entropy service.
 type antiEntropy interface {
 	HandleRPC(ctx context.Context, req *transport.Request) ([]byte, error)
 	OnWrite(ev store.WriteEvent)
 	Prioritize(partition int)
+	Metrics() any
 	Close() error
 }
 

@@ -51,7 +51,8 @@ type Node struct {
 	// on membership changes.
 	book atomic.Pointer[map[string]gossip.Meta]
 
-	reaper clock.Ticker
+	reaper  clock.Ticker
+	metrics http.Handler
 
 	httpLn  net.Listener
 	httpSrv *http.Server
@@ -190,6 +191,7 @@ func Open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 		}
 	}
 
+	n.metrics = n.metricsHandler()
 	n.httpSrv = &http.Server{
 		Handler:           n.Handler(),
 		ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout,

@@ -22,11 +22,11 @@ type ClusterStatus struct {
 
 // MemberStatus is one member as this node sees it.
 type MemberStatus struct {
-	ID       string  `json:"id"`
-	HTTPAddr string  `json:"http_addr"`
-	RPCAddr  string  `json:"rpc_addr"`
-	Gossip   string  `json:"gossip_status"`
-	State    string  `json:"state"`
+	ID       string `json:"id"`
+	HTTPAddr string `json:"http_addr"`
+	RPCAddr  string `json:"rpc_addr"`
+	Gossip   string `json:"gossip_status"`
+	State    string `json:"state"`
 	// Reachable is the failure detector's verdict.
 	Reachable bool    `json:"reachable"`
 	Phi       float64 `json:"phi"`
@@ -72,5 +72,5 @@ func (n *Node) handleAntiEntropy(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) handleMetrics(w http.ResponseWriter, r *http.Request) {
-	writeError(w, http.StatusNotFound, CodeNotFound, "metrics are not enabled")
+	n.metrics.ServeHTTP(w, r)
 }

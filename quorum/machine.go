@@ -180,6 +180,7 @@ func (m *WriteMachine) Step(r Reply) []Message {
 		m.state[r.Target] = tsFailed
 		m.why[r.Target] = r.Err.Error()
 		m.finishIfImpossible()
+		m.checkDone()
 		return nil
 	}
 	m.ack(r.Target)
@@ -193,10 +194,24 @@ func (m *WriteMachine) ack(i int) {
 	}
 	if m.counts(i) {
 		m.acked = append(m.acked, i)
-		if !m.done && len(m.acked) >= m.w {
-			m.done = true
+	}
+	m.checkDone()
+}
+
+// checkDone ends the write once W counting acks are in and every hint kept
+// on a primary has settled, so the receipt names the hints that are
+// durable. Such hints sit on nodes that are up, so this adds no wait for a
+// down node.
+func (m *WriteMachine) checkDone() {
+	if m.done || len(m.acked) < m.w {
+		return
+	}
+	for i, t := range m.targets {
+		if !t.Counts && m.state[i] == tsPending {
+			return
 		}
 	}
+	m.done = true
 }
 
 // finishIfImpossible ends the write when W can no longer be reached.
@@ -221,7 +236,9 @@ func (m *WriteMachine) finishIfImpossible() {
 func (m *WriteMachine) Timeout() {
 	if !m.done {
 		m.done = true
-		m.err = m.quorumError(true)
+		if len(m.acked) < m.w { // W reached with a hint still pending is a success
+			m.err = m.quorumError(true)
+		}
 	}
 }
 

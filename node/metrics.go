@@ -1,0 +1,110 @@
+package node
+
+import (
+	"net/http"
+	"reflect"
+	"strings"
+	"unicode"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// collector exposes the parts' Metrics() snapshots to Prometheus. Each
+// numeric field of a snapshot becomes quorumkv_<part>_<field_in_snake_case>;
+// the parts stay free of Prometheus.
+type collector struct{ n *Node }
+
+// gauges are the snapshot fields that go up and down; every other field
+// is a counter.
+var gauges = map[string]bool{
+	"PendingHints": true, "PendingBytes": true, "HintBytes": true, "DiskUsage": true,
+	"Failed": true, "Members": true, "MemTableSize": true,
+}
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	// Unchecked collector: the set of series follows the snapshots.
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	n := c.n
+	emitStruct(ch, "coordinator", n.coord.Metrics(), nil)
+	emitStruct(ch, "store", n.store.Metrics(), nil)
+	emitStruct(ch, "handoff", n.handoff.Metrics(), nil)
+	if m, ok := n.tr.(interface{ Metrics() transportMetrics }); ok {
+		emitStruct(ch, "transport", m.Metrics(), nil)
+	}
+	if n.ae != nil {
+		emitStruct(ch, "antientropy", n.ae.Metrics(), nil)
+	}
+	for owner, st := range n.handoff.Pending() {
+		emitStruct(ch, "handoff_owner", st, prometheus.Labels{"owner": owner})
+	}
+	phi := prometheus.NewDesc("quorumkv_detector_phi", "Phi accrual suspicion level of a peer.", []string{"peer"}, nil)
+	up := prometheus.NewDesc("quorumkv_detector_reachable", "1 when the failure detector trusts the peer.", []string{"peer"}, nil)
+	for _, p := range n.detector.Snapshot() {
+		ch <- prometheus.MustNewConstMetric(phi, prometheus.GaugeValue, p.Phi, p.Peer)
+		v := 1.0
+		if p.Suspected {
+			v = 0
+		}
+		ch <- prometheus.MustNewConstMetric(up, prometheus.GaugeValue, v, p.Peer)
+	}
+}
+
+func emitStruct(ch chan<- prometheus.Metric, part string, snap any, labels prometheus.Labels) {
+	v := reflect.ValueOf(snap)
+	if v.Kind() != reflect.Struct {
+		return
+	}
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		var x float64
+		switch fv := v.Field(i); fv.Kind() {
+		case reflect.Uint64, reflect.Uint32, reflect.Uint, reflect.Uint16:
+			x = float64(fv.Uint())
+		case reflect.Int64, reflect.Int, reflect.Int32:
+			x = float64(fv.Int())
+		case reflect.Float64:
+			x = fv.Float()
+		case reflect.Bool:
+			if fv.Bool() {
+				x = 1
+			}
+		default:
+			continue
+		}
+		typ, suffix := prometheus.CounterValue, "_total"
+		if gauges[f.Name] || f.Type.Kind() == reflect.Bool || f.Type.Kind() == reflect.Int64 && strings.Contains(f.Name, "Pending") {
+			typ, suffix = prometheus.GaugeValue, ""
+		}
+		desc := prometheus.NewDesc("quorumkv_"+part+"_"+snake(f.Name)+suffix, part+" "+f.Name, nil, labels)
+		ch <- prometheus.MustNewConstMetric(desc, typ, x)
+	}
+}
+
+// snake turns CamelCase into snake_case.
+func snake(s string) string {
+	var b strings.Builder
+	rs := []rune(s)
+	for i, r := range rs {
+		if unicode.IsUpper(r) {
+			if i > 0 && (unicode.IsLower(rs[i-1]) || i+1 < len(rs) && unicode.IsLower(rs[i+1])) {
+				b.WriteByte('_')
+			}
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func (n *Node) metricsHandler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collector{n})
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
