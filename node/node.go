@@ -80,21 +80,26 @@ const (
 // Open starts a node: it opens the store, restores the node's identity and
 // the membership it last knew, starts the transport and gossip, joins the
 // given peers, and serves HTTP. Close stops it.
-func Open(cfg Config, log zerolog.Logger) (n *Node, err error) {
+func Open(cfg Config, log zerolog.Logger) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	n, err := open(cfg, log)
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// open builds the node; on error the caller closes the partial node.
+func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real()
 	}
 	log = log.With().Str("node", cfg.ID).Logger()
 	n = &Node{cfg: cfg, log: log, clk: cfg.Clock, hash: xxhash.Sum64}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	defer func() {
-		if err != nil {
-			n.Close()
-		}
-	}()
 
 	scfg := store.DefaultConfig()
 	scfg.Dir = filepath.Join(cfg.DataDir, "store")
@@ -104,14 +109,14 @@ func Open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	scfg.Clock = n.clk
 	scfg.OnWrite = n.onWrite
 	if n.store, err = store.Open(scfg, log.With().Str("part", "store").Logger()); err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
+		return n, fmt.Errorf("open store: %w", err)
 	}
 	if err := n.loadIdentity(); err != nil {
-		return nil, err
+		return n, err
 	}
 	initial, err := n.loadGossipState()
 	if err != nil {
-		return nil, err
+		return n, err
 	}
 
 	if cfg.Transport != nil {
@@ -122,12 +127,12 @@ func Open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 		tcfg.ListenAddr = cfg.RPCAddr
 		tcp, err := transport.NewTCP(tcfg, log.With().Str("part", "rpc").Logger())
 		if err != nil {
-			return nil, fmt.Errorf("rpc listen: %w", err)
+			return n, fmt.Errorf("rpc listen: %w", err)
 		}
 		n.tr = tcp
 	}
 	if n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-		return nil, fmt.Errorf("http listen: %w", err)
+		return n, fmt.Errorf("http listen: %w", err)
 	}
 
 	n.detector = gossip.NewDetector(cfg.Detector, n.clk)
@@ -137,7 +142,7 @@ func Open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	hcfg.Deliver = n.deliverHint
 	hcfg.Prioritize = n.prioritize
 	if n.handoff, err = antientropy.NewHandoff(hcfg, n.store, n.clk, log.With().Str("part", "handoff").Logger()); err != nil {
-		return nil, err
+		return n, err
 	}
 	n.detector.OnChange(func(peer string, up bool) {
 		n.log.Info().Str("peer", peer).Bool("available", up).Msg("failure detector")
@@ -163,23 +168,23 @@ func Open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	gcfg.OnChange = n.onMembershipChange
 	gcfg.Clock = n.clk
 	if n.gossip, err = gossip.New(gcfg, log.With().Str("part", "gossip").Logger()); err != nil {
-		return nil, fmt.Errorf("gossip: %w", err)
+		return n, fmt.Errorf("gossip: %w", err)
 	}
 	n.rebuildRing()
 
 	if err := n.openAntiEntropy(); err != nil {
-		return nil, err
+		return n, err
 	}
 
 	qcfg := quorum.DefaultConfig()
 	qcfg.Self = cfg.ID
 	qcfg.DefaultTimeout = cfg.RequestTimeout
 	if n.coord, err = quorum.New(qcfg, n.placement, n.available, sender{n}, n.clk, log.With().Str("part", "coordinator").Logger()); err != nil {
-		return nil, err
+		return n, err
 	}
 
 	if err := n.tr.Serve(n.serveRPC); err != nil {
-		return nil, fmt.Errorf("rpc serve: %w", err)
+		return n, fmt.Errorf("rpc serve: %w", err)
 	}
 	n.handoff.Start()
 	n.wg.Add(1)
@@ -187,7 +192,14 @@ func Open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 
 	if len(cfg.Join) > 0 {
 		if _, err := n.gossip.Join(cfg.Join); err != nil {
-			return nil, fmt.Errorf("join %v: %w", cfg.Join, err)
+			if len(initial.Members) == 0 {
+				return n, fmt.Errorf("join %v: %w", cfg.Join, err)
+			}
+			// A restarting node knows its cluster already: serve, and
+			// keep trying to reach the seeds.
+			n.log.Warn().Err(err).Strs("join", cfg.Join).Msg("join failed; retrying in the background")
+			n.wg.Add(1)
+			go n.rejoinLoop(cfg.Join)
 		}
 	}
 
@@ -385,6 +397,24 @@ func (n *Node) meta(id string) (gossip.Meta, bool) {
 // itself is always available to itself.
 func (n *Node) available(id string) bool {
 	return id == n.cfg.ID || n.detector.Available(id)
+}
+
+// rejoinLoop retries the seeds until one answers or the node closes.
+func (n *Node) rejoinLoop(seeds []string) {
+	defer n.wg.Done()
+	t := n.clk.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C():
+		}
+		if _, err := n.gossip.Join(seeds); err == nil {
+			n.log.Info().Strs("join", seeds).Msg("joined")
+			return
+		}
+	}
 }
 
 // heartbeatLoop pings every other member once per interval; each answer is
