@@ -242,6 +242,10 @@ func (n *Node) Store() *store.Store { return n.store }
 // Ring returns the current ring.
 func (n *Node) Ring() *ring.Ring { return n.ring.Load() }
 
+// Coordinator returns the node's request coordinator, for embedding and
+// benchmarks that bypass HTTP.
+func (n *Node) Coordinator() *quorum.Coordinator { return n.coord }
+
 // Detector returns the failure detector.
 func (n *Node) Detector() *gossip.Detector { return n.detector }
 
