@@ -1,23 +1,11 @@
 package node
 
 import (
-	"context"
+	"fmt"
 
-	"github.com/quorumkv/quorumkv/transport"
-
+	"github.com/quorumkv/quorumkv/antientropy"
 	"github.com/quorumkv/quorumkv/store"
 )
-
-type transportMetrics = transport.Metrics
-
-// antiEntropy is what the node needs of the Merkle anti-entropy service.
-type antiEntropy interface {
-	HandleRPC(ctx context.Context, req *transport.Request) ([]byte, error)
-	OnWrite(ev store.WriteEvent)
-	Prioritize(partition int)
-	Metrics() any
-	Close() error
-}
 
 // onWrite feeds every committed write to the Merkle trees.
 func (n *Node) onWrite(ev store.WriteEvent) {
@@ -34,4 +22,54 @@ func (n *Node) prioritize(partition int) {
 	}
 }
 
-func (n *Node) openAntiEntropy() error { return nil }
+// replicates reports whether node should hold key k: it is among the first
+// n of the key's preference list, n being the key's bucket's.
+func (n *Node) replicates(k []byte, node string) bool {
+	bucket, _, err := store.DecodeKey(k)
+	if err != nil {
+		return false
+	}
+	r := n.ring.Load()
+	nv := min(n.bucketProps(string(bucket)).N, r.Len())
+	pref, err := r.PreferenceList(k, nv)
+	if err != nil {
+		return false
+	}
+	for _, id := range pref[:nv] {
+		if id == node {
+			return true
+		}
+	}
+	return false
+}
+
+func (n *Node) openAntiEntropy() error {
+	cfg := n.cfg.AntiEntropy
+	cfg.NodeID = n.cfg.ID
+	cfg.Partitions = n.cfg.Partitions
+	cfg.TombstoneGrace = n.cfg.TombstoneGrace
+	cfg.Replicates = n.replicates
+	cfg.LWW = n.keyLWW
+	if cfg.N < n.cfg.DefaultBucket.N {
+		cfg.N = n.cfg.DefaultBucket.N
+	}
+	ae, err := antientropy.New(cfg, antientropy.Deps{
+		Store:  n.store,
+		Meta:   n.store,
+		Ring:   func() antientropy.Ring { return n.ring.Load() },
+		Caller: n.tr,
+		Resolve: func(id string) (string, error) {
+			m, ok := n.meta(id)
+			if !ok {
+				return "", fmt.Errorf("node: unknown member %q", id)
+			}
+			return m.RPCAddr, nil
+		},
+		Clock: n.clk,
+	}, n.log.With().Str("part", "antientropy").Logger())
+	if err != nil {
+		return fmt.Errorf("anti-entropy: %w", err)
+	}
+	n.ae = ae
+	return nil
+}

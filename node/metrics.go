@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/quorumkv/quorumkv/transport"
 )
 
 // collector exposes the parts' Metrics() snapshots to Prometheus. Each
@@ -31,12 +33,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	emitStruct(ch, "coordinator", n.coord.Metrics(), nil)
 	emitStruct(ch, "store", n.store.Metrics(), nil)
 	emitStruct(ch, "handoff", n.handoff.Metrics(), nil)
-	if m, ok := n.tr.(interface{ Metrics() transportMetrics }); ok {
+	if m, ok := n.tr.(interface{ Metrics() transport.Metrics }); ok {
 		emitStruct(ch, "transport", m.Metrics(), nil)
 	}
-	if n.ae != nil {
-		emitStruct(ch, "antientropy", n.ae.Metrics(), nil)
-	}
+	emitStruct(ch, "antientropy", n.ae.Metrics(), nil)
 	for owner, st := range n.handoff.Pending() {
 		emitStruct(ch, "handoff_owner", st, prometheus.Labels{"owner": owner})
 	}

@@ -45,13 +45,14 @@ type Node struct {
 	replica  *quorum.Replica
 	coord    *quorum.Coordinator
 	handoff  *antientropy.Handoff
-	ae       antiEntropy
+	ae       *antientropy.Service
 
 	// book maps member IDs to their metadata (addresses); replaced whole
 	// on membership changes.
 	book atomic.Pointer[map[string]gossip.Meta]
+	// memberCh wakes membershipLoop after a gossip change.
+	memberCh chan struct{}
 
-	reaper  clock.Ticker
 	metrics http.Handler
 
 	httpLn  net.Listener
@@ -98,7 +99,7 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 		cfg.Clock = clock.Real()
 	}
 	log = log.With().Str("node", cfg.ID).Logger()
-	n = &Node{cfg: cfg, log: log, clk: cfg.Clock, hash: xxhash.Sum64}
+	n = &Node{cfg: cfg, log: log, clk: cfg.Clock, hash: xxhash.Sum64, memberCh: make(chan struct{}, 1)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
 	scfg := store.DefaultConfig()
@@ -171,6 +172,8 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 		return n, fmt.Errorf("gossip: %w", err)
 	}
 	n.rebuildRing()
+	n.wg.Add(1)
+	go n.membershipLoop()
 
 	if err := n.openAntiEntropy(); err != nil {
 		return n, err
@@ -183,6 +186,9 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 		return n, err
 	}
 
+	if err := n.ae.Start(); err != nil {
+		return n, fmt.Errorf("anti-entropy: %w", err)
+	}
 	if err := n.tr.Serve(n.serveRPC); err != nil {
 		return n, fmt.Errorf("rpc serve: %w", err)
 	}
@@ -246,6 +252,9 @@ func (n *Node) Ring() *ring.Ring { return n.ring.Load() }
 // benchmarks that bypass HTTP.
 func (n *Node) Coordinator() *quorum.Coordinator { return n.coord }
 
+// AntiEntropy returns the node's anti-entropy service.
+func (n *Node) AntiEntropy() *antientropy.Service { return n.ae }
+
 // Detector returns the failure detector.
 func (n *Node) Detector() *gossip.Detector { return n.detector }
 
@@ -274,9 +283,7 @@ func (n *Node) Close() error {
 	if n.ae != nil {
 		errs = append(errs, n.ae.Close())
 	}
-	if n.reaper != nil {
-		n.reaper.Stop()
-	}
+
 	if n.handoff != nil {
 		errs = append(errs, n.handoff.Close())
 	}
@@ -334,12 +341,31 @@ func (n *Node) loadGossipState() (gossip.State, error) {
 	return st, nil
 }
 
-// onMembershipChange rebuilds the ring and address book and persists the
-// gossip state, so a restarted node knows its cluster before gossip runs.
+// onMembershipChange is gossip's OnChange. Gossip may call it before New
+// has even returned, so it only signals membershipLoop.
 func (n *Node) onMembershipChange() {
-	if n.closed.Load() {
-		return
+	select {
+	case n.memberCh <- struct{}{}:
+	default: // a rebuild is already pending
 	}
+}
+
+// membershipLoop rebuilds the ring and address book on membership changes
+// and persists the gossip state, so a restarted node knows its cluster
+// before gossip runs.
+func (n *Node) membershipLoop() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-n.memberCh:
+			n.applyMembership()
+		}
+	}
+}
+
+func (n *Node) applyMembership() {
 	n.rebuildRing()
 	if b, err := gossip.EncodeState(n.gossip.State()); err == nil {
 		if err := n.store.PutMeta(metaGossip, b); err != nil {

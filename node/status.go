@@ -18,6 +18,8 @@ type ClusterStatus struct {
 	Members      []MemberStatus                        `json:"members"`
 	Hints        map[string]antientropy.HintOwnerStats `json:"hints"`
 	HintMetrics  antientropy.HandoffMetrics            `json:"hint_totals"`
+	AntiEntropy  antientropy.Metrics                   `json:"antientropy"`
+	Prioritized  []int                                 `json:"antientropy_prioritized"`
 }
 
 // MemberStatus is one member as this node sees it.
@@ -47,6 +49,7 @@ func (n *Node) Status() ClusterStatus {
 		Node: n.cfg.ID, Cluster: n.cfg.Cluster, Partitions: r.PartitionCount(),
 		PhiThreshold: n.cfg.Detector.Threshold,
 		Hints:        n.handoff.Pending(), HintMetrics: n.handoff.Metrics(),
+		AntiEntropy: n.ae.Metrics(), Prioritized: n.ae.Prioritized(),
 	}
 	for _, m := range n.gossip.Members() {
 		ms := MemberStatus{
@@ -67,8 +70,25 @@ func (n *Node) handleCluster(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, n.Status())
 }
 
+// antiEntropyRun is the body of POST /v1/antientropy/run.
+type antiEntropyRun struct {
+	Report antientropy.Report `json:"report"`
+	Took   string             `json:"took"`
+	Errors string             `json:"errors,omitempty"`
+}
+
 func (n *Node) handleAntiEntropy(w http.ResponseWriter, r *http.Request) {
-	writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "anti-entropy is not running on this node")
+	if len(r.URL.Query()) > 0 {
+		writeError(w, http.StatusBadRequest, CodeBadParameter, "this endpoint takes no parameters")
+		return
+	}
+	start := n.clk.Now()
+	rep, err := n.ae.RunOnce(r.Context())
+	out := antiEntropyRun{Report: rep, Took: n.clk.Since(start).String()}
+	if err != nil {
+		out.Errors = err.Error()
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (n *Node) handleMetrics(w http.ResponseWriter, r *http.Request) {

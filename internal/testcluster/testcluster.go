@@ -70,10 +70,12 @@ func StartWith(t testing.TB, opts Options) *Cluster {
 		cfg.FastGossip = true
 		cfg.HeartbeatInterval = 50 * time.Millisecond
 		cfg.Detector.FirstHeartbeatEstimate = 50 * time.Millisecond
-		cfg.Detector.MinStdDev = 20 * time.Millisecond
-		cfg.Detector.AcceptablePause = 150 * time.Millisecond
+		// Suspect a silent peer after about 1.3 s: quick enough for
+		// failure tests, tolerant of a loaded machine under -race.
+		cfg.Detector.MinStdDev = 50 * time.Millisecond
+		cfg.Detector.AcceptablePause = time.Second
 		cfg.RequestTimeout = 2 * time.Second
-		cfg.AntiEntropyInterval = 0
+		cfg.AntiEntropy.Interval = 24 * time.Hour // tests run anti-entropy on demand
 		cfg.ShutdownTimeout = 2 * time.Second
 		if opts.Configure != nil {
 			opts.Configure(i, &cfg)

@@ -1,0 +1,231 @@
+package antientropy
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/rs/zerolog"
+
+	"github.com/quorumkv/quorumkv/internal/clock"
+	"github.com/quorumkv/quorumkv/version"
+)
+
+// HintStore is the durable hint storage a Handoff needs; *store.Store
+// implements it. Hints are keyed by (owner, k); adding a hint for a key
+// that already has one merges the two with version.Sync.
+type HintStore interface {
+	// AddHint durably stores set as a hint for owner, merging it into any
+	// hint already held for k.
+	AddHint(owner string, k []byte, set version.Set) error
+	// ScanHints calls fn for every hint held for owner. fn must not retain
+	// k or the set's slices; an error from fn stops the scan and is
+	// returned.
+	ScanHints(owner string, fn func(k []byte, set version.Set) error) error
+	// DeleteHint deletes owner's hint for k if it still equals replayed and
+	// reports whether it did.
+	DeleteHint(owner string, k []byte, replayed version.Set) (bool, error)
+	// HintBytes returns the bytes of owner's pending hints.
+	HintBytes(owner string) int64
+	// HintOwners returns the owners that have pending hints.
+	HintOwners() []string
+}
+
+// HintCounter is optionally implemented by a HintStore that keeps a
+// per-owner count of pending hints. Without it the Handoff counts pending
+// hints by scanning them, which costs time proportional to the hints.
+type HintCounter interface {
+	HintCount(owner string) int64
+}
+
+// Handoff is hinted handoff: it stores hints for owners that are down and
+// replays them, rate-limited, once the failure detector trusts the owner
+// again. A hint is deleted only after its owner acknowledged it and only if
+// it was not updated meanwhile. Methods are safe for concurrent use.
+type Handoff struct {
+	cfg HandoffConfig
+	st  HintStore
+	clk clock.Clock
+	log zerolog.Logger
+	lim *hintLimiter
+
+	ctx    context.Context    // cancelled by Close; parent of every pass
+	cancel context.CancelFunc //
+	stop   chan struct{}      // closed by Close: ends the loop
+	kick   chan struct{}      // buffered 1: Kick's request for a round
+	wg     sync.WaitGroup     // the loop and every replay pass
+
+	startOnce sync.Once
+	closeOnce sync.Once
+	ticker    clock.Ticker // created by Start so no early tick is missed
+
+	// hooks, set by tests before Start, observe the loop.
+	hooks handoffHooks
+
+	mu sync.Mutex // guards the fields below
+	// closed is set by Close; Store refuses hints afterwards.
+	closed bool
+	// reserved holds, per owner, the hint bytes of Store calls between the
+	// budget check and the end of AddHint, so concurrent Stores cannot
+	// overrun the budget together.
+	reserved map[string]int64
+	// replaying holds the owners with a pass running.
+	replaying map[string]bool
+	// owners holds per-owner counters; totals hold their sums plus
+	// counters that have no owner.
+	owners map[string]*hintOwnerCounters
+	totals handoffCounters
+}
+
+// handoffHooks observe the replay loop in tests.
+type handoffHooks struct {
+	roundDone func()                                        // after each round of the loop
+	passDone  func(owner string, progressed int, err error) // after each owner pass
+}
+
+// handoffCounters are monotonic event counters.
+type handoffCounters struct {
+	stored, overflowed, storeErrors                         uint64
+	delivered, replayed, superseded, replayFailures, passes uint64
+}
+
+type hintOwnerCounters struct {
+	handoffCounters
+	// failing is set by a failed pass and cleared by a clean one, so a
+	// flapping owner logs one warning per outage, not one per Interval.
+	failing bool
+}
+
+// NewHandoff returns a Handoff over st. Call Start to run replay.
+func NewHandoff(cfg HandoffConfig, st HintStore, clk clock.Clock, log zerolog.Logger) (*Handoff, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if st == nil || clk == nil {
+		return nil, fmt.Errorf("%w: nil store or clock", ErrHandoffConfig)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Handoff{
+		cfg:       cfg,
+		st:        st,
+		clk:       clk,
+		log:       log.With().Str("component", "handoff").Logger(),
+		lim:       newHintLimiter(clk, cfg),
+		ctx:       ctx,
+		cancel:    cancel,
+		stop:      make(chan struct{}),
+		kick:      make(chan struct{}, 1),
+		reserved:  make(map[string]int64),
+		replaying: make(map[string]bool),
+		owners:    make(map[string]*hintOwnerCounters),
+	}, nil
+}
+
+// Start starts the replay loop. It is a no-op after the first call or after
+// Close.
+func (h *Handoff) Start() {
+	h.startOnce.Do(func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.closed {
+			return
+		}
+		h.ticker = h.clk.NewTicker(h.cfg.Interval)
+		h.wg.Add(1)
+		go h.loop()
+	})
+}
+
+// Close stops the loop, cancels running replays and waits for them. A hint
+// whose delivery was acknowledged is still deleted. Close is idempotent.
+func (h *Handoff) Close() error {
+	h.closeOnce.Do(func() {
+		h.mu.Lock()
+		h.closed = true
+		h.mu.Unlock()
+		h.cancel()
+		close(h.stop)
+	})
+	h.wg.Wait()
+	return nil
+}
+
+// Kick asks the loop to run a round now, e.g. when the failure detector
+// starts trusting a node again. It never blocks.
+func (h *Handoff) Kick() {
+	select {
+	case h.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Store keeps set as a durable hint for owner, the intended replica of k in
+// partition. If the hint could take owner's pending hint bytes past
+// MaxHintBytesPerOwner it is not kept: Store returns stored=false and a nil
+// error, counts the overflow and calls Prioritize(partition) so
+// anti-entropy repairs the owner instead. If the store fails, Store also
+// prioritizes the partition and returns the error. Either way the caller's
+// write should still succeed. An empty set carries nothing to hand off:
+// Store returns true and stores nothing.
+func (h *Handoff) Store(owner string, partition int, k []byte, set version.Set) (stored bool, err error) {
+	if owner == "" || strings.IndexByte(owner, 0) >= 0 {
+		return false, fmt.Errorf("%w: %q", ErrHintBadOwner, owner)
+	}
+	if set.IsEmpty() {
+		return true, nil
+	}
+	size := hintSize(owner, k, set)
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return false, ErrHandoffClosed
+	}
+	if h.st.HintBytes(owner)+h.reserved[owner]+size > h.cfg.MaxHintBytesPerOwner {
+		h.countLocked(owner, func(c *handoffCounters) { c.overflowed++ })
+		h.mu.Unlock()
+		h.log.Debug().Str("owner", owner).Int("partition", partition).Msg("hint budget full; partition prioritized")
+		h.cfg.Prioritize(partition)
+		return false, nil
+	}
+	h.reserved[owner] += size
+	h.mu.Unlock()
+
+	err = h.st.AddHint(owner, k, set)
+
+	h.mu.Lock()
+	if h.reserved[owner] -= size; h.reserved[owner] == 0 {
+		delete(h.reserved, owner)
+	}
+	if err != nil {
+		h.countLocked(owner, func(c *handoffCounters) { c.storeErrors++ })
+	} else {
+		h.countLocked(owner, func(c *handoffCounters) { c.stored++ })
+	}
+	h.mu.Unlock()
+	if err != nil {
+		h.log.Warn().Err(err).Str("owner", owner).Int("partition", partition).Msg("storing hint failed; partition prioritized")
+		h.cfg.Prioritize(partition)
+		return false, fmt.Errorf("store hint for %s: %w", owner, err)
+	}
+	return true, nil
+}
+
+// countLocked applies f to owner's counters and to the totals. h.mu must be
+// held.
+func (h *Handoff) countLocked(owner string, f func(*handoffCounters)) {
+	c := h.owners[owner]
+	if c == nil {
+		c = &hintOwnerCounters{}
+		h.owners[owner] = c
+	}
+	f(&c.handoffCounters)
+	f(&h.totals)
+}
+
+// count is countLocked taking h.mu.
+func (h *Handoff) count(owner string, f func(*handoffCounters)) {
+	h.mu.Lock()
+	h.countLocked(owner, f)
+	h.mu.Unlock()
+}

@@ -1,0 +1,124 @@
+package antientropy
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/quorumkv/quorumkv/version"
+)
+
+// HandoffConfig parameterises a Handoff. The three funcs are the node's
+// wiring and are required; every other field has a default.
+type HandoffConfig struct {
+	// Interval is how often the replay loop looks for owners that are
+	// trusted again and hold pending hints. Kick runs a round at once.
+	// Default 1s.
+	Interval time.Duration
+	// HintsPerSecond caps replayed hints per second across all owners;
+	// 0 means no cap on the count. Default 5000.
+	HintsPerSecond float64
+	// HintBurst is how many hints may go out at once after an idle period.
+	// Default 0, meaning one second's worth (HintsPerSecond, at least 1).
+	HintBurst float64
+	// BytesPerSecond caps replayed hint bytes per second across all owners
+	// (key plus estimated encoded set); 0 means no cap on bytes.
+	// Default 8 MiB/s.
+	BytesPerSecond float64
+	// ByteBurst is how many bytes may go out at once after an idle period.
+	// A hint larger than the burst still goes out, after waiting for the
+	// bucket to refill. Default 0, meaning one second's worth
+	// (BytesPerSecond).
+	ByteBurst float64
+	// BatchSize is how many hints a replay reads from the store per scan.
+	// Default 128.
+	BatchSize int
+	// DeliverConcurrency is how many Deliver calls one owner's replay keeps
+	// in flight. One owner's replay runs at most DeliverConcurrency/latency
+	// hints per second, so this must cover the hint rate: 16 calls of up
+	// to 3 ms each sustain 5000 hints/s. Default 16.
+	DeliverConcurrency int
+	// MaxConcurrentOwners is how many owners are replayed at the same time;
+	// an owner is never replayed by two passes at once. Default 4.
+	MaxConcurrentOwners int
+	// MaxHintBytesPerOwner is the hint budget of one owner: Store refuses
+	// (stored=false, no error) a hint that could take the owner's pending
+	// hint bytes past it, and prioritizes the partition for anti-entropy
+	// instead. Default 64 MiB.
+	MaxHintBytesPerOwner int64
+
+	// Available reports whether the failure detector trusts owner. Replay
+	// to an owner starts only when it returns true and stops between
+	// batches when it turns false. It is called from several goroutines.
+	// Required.
+	Available func(owner string) bool
+	// Deliver sends one hint to its owner and returns nil once the owner
+	// has durably merged it (version.Sync). It must honour ctx, which is
+	// cancelled by Close, and should bound its own duration. Replaying a
+	// hint twice must be harmless, which Sync guarantees. It is called
+	// concurrently (DeliverConcurrency per owner). Required.
+	Deliver func(ctx context.Context, owner string, k []byte, set version.Set) error
+	// Prioritize marks a partition for priority anti-entropy. Store calls
+	// it when a hint is not kept (budget full or a store error), so the
+	// write still reaches its owner eventually. Required.
+	Prioritize func(partition int)
+}
+
+// DefaultHandoffConfig returns the defaults. The caller sets Available,
+// Deliver and Prioritize.
+func DefaultHandoffConfig() HandoffConfig {
+	return HandoffConfig{
+		Interval:             time.Second,
+		HintsPerSecond:       5000,
+		HintBurst:            0,
+		BytesPerSecond:       8 << 20,
+		ByteBurst:            0,
+		BatchSize:            128,
+		DeliverConcurrency:   16,
+		MaxConcurrentOwners:  4,
+		MaxHintBytesPerOwner: 64 << 20,
+	}
+}
+
+// Validate reports the first invalid field, wrapping ErrHandoffConfig.
+func (c HandoffConfig) Validate() error {
+	switch {
+	case c.Interval <= 0:
+		return fmt.Errorf("%w: interval %v is not positive", ErrHandoffConfig, c.Interval)
+	case c.HintsPerSecond < 0 || c.HintBurst < 0:
+		return fmt.Errorf("%w: negative hint rate %v or burst %v", ErrHandoffConfig, c.HintsPerSecond, c.HintBurst)
+	case c.BytesPerSecond < 0 || c.ByteBurst < 0:
+		return fmt.Errorf("%w: negative byte rate %v or burst %v", ErrHandoffConfig, c.BytesPerSecond, c.ByteBurst)
+	case c.BatchSize < 1:
+		return fmt.Errorf("%w: batch size %d < 1", ErrHandoffConfig, c.BatchSize)
+	case c.DeliverConcurrency < 1:
+		return fmt.Errorf("%w: deliver concurrency %d < 1", ErrHandoffConfig, c.DeliverConcurrency)
+	case c.MaxConcurrentOwners < 1:
+		return fmt.Errorf("%w: max concurrent owners %d < 1", ErrHandoffConfig, c.MaxConcurrentOwners)
+	case c.MaxHintBytesPerOwner < 1:
+		return fmt.Errorf("%w: max hint bytes per owner %d < 1", ErrHandoffConfig, c.MaxHintBytesPerOwner)
+	case c.Available == nil:
+		return fmt.Errorf("%w: nil Available", ErrHandoffConfig)
+	case c.Deliver == nil:
+		return fmt.Errorf("%w: nil Deliver", ErrHandoffConfig)
+	case c.Prioritize == nil:
+		return fmt.Errorf("%w: nil Prioritize", ErrHandoffConfig)
+	}
+	return nil
+}
+
+// hintBurst returns the effective hint burst.
+func (c HandoffConfig) hintBurst() float64 {
+	if c.HintBurst > 0 {
+		return c.HintBurst
+	}
+	return max(c.HintsPerSecond, 1)
+}
+
+// byteBurst returns the effective byte burst.
+func (c HandoffConfig) byteBurst() float64 {
+	if c.ByteBurst > 0 {
+		return c.ByteBurst
+	}
+	return max(c.BytesPerSecond, 1)
+}

@@ -1,0 +1,106 @@
+package antientropy
+
+import "github.com/quorumkv/quorumkv/version"
+
+// HandoffMetrics is a snapshot of a Handoff's counters. Pending figures
+// are read from the store, so they include hints stored before a restart;
+// the event counters count since NewHandoff.
+type HandoffMetrics struct {
+	// PendingHints and PendingBytes are the hints waiting in the store,
+	// over all owners.
+	PendingHints int64
+	PendingBytes int64
+	// Stored counts hints kept by Store (a hint merged into an existing
+	// one counts again).
+	Stored uint64
+	// Overflowed counts hints Store did not keep because the owner's
+	// budget was full; their partitions were prioritized.
+	Overflowed uint64
+	// StoreErrors counts hints Store did not keep because the store
+	// failed; their partitions were prioritized too.
+	StoreErrors uint64
+	// Delivered counts hints the owners acknowledged, re-deliveries
+	// included.
+	Delivered uint64
+	// Replayed counts hints delivered and then deleted.
+	Replayed uint64
+	// Superseded counts delivered hints that were kept because a newer
+	// write was merged into them during delivery.
+	Superseded uint64
+	// ReplayFailures counts failed deliveries and failed deletes.
+	ReplayFailures uint64
+	// Passes counts finished replay passes.
+	Passes uint64
+	// Replaying is how many owners are being replayed now.
+	Replaying int
+}
+
+// HintOwnerStats is one owner's part of the figures, for GET /v1/cluster.
+type HintOwnerStats struct {
+	PendingHints   int64  `json:"pending_hints"`
+	PendingBytes   int64  `json:"pending_bytes"`
+	Stored         uint64 `json:"stored"`
+	Overflowed     uint64 `json:"overflowed"`
+	StoreErrors    uint64 `json:"store_errors"`
+	Delivered      uint64 `json:"delivered"`
+	Replayed       uint64 `json:"replayed"`
+	Superseded     uint64 `json:"superseded"`
+	ReplayFailures uint64 `json:"replay_failures"`
+	Replaying      bool   `json:"replaying"`
+}
+
+// Metrics returns a snapshot of the counters.
+func (h *Handoff) Metrics() HandoffMetrics {
+	var m HandoffMetrics
+	for _, owner := range h.st.HintOwners() {
+		m.PendingHints += h.hintCount(owner)
+		m.PendingBytes += h.st.HintBytes(owner)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t := h.totals
+	m.Stored, m.Overflowed, m.StoreErrors = t.stored, t.overflowed, t.storeErrors
+	m.Delivered, m.Replayed, m.Superseded = t.delivered, t.replayed, t.superseded
+	m.ReplayFailures, m.Passes = t.replayFailures, t.passes
+	m.Replaying = len(h.replaying)
+	return m
+}
+
+// Pending returns per-owner figures for every owner that has pending hints
+// or any counted event.
+func (h *Handoff) Pending() map[string]HintOwnerStats {
+	out := make(map[string]HintOwnerStats)
+	for _, owner := range h.st.HintOwners() {
+		out[owner] = HintOwnerStats{
+			PendingHints: h.hintCount(owner),
+			PendingBytes: h.st.HintBytes(owner),
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for owner, c := range h.owners {
+		s := out[owner]
+		s.Stored, s.Overflowed, s.StoreErrors = c.stored, c.overflowed, c.storeErrors
+		s.Delivered, s.Replayed, s.Superseded = c.delivered, c.replayed, c.superseded
+		s.ReplayFailures = c.replayFailures
+		out[owner] = s
+	}
+	for owner := range h.replaying {
+		s := out[owner]
+		s.Replaying = true
+		out[owner] = s
+	}
+	return out
+}
+
+// hintCount returns owner's pending hints, from the store's counter if it
+// keeps one and by scanning otherwise. A scan error yields the hints
+// counted so far.
+func (h *Handoff) hintCount(owner string) int64 {
+	if c, ok := h.st.(HintCounter); ok {
+		return c.HintCount(owner)
+	}
+	var n int64
+	_ = h.st.ScanHints(owner, func([]byte, version.Set) error { n++; return nil })
+	return n
+}

@@ -1,0 +1,67 @@
+package antientropy
+
+import (
+	"time"
+
+	"github.com/quorumkv/quorumkv/internal/clock"
+	"github.com/quorumkv/quorumkv/version"
+)
+
+// Store is what anti-entropy needs of the node's storage. *store.Store
+// satisfies it.
+type Store interface {
+	Scanner
+	// Merge syncs an incoming set into the stored one (version.Sync; then
+	// last-write-wins resolution when lww) and reports whether the stored
+	// set changed.
+	Merge(k []byte, in version.Set, lww bool) (version.Set, bool, error)
+	// MarkReapable records that the tombstone-only record k, if it still
+	// equals expect, may be deleted from after on.
+	MarkReapable(k []byte, expect version.Set, after time.Time) error
+	// Reap deletes up to limit marked tombstones whose time has come.
+	Reap(now time.Time, limit int) (int, error)
+}
+
+// Meta persists small node-local values. *store.Store satisfies it.
+type Meta interface {
+	PutMeta(name string, v []byte) error
+	// GetMeta returns the value, or an error when it is absent or
+	// unreadable; anti-entropy treats both as "nothing stored" (the
+	// values it keeps only order work).
+	GetMeta(name string) ([]byte, error)
+}
+
+// Ring is what anti-entropy needs of the ring. *ring.Ring satisfies it.
+type Ring interface {
+	// PartitionCount is the number of partitions.
+	PartitionCount() int
+	// Len is the number of members.
+	Len() int
+	// PartitionPreference returns partition p's preference list: its n
+	// primaries first.
+	PartitionPreference(p, n int) ([]string, error)
+	// PartitionsFor returns the partitions where node is among the first
+	// n of the preference list.
+	PartitionsFor(node string, n int) []int
+}
+
+// Deps are the Service's collaborators.
+type Deps struct {
+	// Store holds the data. Required.
+	Store Store
+	// Meta persists the prioritized partitions. nil: not persisted.
+	Meta Meta
+	// Ring returns the current ring (the node passes a function loading
+	// its ring.Holder). It must not return a nil ring once Start is
+	// called. Required.
+	Ring func() Ring
+	// Caller sends ae.* requests to other nodes; transport.Transport
+	// satisfies it. Required.
+	Caller Caller
+	// Resolve maps a node ID to the address Caller dials. nil: the ID is
+	// the address.
+	Resolve func(node string) (addr string, err error)
+	// Clock times the loops, the rate limit and tombstone grace. nil:
+	// clock.Real().
+	Clock clock.Clock
+}

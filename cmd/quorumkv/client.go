@@ -1,0 +1,288 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/quorumkv/quorumkv/quorum"
+)
+
+// clientFlags are the flags of the commands that talk to a node over HTTP.
+type clientFlags struct {
+	node    string
+	context string
+	r, w, n string
+	timeout time.Duration
+	json    bool
+}
+
+func (f *clientFlags) register(cmd *cobra.Command, read bool) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.node, "node", envOr("QUORUMKV_NODE", "http://127.0.0.1:8081"), "node to talk to (env QUORUMKV_NODE)")
+	fl.DurationVar(&f.timeout, "timeout", 0, "request timeout (server default when 0)")
+	fl.StringVarP(&f.n, "n", "n", "", "replicas for this request (at most the bucket's n)")
+	if read {
+		fl.StringVarP(&f.r, "r", "r", "", "replies to wait for: a number, one, quorum or all")
+		fl.BoolVar(&f.json, "json", false, "print the JSON envelope with every sibling")
+	} else {
+		fl.StringVarP(&f.w, "w", "w", "", "acks to wait for: a number, one, quorum or all")
+		fl.StringVar(&f.context, "context", "", "causal context (X-Context) from an earlier read")
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func (f *clientFlags) url(bucket, key string) string {
+	q := url.Values{}
+	for name, v := range map[string]string{"r": f.r, "w": f.w, "n": f.n} {
+		if v != "" {
+			q.Set(name, v)
+		}
+	}
+	if f.timeout > 0 {
+		q.Set("timeout", f.timeout.String())
+	}
+	u := strings.TrimRight(f.node, "/") + "/v1/kv/" + url.PathEscape(bucket) + "/" + url.PathEscape(key)
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	return u
+}
+
+func (f *clientFlags) do(method, u string, body io.Reader, hdr map[string]string) (*http.Response, []byte, error) {
+	req, err := http.NewRequest(method, u, body)
+	if err != nil {
+		return nil, nil, err
+	}
+	for k, v := range hdr {
+		if v != "" {
+			req.Header.Set(k, v)
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp, b, err
+}
+
+// report prints the context and receipt to stderr, so stdout holds only
+// the value.
+func report(cmd *cobra.Command, resp *http.Response) {
+	w := cmd.ErrOrStderr()
+	if c := resp.Header.Get("X-Context"); c != "" {
+		fmt.Fprintf(w, "context: %s\n", c)
+	}
+	r := quorum.ParseReceipt(resp.Header)
+	if len(r.Replicas) > 0 {
+		fmt.Fprintf(w, "replicas: %s", strings.Join(r.Replicas, ","))
+		if len(r.Fallbacks) > 0 {
+			fmt.Fprintf(w, "  fallbacks: %v", r.Fallbacks)
+		}
+		if len(r.Hinted) > 0 {
+			fmt.Fprintf(w, "  hinted: %s", strings.Join(r.Hinted, ","))
+		}
+		if r.Versions > 0 {
+			fmt.Fprintf(w, "  versions: %d", r.Versions)
+		}
+		if len(r.Repaired) > 0 {
+			fmt.Fprintf(w, "  repaired: %s", strings.Join(r.Repaired, ","))
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+func httpError(resp *http.Response, body []byte) error {
+	var e struct{ Error, Code string }
+	if json.Unmarshal(body, &e) == nil && e.Code != "" {
+		return fmt.Errorf("%s (%s, HTTP %d)", e.Error, e.Code, resp.StatusCode)
+	}
+	return fmt.Errorf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(body))
+}
+
+func newGetCmd() *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{
+		Use:   "get BUCKET KEY",
+		Short: "Read a key; siblings are printed as a JSON envelope",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			hdr := map[string]string{}
+			if f.json {
+				hdr["Accept"] = "application/json"
+			}
+			resp, body, err := f.do(http.MethodGet, f.url(args[0], args[1]), nil, hdr)
+			if err != nil {
+				return err
+			}
+			report(cmd, resp)
+			switch resp.StatusCode {
+			case http.StatusOK, http.StatusMultipleChoices:
+				if resp.StatusCode == http.StatusMultipleChoices {
+					fmt.Fprintln(cmd.ErrOrStderr(), "siblings: resolve them by writing with the context above")
+				}
+				_, err = cmd.OutOrStdout().Write(body)
+				return err
+			}
+			return httpError(resp, body)
+		},
+	}
+	f.register(cmd, true)
+	return cmd
+}
+
+func newPutCmd() *cobra.Command {
+	var f clientFlags
+	var contentType, file string
+	cmd := &cobra.Command{
+		Use:   "put BUCKET KEY [VALUE]",
+		Short: "Write a key (the value comes from the argument, --file, or stdin)",
+		Args:  cobra.RangeArgs(2, 3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var body io.Reader
+			switch {
+			case len(args) == 3:
+				body = strings.NewReader(args[2])
+			case file != "":
+				fh, err := os.Open(file)
+				if err != nil {
+					return err
+				}
+				defer fh.Close()
+				body = fh
+			default:
+				body = cmd.InOrStdin()
+			}
+			resp, b, err := f.do(http.MethodPut, f.url(args[0], args[1]), body, map[string]string{"Content-Type": contentType, "X-Context": f.context})
+			if err != nil {
+				return err
+			}
+			if resp.StatusCode != http.StatusNoContent {
+				return httpError(resp, b)
+			}
+			report(cmd, resp)
+			return nil
+		},
+	}
+	f.register(cmd, false)
+	cmd.Flags().StringVar(&contentType, "content-type", "application/octet-stream", "content type stored with the value")
+	cmd.Flags().StringVar(&file, "file", "", "read the value from this file")
+	return cmd
+}
+
+func newDeleteCmd() *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{
+		Use:   "delete BUCKET KEY",
+		Short: "Delete a key (writes a tombstone)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			resp, b, err := f.do(http.MethodDelete, f.url(args[0], args[1]), nil, map[string]string{"X-Context": f.context})
+			if err != nil {
+				return err
+			}
+			if resp.StatusCode != http.StatusNoContent {
+				return httpError(resp, b)
+			}
+			report(cmd, resp)
+			return nil
+		},
+	}
+	f.register(cmd, false)
+	return cmd
+}
+
+func newStatusCmd() *cobra.Command {
+	var f clientFlags
+	var raw bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the cluster's members, their state and ring shares",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			resp, body, err := f.do(http.MethodGet, strings.TrimRight(f.node, "/")+"/v1/cluster", nil, nil)
+			if err != nil {
+				return err
+			}
+			if resp.StatusCode != http.StatusOK {
+				return httpError(resp, body)
+			}
+			if raw {
+				_, err := cmd.OutOrStdout().Write(body)
+				return err
+			}
+			var st struct {
+				Node, Cluster string
+				Partitions    int
+				PhiThreshold  float64 `json:"phi_threshold"`
+				Members       []struct {
+					ID        string  `json:"id"`
+					HTTPAddr  string  `json:"http_addr"`
+					Gossip    string  `json:"gossip_status"`
+					Reachable bool    `json:"reachable"`
+					Phi       float64 `json:"phi"`
+					Share     float64 `json:"ring_share"`
+				}
+				Hints map[string]struct {
+					Count int64 `json:"count"`
+					Bytes int64 `json:"bytes"`
+				}
+			}
+			if err := json.Unmarshal(body, &st); err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "cluster %s, seen from %s, %d partitions, phi threshold %.1f\n\n", st.Cluster, st.Node, st.Partitions, st.PhiThreshold)
+			fmt.Fprintf(w, "%-12s %-22s %-8s %-10s %6s %7s\n", "ID", "HTTP", "GOSSIP", "REACHABLE", "PHI", "SHARE")
+			for _, m := range st.Members {
+				fmt.Fprintf(w, "%-12s %-22s %-8s %-10v %6.2f %6.1f%%\n", m.ID, m.HTTPAddr, m.Gossip, m.Reachable, m.Phi, 100*m.Share)
+			}
+			for owner, h := range st.Hints {
+				fmt.Fprintf(w, "\nhints for %s: %d (%d bytes)", owner, h.Count, h.Bytes)
+			}
+			fmt.Fprintln(w)
+			return nil
+		},
+	}
+	f.register(cmd, true)
+	cmd.Flags().BoolVar(&raw, "raw", false, "print the raw JSON of GET /v1/cluster")
+	return cmd
+}
+
+func newAntiEntropyCmd() *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{
+		Use:   "antientropy",
+		Short: "Run a Merkle anti-entropy round on a node now",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			resp, body, err := f.do(http.MethodPost, strings.TrimRight(f.node, "/")+"/v1/antientropy/run", nil, nil)
+			if err != nil {
+				return err
+			}
+			if resp.StatusCode != http.StatusOK {
+				return httpError(resp, body)
+			}
+			_, err = cmd.OutOrStdout().Write(body)
+			return err
+		},
+	}
+	f.register(cmd, true)
+	return cmd
+}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/quorumkv/quorumkv/node"
+)
+
+// nodeFlags binds the node flags shared by server and dev.
+type nodeFlags struct {
+	cfg      node.Config
+	join     string
+	logLevel string
+	logJSON  bool
+}
+
+func (f *nodeFlags) register(cmd *cobra.Command, withAddrs bool) {
+	f.cfg = node.DefaultConfig()
+	fl := cmd.Flags()
+	if withAddrs {
+		fl.StringVar(&f.cfg.ID, "id", "", "node ID, unique in the cluster and stable across restarts (required)")
+		fl.StringVar(&f.cfg.DataDir, "data", "", "data directory (required)")
+		fl.StringVar(&f.cfg.HTTPAddr, "http", f.cfg.HTTPAddr, "client HTTP API address")
+		fl.StringVar(&f.cfg.RPCAddr, "rpc", f.cfg.RPCAddr, "internode RPC address")
+		fl.StringVar(&f.cfg.GossipAddr, "gossip", f.cfg.GossipAddr, "gossip (memberlist) address")
+		fl.StringVar(&f.join, "join", "", "gossip addresses of cluster members to join, HOST:PORT[,...]")
+	}
+	fl.StringVar(&f.cfg.Cluster, "cluster", f.cfg.Cluster, "cluster name; nodes of other clusters are rejected")
+	fl.BoolVar(&f.cfg.Sync, "sync", true, "fsync every write before acknowledging it (false trades durability for speed)")
+	fl.IntVar(&f.cfg.Partitions, "partitions", f.cfg.Partitions, "ring partitions (a power of two, the same on every node)")
+	fl.DurationVar(&f.cfg.RequestTimeout, "timeout", f.cfg.RequestTimeout, "default request timeout")
+	fl.DurationVar(&f.cfg.TombstoneGrace, "tombstone-grace", f.cfg.TombstoneGrace, "how long a tombstone on every replica is kept before reaping")
+	fl.Int64Var(&f.cfg.HintBudget, "hint-budget", f.cfg.HintBudget, "bytes of hints kept per unreachable node")
+	fl.DurationVar(&f.cfg.AntiEntropy.Interval, "anti-entropy-interval", f.cfg.AntiEntropy.Interval, "time between background Merkle exchanges (one partition each)")
+	fl.Int64Var(&f.cfg.AntiEntropy.BytesPerSecond, "anti-entropy-rate", f.cfg.AntiEntropy.BytesPerSecond, "bytes per second anti-entropy may move (0: no limit)")
+	fl.Float64Var(&f.cfg.Detector.Threshold, "phi-threshold", f.cfg.Detector.Threshold, "phi accrual suspicion threshold")
+	fl.IntVar(&f.cfg.Limits.MaxSiblings, "max-siblings", f.cfg.Limits.MaxSiblings, "siblings per key before writes get 409")
+	fl.Int64Var(&f.cfg.Limits.MaxValueSize, "max-value-size", f.cfg.Limits.MaxValueSize, "largest value in bytes")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fl.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of console text")
+}
+
+func (f *nodeFlags) logger() (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(f.logLevel)
+	if err != nil {
+		return zerolog.Logger{}, fmt.Errorf("--log-level: %w", err)
+	}
+	var w = zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly}
+	if f.logJSON {
+		return zerolog.New(os.Stderr).Level(lvl).With().Timestamp().Logger(), nil
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func newServerCmd() *cobra.Command {
+	var f nodeFlags
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run a quorumkv node",
+		Example: `  quorumkv server --id n1 --data /var/lib/quorumkv/n1 --http 127.0.0.1:8081 --rpc 127.0.0.1:7071 --gossip 127.0.0.1:7947
+  quorumkv server --id n2 --data /var/lib/quorumkv/n2 --http 127.0.0.1:8082 --rpc 127.0.0.1:7072 --gossip 127.0.0.1:7948 --join 127.0.0.1:7947`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := f.logger()
+			if err != nil {
+				return err
+			}
+			f.cfg.Join = splitList(f.join)
+			n, err := node.Open(f.cfg, log)
+			if err != nil {
+				return err
+			}
+			sig := make(chan os.Signal, 1)
+			signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+			s := <-sig
+			log.Info().Str("signal", s.String()).Msg("shutting down")
+			return n.Close()
+		},
+	}
+	f.register(cmd, true)
+	return cmd
+}

@@ -1,0 +1,101 @@
+package store
+
+import (
+	"fmt"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/quorumkv/quorumkv/internal/clock"
+)
+
+// Config parameterises a Store. Start from DefaultConfig: the zero Config
+// is not valid, and its zero Sync would silently disable fsync.
+type Config struct {
+	// Dir is the pebble directory. Required; created if missing.
+	Dir string
+	// FS is the filesystem pebble uses. nil means vfs.Default (the OS).
+	// Tests pass vfs.NewMem(), vfs.NewCrashableMem() or an errorfs wrapper.
+	FS vfs.FS
+	// Sync makes every data, hint and meta write fsync the WAL before it is
+	// acknowledged. Concurrent writers share syncs (group commit), so the
+	// cost is one fsync per batch of concurrent writes, not per write.
+	// false (--sync=false) acknowledges once the write is in the OS page
+	// cache: a machine crash loses the last writes. Default true.
+	Sync bool
+	// Hash maps an encoded key to its position; data rows are ordered by
+	// it. It must be the ring's hash. Default xxhash.Sum64.
+	Hash func([]byte) uint64
+	// CacheSize is pebble's block cache, in bytes. Default 32 MiB.
+	CacheSize int64
+	// MemTableSize is the size of one pebble memtable, in bytes; at most
+	// two exist at once (one filling, one flushing), so memtables cost up to
+	// twice this. Together with CacheSize this is most of the node's
+	// storage memory; the defaults keep it near 100 MiB. Default 32 MiB.
+	MemTableSize uint64
+	// LockStripes is the number of mutexes that serialize Update, Merge,
+	// AddHint, DeleteHint, MarkReapable and Reap per key (keys are mapped
+	// to stripes by hash). Default 1024.
+	LockStripes int
+	// OnWrite, if set, is called after every committed change to a data
+	// row (Update, Merge, Reap), while the key's stripe lock is still held,
+	// so the events of one key arrive in commit order. It must not call
+	// back into the Store for a key of the same stripe. Default nil.
+	OnWrite func(WriteEvent)
+	// Clock times commits for Metrics. Default clock.Real().
+	Clock clock.Clock
+}
+
+// WriteEvent describes one committed change of a data row.
+type WriteEvent struct {
+	// Hash is Config.Hash of Key.
+	Hash uint64
+	// Key is the encoded key. It is the caller's slice: do not modify it.
+	Key []byte
+	// Old and New are the canonical set bytes (EncodeSet) before and after;
+	// nil when the row is absent (Old for a new key, New for a reaped one).
+	// They are not reused by the Store.
+	Old, New []byte
+}
+
+// Default sizes.
+const (
+	defaultCacheSize    = 32 << 20
+	defaultMemTableSize = 32 << 20
+	minMemTableSize     = 256 << 10
+	maxMemTableSize     = 4<<30 - 1 // pebble's limit
+)
+
+// DefaultConfig returns the default configuration. Dir must still be set.
+func DefaultConfig() Config {
+	return Config{
+		Dir:          "",                  // required
+		FS:           nil,                 // the OS filesystem
+		Sync:         true,                // fsync before acknowledging
+		Hash:         xxhash.Sum64,        // the ring's hash
+		CacheSize:    defaultCacheSize,    // 32 MiB block cache
+		MemTableSize: defaultMemTableSize, // 32 MiB memtables, at most two
+		LockStripes:  1024,                // per-key serialization stripes
+		OnWrite:      nil,                 // no hook
+		Clock:        clock.Real(),        // wall clock
+	}
+}
+
+// Validate reports the first invalid field, wrapping ErrInvalidConfig.
+func (c Config) Validate() error {
+	switch {
+	case c.Dir == "":
+		return fmt.Errorf("%w: empty dir", ErrInvalidConfig)
+	case c.Hash == nil:
+		return fmt.Errorf("%w: nil hash", ErrInvalidConfig)
+	case c.Clock == nil:
+		return fmt.Errorf("%w: nil clock", ErrInvalidConfig)
+	case c.CacheSize <= 0:
+		return fmt.Errorf("%w: cache size %d is not positive", ErrInvalidConfig, c.CacheSize)
+	case c.MemTableSize < minMemTableSize || c.MemTableSize > maxMemTableSize:
+		return fmt.Errorf("%w: memtable size %d outside [%d, %d]",
+			ErrInvalidConfig, c.MemTableSize, minMemTableSize, uint64(maxMemTableSize))
+	case c.LockStripes < 1:
+		return fmt.Errorf("%w: lock stripes %d is less than 1", ErrInvalidConfig, c.LockStripes)
+	}
+	return nil
+}

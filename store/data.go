@@ -1,0 +1,188 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/quorumkv/quorumkv/version"
+)
+
+// Get returns the key's set; an absent key is the zero Set and no error.
+func (s *Store) Get(k []byte) (set version.Set, err error) {
+	if _, _, err := DecodeKey(k); err != nil {
+		return version.Set{}, err
+	}
+	hash := s.cfg.Hash(k) // caller code: computed outside recoverPebble
+	if err := s.enter(); err != nil {
+		return version.Set{}, err
+	}
+	defer s.exit()
+	defer s.recoverPebble(&err, nil)
+	s.m.gets.Add(1)
+	rec, _, found, err := s.readRow(dataRow(hash, k), k)
+	if err != nil || !found {
+		return version.Set{}, err
+	}
+	set, err = DecodeSet(rec.Set)
+	if err != nil {
+		s.m.errors.Add(1)
+		return version.Set{}, &CorruptError{Key: bytes.Clone(k), Err: err}
+	}
+	return set, nil
+}
+
+// Update reads the key's current set, calls fn, and durably writes fn's
+// result, all while holding the key's lock: concurrent updates of one key on
+// one node are serialized; different keys are not. fn gets a set it may
+// modify and return. If fn returns an error nothing is written and the error
+// is returned. If the result equals the current set, nothing is written
+// (idempotent retries cost no fsync). A result that IsEmpty deletes the row.
+// Update returns the stored set and whether it changed. Any write resets the
+// record's ReapAfter.
+func (s *Store) Update(k []byte, fn func(cur version.Set) (version.Set, error)) (version.Set, bool, error) {
+	s.m.updates.Add(1)
+	return s.update(k, fn)
+}
+
+// Merge syncs an incoming set into the stored one (version.Sync, then
+// ResolveLWW when lww is set). Replication, read repair, hint replay and
+// anti-entropy all use it; merging a set already reflected costs no write.
+func (s *Store) Merge(k []byte, in version.Set, lww bool) (version.Set, bool, error) {
+	s.m.merges.Add(1)
+	return s.update(k, func(cur version.Set) (version.Set, error) {
+		out := version.Sync(cur, in)
+		if lww {
+			out.ResolveLWW()
+		}
+		return out, nil
+	})
+}
+
+func (s *Store) update(k []byte, fn func(cur version.Set) (version.Set, error)) (res version.Set, changed bool, err error) {
+	if _, _, err := DecodeKey(k); err != nil {
+		return version.Set{}, false, err
+	}
+	hash := s.cfg.Hash(k) // caller code: computed outside recoverPebble
+	if err := s.enter(); err != nil {
+		return version.Set{}, false, err
+	}
+	defer s.exit()
+	var inUser bool
+	defer s.recoverPebble(&err, &inUser)
+
+	row := dataRow(hash, k)
+	mu := s.stripe(hash)
+	mu.Lock()
+	defer mu.Unlock()
+
+	old, _, found, err := s.readRow(row, k)
+	if err != nil {
+		return version.Set{}, false, err
+	}
+	var cur version.Set
+	if found {
+		if cur, err = DecodeSet(old.Set); err != nil {
+			s.m.errors.Add(1)
+			return version.Set{}, false, &CorruptError{Key: bytes.Clone(k), Err: err}
+		}
+	}
+	inUser = true
+	next, err := fn(cur)
+	inUser = false
+	if err != nil {
+		return version.Set{}, false, err
+	}
+	next = canonicalSet(next)
+	var newBytes []byte
+	if !next.IsEmpty() {
+		newBytes = EncodeSet(next)
+	}
+	if bytes.Equal(newBytes, old.Set) { // nil for an absent row
+		s.m.unchanged.Add(1)
+		return next, false, nil
+	}
+
+	b := s.db.NewBatch()
+	if newBytes == nil {
+		_ = b.Delete(row, nil)
+	} else {
+		_ = b.Set(row, encodeRecord(record{Set: newBytes}), nil)
+	}
+	if old.ReapAfter != 0 {
+		_ = b.Delete(reapRow(old.ReapAfter, hash, k), nil)
+	}
+	if err := s.commit(b, s.cfg.Sync); err != nil {
+		return version.Set{}, false, err
+	}
+	s.m.writes.Add(1)
+	if s.cfg.OnWrite != nil {
+		inUser = true
+		s.cfg.OnWrite(WriteEvent{Hash: hash, Key: k, Old: old.Set, New: newBytes})
+		inUser = false
+	}
+	return next, true, nil
+}
+
+// Scan calls fn for every data row whose hash is in [lo, hi], in hash order
+// (then key order), from a consistent snapshot. fn gets the row's encoded
+// key and its canonical set bytes; it must not retain or modify the slices.
+// fn may call other Store methods, but not Close. An error from fn stops
+// the scan and is returned as is; a record that does not decode stops it
+// with a *CorruptError.
+func (s *Store) Scan(lo, hi uint64, fn func(hash uint64, k []byte, setBytes []byte) error) (err error) {
+	if lo > hi {
+		return nil
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
+	var inUser bool
+	defer s.recoverPebble(&err, &inUser)
+
+	upper := []byte{prefixData + 1}
+	if hi != math.MaxUint64 {
+		upper = dataBound(hi + 1)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: dataBound(lo), UpperBound: upper})
+	if err != nil {
+		s.m.errors.Add(1)
+		return fmt.Errorf("store: scan: %w", err)
+	}
+	defer func() {
+		if cerr := it.Close(); cerr != nil && err == nil {
+			s.m.errors.Add(1)
+			err = fmt.Errorf("store: scan: %w", cerr)
+		}
+	}()
+	for valid := it.First(); valid; valid = it.Next() {
+		hash, k, ok := parseDataRow(it.Key())
+		if !ok {
+			s.m.errors.Add(1)
+			return &CorruptError{Key: bytes.Clone(it.Key()), Err: fmt.Errorf("bad data row key")}
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			s.m.errors.Add(1)
+			return fmt.Errorf("store: scan: %w", err)
+		}
+		rec, err := decodeRecord(v)
+		if err != nil {
+			s.m.errors.Add(1)
+			return &CorruptError{Key: bytes.Clone(k), Err: err}
+		}
+		inUser = true
+		err = fn(hash, k, rec.Set)
+		inUser = false
+		if err != nil {
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		s.m.errors.Add(1)
+		return fmt.Errorf("store: scan: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,243 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/quorumkv/quorumkv/version"
+)
+
+// AddHint durably stores set as a hint for owner: a write this node
+// accepted on owner's behalf, to hand off when owner is reachable again.
+// A hint for an (owner, key) that already has one is merged with it
+// (version.Sync). An empty set is not stored. Hints are fsynced like data
+// writes when Config.Sync is set.
+func (s *Store) AddHint(owner string, k []byte, set version.Set) (err error) {
+	if err := validOwner(owner); err != nil {
+		return err
+	}
+	if _, _, err := DecodeKey(k); err != nil {
+		return err
+	}
+	if set.IsEmpty() {
+		return nil
+	}
+	hash := s.cfg.Hash(k) // caller code: computed outside recoverPebble
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
+	defer s.recoverPebble(&err, nil)
+
+	row := hintRow(owner, hash, k)
+	mu := s.stripe(hash)
+	mu.Lock()
+	defer mu.Unlock()
+
+	old, oldSize, found, err := s.readRow(row, k)
+	if err != nil {
+		return err
+	}
+	merged := set
+	if found {
+		cur, err := DecodeSet(old.Set)
+		if err != nil {
+			s.m.errors.Add(1)
+			return &CorruptError{Key: bytes.Clone(k), Err: err}
+		}
+		merged = version.Sync(cur, set)
+	}
+	newBytes := EncodeSet(merged)
+	if bytes.Equal(newBytes, old.Set) {
+		return nil
+	}
+	val := encodeRecord(record{Set: newBytes})
+	b := s.db.NewBatch()
+	_ = b.Set(row, val, nil)
+	if err := s.commit(b, s.cfg.Sync); err != nil {
+		return err
+	}
+	delta := int64(len(row) + len(val))
+	if found {
+		delta -= int64(len(row) + oldSize)
+	} else {
+		s.m.hintsAdded.Add(1)
+	}
+	s.addHintBytes(owner, delta)
+	return nil
+}
+
+// ScanHints calls fn for every hint of owner, in hash order, from a
+// consistent snapshot. fn must not retain k; the set is its own. fn may call
+// other Store methods (DeleteHint after a successful replay), but not Close.
+// An error from fn stops the scan and is returned as is.
+func (s *Store) ScanHints(owner string, fn func(k []byte, set version.Set) error) (err error) {
+	if err := validOwner(owner); err != nil {
+		return err
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
+	var inUser bool
+	defer s.recoverPebble(&err, &inUser)
+
+	lower := hintPrefix(owner)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: incrementBound(lower)})
+	if err != nil {
+		s.m.errors.Add(1)
+		return fmt.Errorf("store: scan hints: %w", err)
+	}
+	defer func() {
+		if cerr := it.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("store: scan hints: %w", cerr)
+		}
+	}()
+	for valid := it.First(); valid; valid = it.Next() {
+		_, k, ok := parseHintRow(it.Key())
+		if !ok {
+			s.m.errors.Add(1)
+			return &CorruptError{Key: bytes.Clone(it.Key()), Err: fmt.Errorf("bad hint row key")}
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			s.m.errors.Add(1)
+			return fmt.Errorf("store: scan hints: %w", err)
+		}
+		rec, err := decodeRecord(v)
+		if err != nil {
+			s.m.errors.Add(1)
+			return &CorruptError{Key: bytes.Clone(k), Err: err}
+		}
+		set, err := DecodeSet(rec.Set)
+		if err != nil {
+			s.m.errors.Add(1)
+			return &CorruptError{Key: bytes.Clone(k), Err: err}
+		}
+		inUser = true
+		err = fn(k, set)
+		inUser = false
+		if err != nil {
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		s.m.errors.Add(1)
+		return fmt.Errorf("store: scan hints: %w", err)
+	}
+	return nil
+}
+
+// DeleteHint deletes owner's hint for k if it still equals replayed, the
+// set that was handed off; a hint merged after the replay began survives
+// (and is replayed next time). It reports whether it deleted. The delete is
+// not fsynced: if a crash loses it, the hint is replayed again, which is
+// harmless because Merge is idempotent.
+func (s *Store) DeleteHint(owner string, k []byte, replayed version.Set) (deleted bool, err error) {
+	if err := validOwner(owner); err != nil {
+		return false, err
+	}
+	if _, _, err := DecodeKey(k); err != nil {
+		return false, err
+	}
+	hash := s.cfg.Hash(k) // caller code: computed outside recoverPebble
+	if err := s.enter(); err != nil {
+		return false, err
+	}
+	defer s.exit()
+	defer s.recoverPebble(&err, nil)
+
+	row := hintRow(owner, hash, k)
+	mu := s.stripe(hash)
+	mu.Lock()
+	defer mu.Unlock()
+
+	rec, size, found, err := s.readRow(row, k)
+	if err != nil || !found {
+		return false, err
+	}
+	if !bytes.Equal(rec.Set, EncodeSet(replayed)) {
+		return false, nil
+	}
+	b := s.db.NewBatch()
+	_ = b.Delete(row, nil)
+	if err := s.commit(b, false); err != nil {
+		return false, err
+	}
+	s.m.hintsDeleted.Add(1)
+	s.addHintBytes(owner, -int64(len(row)+size))
+	return true, nil
+}
+
+// HintBytes returns the bytes (keys plus values) of owner's pending hints.
+func (s *Store) HintBytes(owner string) int64 {
+	s.hintMu.Lock()
+	defer s.hintMu.Unlock()
+	return s.hintBytes[owner]
+}
+
+// HintOwners returns the owners with pending hints, sorted.
+func (s *Store) HintOwners() []string {
+	s.hintMu.Lock()
+	defer s.hintMu.Unlock()
+	out := make([]string, 0, len(s.hintBytes))
+	for o := range s.hintBytes {
+		out = append(out, o)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (s *Store) addHintBytes(owner string, delta int64) {
+	s.hintMu.Lock()
+	defer s.hintMu.Unlock()
+	n := s.hintBytes[owner] + delta
+	if n <= 0 {
+		delete(s.hintBytes, owner)
+		return
+	}
+	s.hintBytes[owner] = n
+}
+
+func (s *Store) totalHintBytes() int64 {
+	s.hintMu.Lock()
+	defer s.hintMu.Unlock()
+	var n int64
+	for _, b := range s.hintBytes {
+		n += b
+	}
+	return n
+}
+
+// loadHintBytes rebuilds hintBytes from the hint rows; Open calls it.
+func (s *Store) loadHintBytes() (err error) {
+	defer s.recoverPebble(&err, nil)
+	it, err := s.db.NewIter(&pebble.IterOptions{
+		LowerBound: []byte{prefixHint}, UpperBound: []byte{prefixHint + 1},
+	})
+	if err != nil {
+		return fmt.Errorf("store: open: loading hints: %w", err)
+	}
+	defer func() {
+		if cerr := it.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("store: open: loading hints: %w", cerr)
+		}
+	}()
+	for valid := it.First(); valid; valid = it.Next() {
+		owner, _, ok := parseHintRow(it.Key())
+		if !ok {
+			return &CorruptError{Key: bytes.Clone(it.Key()), Err: fmt.Errorf("bad hint row key")}
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return fmt.Errorf("store: open: loading hints: %w", err)
+		}
+		s.hintBytes[owner] += int64(len(it.Key()) + len(v))
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("store: open: loading hints: %w", err)
+	}
+	return nil
+}

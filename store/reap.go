@@ -1,0 +1,195 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/quorumkv/quorumkv/version"
+)
+
+// MarkReapable sets ReapAfter on a tombstone-only record, provided its set
+// still equals expect (no write slipped in since the caller saw it on every
+// replica). It returns ErrNotFound for an absent key, ErrChanged when the
+// stored set differs from expect, and ErrNotTombstone when the set holds a
+// live sibling. Marking again moves the time. The mark is written without
+// an fsync: losing it in a crash only delays reaping.
+func (s *Store) MarkReapable(k []byte, expect version.Set, after time.Time) (err error) {
+	if _, _, err := DecodeKey(k); err != nil {
+		return err
+	}
+	at := after.UnixNano()
+	if at <= 0 {
+		return fmt.Errorf("store: mark reapable: time %v is not after the Unix epoch", after)
+	}
+	hash := s.cfg.Hash(k) // caller code: computed outside recoverPebble
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
+	defer s.recoverPebble(&err, nil)
+
+	row := dataRow(hash, k)
+	mu := s.stripe(hash)
+	mu.Lock()
+	defer mu.Unlock()
+
+	rec, _, found, err := s.readRow(row, k)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return fmt.Errorf("store: mark reapable %q: %w", k, ErrNotFound)
+	}
+	if !bytes.Equal(rec.Set, EncodeSet(expect)) {
+		return fmt.Errorf("store: mark reapable %q: %w", k, ErrChanged)
+	}
+	set, err := DecodeSet(rec.Set)
+	if err != nil {
+		s.m.errors.Add(1)
+		return &CorruptError{Key: bytes.Clone(k), Err: err}
+	}
+	if !set.Deleted() {
+		return fmt.Errorf("store: mark reapable %q: %w", k, ErrNotTombstone)
+	}
+	if rec.ReapAfter == at {
+		return nil
+	}
+	b := s.db.NewBatch()
+	if rec.ReapAfter != 0 {
+		_ = b.Delete(reapRow(rec.ReapAfter, hash, k), nil)
+	}
+	_ = b.Set(row, encodeRecord(record{Set: rec.Set, ReapAfter: at}), nil)
+	_ = b.Set(reapRow(at, hash, k), nil, nil)
+	if err := s.commit(b, false); err != nil {
+		return err
+	}
+	s.m.marked.Add(1)
+	return nil
+}
+
+// reapEntry is one reap index row.
+type reapEntry struct {
+	after int64
+	hash  uint64
+	k     []byte
+}
+
+// Reap deletes up to limit records (limit <= 0: no limit) whose set is all
+// tombstones and whose ReapAfter is at or before now. Each is rechecked
+// under its key lock: a record written since it was marked has ReapAfter 0
+// and is skipped. It calls OnWrite with New == nil for every record it
+// deletes, and returns how many it deleted. Deletions are not fsynced: one
+// lost in a crash leaves the marked tombstone, which a later Reap removes.
+func (s *Store) Reap(now time.Time, limit int) (n int, err error) {
+	if err := s.enter(); err != nil {
+		return 0, err
+	}
+	defer s.exit()
+	var inUser bool
+	defer s.recoverPebble(&err, &inUser)
+
+	cutoff := now.UnixNano()
+	if cutoff <= 0 {
+		return 0, nil
+	}
+	entries, err := s.dueReapEntries(cutoff, limit)
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range entries {
+		reaped, err := s.reapOne(e, &inUser)
+		if err != nil {
+			return n, err
+		}
+		if reaped {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// dueReapEntries lists up to limit index entries with after <= cutoff.
+func (s *Store) dueReapEntries(cutoff int64, limit int) (_ []reapEntry, err error) {
+	upper := reapRow(cutoff, 0, nil)[:9]
+	upper = incrementBound(upper)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixReap}, UpperBound: upper})
+	if err != nil {
+		s.m.errors.Add(1)
+		return nil, fmt.Errorf("store: reap: %w", err)
+	}
+	defer func() {
+		if cerr := it.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("store: reap: %w", cerr)
+		}
+	}()
+	var out []reapEntry
+	for valid := it.First(); valid && (limit <= 0 || len(out) < limit); valid = it.Next() {
+		after, hash, k, ok := parseReapRow(it.Key())
+		if !ok {
+			s.m.errors.Add(1)
+			return nil, &CorruptError{Key: bytes.Clone(it.Key()), Err: fmt.Errorf("bad reap index key")}
+		}
+		out = append(out, reapEntry{after: after, hash: hash, k: bytes.Clone(k)})
+	}
+	if err := it.Error(); err != nil {
+		s.m.errors.Add(1)
+		return nil, fmt.Errorf("store: reap: %w", err)
+	}
+	return out, nil
+}
+
+// incrementBound returns the smallest key greater than every key with
+// prefix b (b must not be all 0xff).
+func incrementBound(b []byte) []byte {
+	out := bytes.Clone(b)
+	for i := len(out) - 1; i >= 0; i-- {
+		out[i]++
+		if out[i] != 0 {
+			return out[:i+1]
+		}
+	}
+	return out
+}
+
+// reapOne deletes e's record if it is still marked with e.after and all
+// tombstones, and calls OnWrite, all under the key's lock; it always drops
+// the index entry. *inUser is set while OnWrite runs.
+func (s *Store) reapOne(e reapEntry, inUser *bool) (reaped bool, err error) {
+	mu := s.stripe(e.hash)
+	mu.Lock()
+	defer mu.Unlock()
+	row := dataRow(e.hash, e.k)
+	rec, _, found, err := s.readRow(row, e.k)
+	if err != nil {
+		return false, err
+	}
+	b := s.db.NewBatch()
+	_ = b.Delete(reapRow(e.after, e.hash, e.k), nil)
+	if found && rec.ReapAfter == e.after {
+		set, err := DecodeSet(rec.Set)
+		if err != nil {
+			_ = b.Close()
+			s.m.errors.Add(1)
+			return false, &CorruptError{Key: e.k, Err: err}
+		}
+		if set.Deleted() {
+			_ = b.Delete(row, nil)
+			reaped = true
+		}
+	}
+	if err := s.commit(b, false); err != nil {
+		return false, err
+	}
+	if !reaped {
+		return false, nil
+	}
+	s.m.reaped.Add(1)
+	if s.cfg.OnWrite != nil {
+		*inUser = true
+		s.cfg.OnWrite(WriteEvent{Hash: e.hash, Key: e.k, Old: rec.Set, New: nil})
+		*inUser = false
+	}
+	return true, nil
+}

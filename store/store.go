@@ -1,0 +1,273 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/rs/zerolog"
+)
+
+// Store is a node's durable storage. It is safe for concurrent use.
+type Store struct {
+	cfg     Config
+	log     zerolog.Logger
+	db      *pebble.DB
+	stripes []sync.Mutex // per-key write serialization, indexed by hash
+
+	// Lifecycle. Every operation counts itself in inflight; Close sets
+	// closing and waits for inflight to drain before closing pebble.
+	closing   atomic.Bool
+	inflight  atomic.Int64
+	idle      chan struct{} // capacity 1; poked when inflight drops to 0 while closing
+	closeOnce sync.Once
+	closeErr  error
+
+	// failure holds the first fatal storage error; once set, every
+	// operation fails with ErrFailed. wedged means pebble panicked in a way
+	// that may have left its internal locks held, so Close must not call
+	// into it.
+	failure atomic.Pointer[error]
+	wedged  atomic.Bool
+
+	// hintMu guards hintBytes: the bytes of pending hint rows (keys plus
+	// values) per owner, rebuilt by Open and kept by AddHint/DeleteHint.
+	hintMu    sync.Mutex
+	hintBytes map[string]int64
+
+	m counters
+}
+
+// Open opens (or creates) the store in cfg.Dir.
+func Open(cfg Config, log zerolog.Logger) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	fs := cfg.FS
+	if fs == nil {
+		fs = vfs.Default
+	}
+	s := &Store{
+		cfg:       cfg,
+		log:       log,
+		stripes:   make([]sync.Mutex, cfg.LockStripes),
+		idle:      make(chan struct{}, 1),
+		hintBytes: make(map[string]int64),
+	}
+	gfs := newGuardFS(fs, s.walFailed, &s.m.walSyncs)
+	if err := fs.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	cache := pebble.NewCache(cfg.CacheSize)
+	defer cache.Unref()
+	opts := &pebble.Options{
+		FS:                          gfs,
+		Cache:                       cache,
+		MemTableSize:                cfg.MemTableSize,
+		MemTableStopWritesThreshold: 2,
+		FormatMajorVersion:          pebble.FormatNewest,
+		Logger:                      pebbleLogger{log: log},
+		EventListener: &pebble.EventListener{
+			BackgroundError: func(err error) {
+				s.m.errors.Add(1)
+				log.Error().Err(err).Msg("pebble background error")
+			},
+			WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
+				log.Warn().Str("reason", info.Reason).Msg("pebble write stall")
+			},
+			WriteStallEnd: func() { log.Info().Msg("pebble write stall ended") },
+		},
+	}
+	db, err := openPebble(cfg.Dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", cfg.Dir, err)
+	}
+	s.db = db
+	if err := s.loadHintBytes(); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	if err := s.failedErr(); err != nil { // the WAL failed while opening
+		_ = s.Close()
+		return nil, fmt.Errorf("store: open %s: %w", cfg.Dir, err)
+	}
+	return s, nil
+}
+
+// openPebble is pebble.Open with a Fatalf or panic turned into an error.
+func openPebble(dir string, opts *pebble.Options) (db *pebble.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, panicCause(r)
+		}
+	}()
+	return pebble.Open(dir, opts)
+}
+
+// Close waits for in-flight operations, then closes pebble. Operations
+// started after Close began return ErrClosed. Close is idempotent: later
+// calls wait for the first and return its result. It must not be called
+// from a Scan, ScanHints or OnWrite callback.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.closing.Store(true)
+		for s.inflight.Load() != 0 {
+			<-s.idle
+		}
+		if s.wedged.Load() {
+			// A commit panicked inside pebble's commit pipeline, which
+			// may still hold its mutex; DB.Close would block forever.
+			s.log.Error().Msg("store: pebble is wedged after a panic; not closing it (restart the process)")
+			s.closeErr = s.failedErr()
+			return
+		}
+		err := closePebble(s.db)
+		if err != nil {
+			s.closeErr = fmt.Errorf("store: close: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+func closePebble(db *pebble.DB) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = panicCause(r)
+		}
+	}()
+	return db.Close()
+}
+
+// enter registers an operation; it fails once Close has begun or after a
+// storage failure. Every successful enter is paired with exit.
+func (s *Store) enter() error {
+	s.inflight.Add(1)
+	if s.closing.Load() {
+		s.exit()
+		return ErrClosed
+	}
+	if err := s.failedErr(); err != nil {
+		s.exit()
+		return err
+	}
+	return nil
+}
+
+func (s *Store) exit() {
+	if s.inflight.Add(-1) == 0 && s.closing.Load() {
+		select {
+		case s.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// fail records the first fatal storage error.
+func (s *Store) fail(cause error) {
+	if s.failure.CompareAndSwap(nil, &cause) {
+		s.m.errors.Add(1)
+		s.log.Error().Err(cause).Msg("store: storage failed; refusing further operations")
+	}
+}
+
+// walFailed is guardFS's callback for a failed WAL write or sync.
+func (s *Store) walFailed(err error) { s.fail(fmt.Errorf("wal: %w", err)) }
+
+// failedErr returns ErrFailed wrapping the first failure, or nil.
+func (s *Store) failedErr() error {
+	if p := s.failure.Load(); p != nil {
+		return fmt.Errorf("%w: %w", ErrFailed, *p)
+	}
+	return nil
+}
+
+// panicCause turns a value recovered from pebble into an error.
+func panicCause(r any) error {
+	if fe, ok := r.(*FatalError); ok {
+		return fe
+	}
+	return &PanicError{Value: r}
+}
+
+// recoverPebble is deferred by every method that calls into pebble. A panic
+// from pebble (a Fatalf, or a raw panic) fails the store and becomes the
+// method's error. A panic from the caller's own code (an Update function, a
+// Scan callback, OnWrite), flagged by *inUser, is re-raised untouched.
+func (s *Store) recoverPebble(errp *error, inUser *bool) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	if inUser != nil && *inUser {
+		panic(r)
+	}
+	cause := panicCause(r)
+	var fe *FatalError
+	if !errors.As(cause, &fe) {
+		s.wedged.Store(true)
+	}
+	s.fail(cause)
+	*errp = s.failedErr()
+}
+
+// stripe returns the lock for a key hash.
+func (s *Store) stripe(hash uint64) *sync.Mutex {
+	return &s.stripes[hash%uint64(len(s.stripes))]
+}
+
+// readRow reads and decodes the record at row. size is the length of the
+// stored value. An absent row is found == false and no error.
+func (s *Store) readRow(row, k []byte) (rec record, size int, found bool, err error) {
+	v, closer, err := s.db.Get(row)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return record{}, 0, false, nil
+	}
+	if err != nil {
+		s.m.errors.Add(1)
+		return record{}, 0, false, fmt.Errorf("store: read: %w", err)
+	}
+	size = len(v)
+	rec, err = decodeRecord(v)
+	_ = closer.Close()
+	if err != nil {
+		s.m.errors.Add(1)
+		return record{}, 0, false, &CorruptError{Key: append([]byte(nil), k...), Err: err}
+	}
+	return rec, size, true, nil
+}
+
+// commit applies b, fsyncing the WAL first when sync is set. It refuses to
+// write after a storage failure. b is closed unless pebble panicked.
+func (s *Store) commit(b *pebble.Batch, sync bool) error {
+	if err := s.failedErr(); err != nil {
+		_ = b.Close()
+		return err
+	}
+	opts := pebble.NoSync
+	if sync {
+		opts = pebble.Sync
+	}
+	start := s.cfg.Clock.Now()
+	n := b.Len()
+	// A panic propagates to the caller's recoverPebble; b is then dropped.
+	if err := b.Commit(opts); err != nil {
+		_ = b.Close()
+		s.m.errors.Add(1)
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	_ = b.Close()
+	// guardFS hides WAL errors from pebble, so a commit whose WAL write or
+	// sync failed returns nil; the failure was recorded before pebble let
+	// the commit return. Never acknowledge a write once the store failed.
+	if err := s.failedErr(); err != nil {
+		s.m.errors.Add(1)
+		return err
+	}
+	s.m.commits.Add(1)
+	s.m.commitNanos.Add(uint64(max(0, s.cfg.Clock.Since(start))))
+	s.m.bytesWritten.Add(uint64(n))
+	return nil
+}
