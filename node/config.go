@@ -37,6 +37,9 @@ type Config struct {
 	// Sync makes every acknowledged write fsynced first (group commit). It
 	// is on by default; false is an explicit opt-out.
 	Sync bool
+	// WALMinSyncInterval spaces WAL syncs under load so that more commits
+	// share each fsync (see store.Config); zero syncs at once.
+	WALMinSyncInterval time.Duration
 	// Partitions is the ring's partition count (a power of two). Every
 	// node of a cluster must use the same value.
 	Partitions int

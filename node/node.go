@@ -106,6 +106,7 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	scfg.Dir = filepath.Join(cfg.DataDir, "store")
 	scfg.FS = cfg.FS
 	scfg.Sync = cfg.Sync
+	scfg.WALMinSyncInterval = cfg.WALMinSyncInterval
 	scfg.Hash = n.hash
 	scfg.Clock = n.clk
 	scfg.OnWrite = n.onWrite
@@ -524,6 +525,11 @@ func (s sender) Send(ctx context.Context, to string, req *quorum.Request) (*quor
 		return nil, fmt.Errorf("node: decode reply from %s: %w", to, err)
 	}
 	return &resp, nil
+}
+
+// ApplyAsync implements quorum.AsyncApplier for the local replica.
+func (s sender) ApplyAsync(ctx context.Context, to string, req *quorum.Request) (*quorum.Response, func() error, error) {
+	return s.n.replica.ApplyAsync(ctx, req)
 }
 
 // serveRPC routes internode requests.

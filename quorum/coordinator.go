@@ -21,6 +21,13 @@ type Sender interface {
 	Send(ctx context.Context, to string, req *Request) (*Response, error)
 }
 
+// AsyncApplier is implemented by a Sender that can apply a write on the
+// local replica and report its durability separately (Replica.ApplyAsync),
+// so replication starts while the local fsync runs.
+type AsyncApplier interface {
+	ApplyAsync(ctx context.Context, to string, req *Request) (*Response, func() error, error)
+}
+
 // Placement is what the coordinator needs of the ring.
 type Placement interface {
 	// PreferenceList returns the key's first n primaries followed by the
@@ -206,7 +213,7 @@ func (c *Coordinator) Put(ctx context.Context, req PutRequest) (PutResult, error
 	base := Request{Key: req.Key, Partition: part, LWW: req.Params.LWW}
 
 	opCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout(req.Params))
-	replies := make(chan reply, 2*len(targets)+1)
+	replies := make(chan reply, 2*len(targets)+2)
 	c.wg.Add(1) // released by the background finisher
 	send := func(msgs []Message) {
 		for _, msg := range msgs {
@@ -290,18 +297,33 @@ func (c *Coordinator) finishWrite(ctx context.Context, cancel context.CancelFunc
 }
 
 // dispatch sends one request in its own goroutine and delivers the reply.
+// An apply on the local replica reports twice: the issued set at once,
+// then its durability.
 func (c *Coordinator) dispatch(ctx context.Context, msg Message, req *Request, replies chan<- reply) {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
+		deliver := func(r reply) {
+			select {
+			case replies <- r:
+			case <-ctx.Done():
+			}
+		}
+		if aa, ok := c.send.(AsyncApplier); ok && msg.Kind == KindApply && msg.To == c.cfg.Self {
+			resp, wait, err := aa.ApplyAsync(ctx, msg.To, req)
+			if err != nil || wait == nil {
+				deliver(reply{Reply: Reply{Target: msg.Target, Kind: msg.Kind, Err: err}, resp: resp})
+				return
+			}
+			deliver(reply{Reply: Reply{Target: msg.Target, Kind: msg.Kind, Pending: true}, resp: resp})
+			deliver(reply{Reply: Reply{Target: msg.Target, Kind: msg.Kind, Err: wait()}})
+			return
+		}
 		resp, err := c.send.Send(ctx, msg.To, req)
 		if err == nil && resp == nil {
 			err = errors.New("quorum: empty response")
 		}
-		select {
-		case replies <- reply{Reply: Reply{Target: msg.Target, Kind: msg.Kind, Err: err}, resp: resp}:
-		case <-ctx.Done():
-		}
+		deliver(reply{Reply: Reply{Target: msg.Target, Kind: msg.Kind, Err: err}, resp: resp})
 	}()
 }
 

@@ -61,6 +61,11 @@ type Reply struct {
 	Set version.Set
 	// Dot is the dot issued (KindApply).
 	Dot version.Dot
+	// Pending marks an apply reply that carries the issued set before the
+	// issuer's write is durable: the machine replicates it at once, and
+	// counts the issuer's ack when a second KindApply reply (with Pending
+	// false, or an error) reports the fsync.
+	Pending bool
 }
 
 type targetState uint8
@@ -127,8 +132,14 @@ func (m *WriteMachine) nextIssuer() int {
 	return best
 }
 
-// Start returns the first message: the apply on the issuing replica.
+// Start returns the first message: the apply on the issuing replica. When
+// the plan cannot reach W at all, the write fails before anything is
+// applied.
 func (m *WriteMachine) Start() []Message {
+	m.finishIfImpossible()
+	if m.done {
+		return nil
+	}
 	return m.issue()
 }
 
@@ -150,6 +161,18 @@ func (m *WriteMachine) Step(r Reply) []Message {
 	if r.Target < 0 || r.Target >= len(m.targets) || m.state[r.Target] != tsPending {
 		return nil // duplicate or stray
 	}
+	if r.Kind == KindApply && m.issued && r.Target == m.issuer {
+		// the issuer's durability report after a Pending apply
+		if r.Err != nil {
+			m.state[r.Target] = tsFailed
+			m.why[r.Target] = r.Err.Error()
+			m.finishIfImpossible()
+			m.checkDone()
+			return nil
+		}
+		m.ack(r.Target)
+		return nil
+	}
 	if r.Kind == KindApply {
 		if r.Err != nil {
 			m.state[r.Target] = tsFailed
@@ -164,7 +187,9 @@ func (m *WriteMachine) Step(r Reply) []Message {
 			return m.issue()
 		}
 		m.issued, m.set, m.dot = true, r.Set, r.Dot
-		m.ack(r.Target)
+		if !r.Pending {
+			m.ack(r.Target)
+		}
 		var out []Message
 		for i, t := range m.targets {
 			if i == r.Target || m.state[i] != tsIdle {

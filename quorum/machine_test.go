@@ -186,6 +186,17 @@ func TestMachineScripts(t *testing.T) {
 				c.inflight = append(c.inflight, msgs...)
 				fmtMsgs(&b, msgs)
 				s.status(&b, c)
+			case "durable": // the issuer's fsync finished after a pending apply
+				c := s.coords[arg("coord")]
+				r := Reply{Target: c.write.issuer, Kind: KindApply}
+				if e := arg("err"); e != "" {
+					r.Err = errors.New(e)
+				}
+				was := c.write.Done()
+				fmtMsgs(&b, s.step(c, r))
+				if !was {
+					s.status(&b, c)
+				}
 			case "deliver", "fail", "drop":
 				c := s.coords[arg("coord")]
 				m, ok := s.take(c, arg("to"))
@@ -200,6 +211,7 @@ func TestMachineScripts(t *testing.T) {
 					r = Reply{Target: m.Target, Kind: m.Kind, Err: errors.New(arg("err"))}
 				} else {
 					r = s.serve(c, m)
+					r.Pending = arg("pending") == "true"
 				}
 				if r.Err != nil {
 					fmt.Fprintf(&b, "%s from %s: error %v\n", m.Kind, m.To, r.Err)

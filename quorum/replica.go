@@ -13,7 +13,9 @@ import (
 // Store is what a replica needs of the node's storage (store.Store).
 type Store interface {
 	Get(k []byte) (version.Set, error)
-	Update(k []byte, fn func(cur version.Set) (version.Set, error)) (version.Set, bool, error)
+	// UpdateAsync applies a write and returns before its fsync; wait
+	// (nil when there is nothing to wait for) returns once it is durable.
+	UpdateAsync(k []byte, fn func(cur version.Set) (version.Set, error)) (version.Set, bool, func() error, error)
 	Merge(k []byte, in version.Set, lww bool) (version.Set, bool, error)
 	MarkReapable(k []byte, expect version.Set, after time.Time) error
 }
@@ -95,12 +97,37 @@ func (r *Replica) Handle(ctx context.Context, req *Request) (*Response, error) {
 }
 
 func (r *Replica) apply(req *Request) (*Response, error) {
+	resp, wait, err := r.applyAsync(req)
+	if err != nil {
+		return nil, err
+	}
+	if wait != nil {
+		if err := wait(); err != nil {
+			return nil, fmt.Errorf("apply: %w", err)
+		}
+	}
+	return resp, nil
+}
+
+// ApplyAsync applies a KindApply request on this replica and returns the
+// resulting set before the write is durable, so the coordinator can send it
+// to the other replicas while this replica's fsync runs. The write counts
+// as acknowledged only once wait returns nil; wait is nil when the write
+// is already durable.
+func (r *Replica) ApplyAsync(ctx context.Context, req *Request) (*Response, func() error, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	return r.applyAsync(req)
+}
+
+func (r *Replica) applyAsync(req *Request) (*Response, func() error, error) {
 	if req.Write == nil {
-		return nil, fmt.Errorf("%w: apply without a write", ErrBadParam)
+		return nil, nil, fmt.Errorf("%w: apply without a write", ErrBadParam)
 	}
 	now := r.clk.Now()
 	var dot version.Dot
-	set, _, err := r.store.Update(req.Key, func(cur version.Set) (version.Set, error) {
+	set, _, wait, err := r.store.UpdateAsync(req.Key, func(cur version.Set) (version.Set, error) {
 		next := cur.Clone()
 		d, err := next.Update(version.Write{
 			Node: r.cfg.Self, Context: req.Write.Context,
@@ -114,11 +141,11 @@ func (r *Replica) apply(req *Request) (*Response, error) {
 	})
 	if err != nil {
 		if errors.Is(err, version.ErrTooManySiblings) {
-			return nil, &CodedError{code: CodeTooManySiblings, Err: err}
+			return nil, nil, &CodedError{code: CodeTooManySiblings, Err: err}
 		}
-		return nil, fmt.Errorf("apply: %w", err)
+		return nil, nil, fmt.Errorf("apply: %w", err)
 	}
-	return &Response{Set: set, Dot: dot}, nil
+	return &Response{Set: set, Dot: dot}, wait, nil
 }
 
 // Error codes carried across the transport.

@@ -43,7 +43,19 @@ func (s *Store) Get(k []byte) (set version.Set, err error) {
 // record's ReapAfter.
 func (s *Store) Update(k []byte, fn func(cur version.Set) (version.Set, error)) (version.Set, bool, error) {
 	s.m.updates.Add(1)
-	return s.update(k, fn)
+	return s.update(k, fn, nil)
+}
+
+// UpdateAsync is Update that returns as soon as the write is applied and
+// visible, before its WAL sync: the caller must call wait, which returns
+// once the write is durable (or the error that kept it from being), before
+// acknowledging it to anyone. A coordinator uses it to start replicating a
+// write while its own fsync is still running. wait is nil when nothing was
+// written or the store does not sync.
+func (s *Store) UpdateAsync(k []byte, fn func(cur version.Set) (version.Set, error)) (set version.Set, changed bool, wait func() error, err error) {
+	s.m.updates.Add(1)
+	set, changed, err = s.update(k, fn, &wait)
+	return set, changed, wait, err
 }
 
 // Merge syncs an incoming set into the stored one (version.Sync, then
@@ -57,10 +69,15 @@ func (s *Store) Merge(k []byte, in version.Set, lww bool) (version.Set, bool, er
 			out.ResolveLWW()
 		}
 		return out, nil
-	})
+	}, nil)
 }
 
-func (s *Store) update(k []byte, fn func(cur version.Set) (version.Set, error)) (res version.Set, changed bool, err error) {
+// update applies fn to k's record under the key's stripe lock. The lock is
+// released before the WAL sync is awaited, so writers of a hot key queue
+// behind each other's memtable inserts, not behind their fsyncs; a later
+// writer's sync covers every earlier WAL entry. With async set, the wait
+// for the sync is handed to the caller instead of done here.
+func (s *Store) update(k []byte, fn func(cur version.Set) (version.Set, error), async *func() error) (res version.Set, changed bool, err error) {
 	if _, _, err := DecodeKey(k); err != nil {
 		return version.Set{}, false, err
 	}
@@ -75,7 +92,12 @@ func (s *Store) update(k []byte, fn func(cur version.Set) (version.Set, error)) 
 	row := dataRow(hash, k)
 	mu := s.stripe(hash)
 	mu.Lock()
-	defer mu.Unlock()
+	locked := true
+	defer func() {
+		if locked {
+			mu.Unlock()
+		}
+	}()
 
 	old, _, found, err := s.readRow(row, k)
 	if err != nil {
@@ -113,7 +135,8 @@ func (s *Store) update(k []byte, fn func(cur version.Set) (version.Set, error)) 
 	if old.ReapAfter != 0 {
 		_ = b.Delete(reapRow(old.ReapAfter, hash, k), nil)
 	}
-	if err := s.commit(b, s.cfg.Sync); err != nil {
+	wait, err := s.commitNoSyncWait(b, s.cfg.Sync)
+	if err != nil {
 		return version.Set{}, false, err
 	}
 	s.m.writes.Add(1)
@@ -121,6 +144,17 @@ func (s *Store) update(k []byte, fn func(cur version.Set) (version.Set, error)) 
 		inUser = true
 		s.cfg.OnWrite(WriteEvent{Hash: hash, Key: k, Old: old.Set, New: newBytes})
 		inUser = false
+	}
+	mu.Unlock()
+	locked = false
+	if async != nil {
+		*async = wait
+		return next, true, nil
+	}
+	if wait != nil {
+		if err := wait(); err != nil {
+			return version.Set{}, false, err
+		}
 	}
 	return next, true, nil
 }

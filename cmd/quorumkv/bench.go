@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -50,14 +51,15 @@ run one. Live progress goes to stderr once a second, the summary to stdout.`,
 
 // benchOptions are the flags of a benchmark command.
 type benchOptions struct {
-	db, addr, localDir, workload, label, out string
-	r, w, n                                  string
-	endpoints, propFiles, props              []string
-	local, threads, scanPar                  int
-	ops                                      int64
-	duration, timeout, requestTimeout        time.Duration
-	target                                   float64
-	quiet, verbose                           bool
+	localSync                                            bool
+	db, addr, localDir, workload, label, out, cpuProfile string
+	r, w, n                                              string
+	endpoints, propFiles, props                          []string
+	local, threads, scanPar                              int
+	ops                                                  int64
+	duration, timeout, requestTimeout                    time.Duration
+	target                                               float64
+	quiet, verbose                                       bool
 }
 
 func benchAddFlags(fs *pflag.FlagSet, o *benchOptions) {
@@ -84,6 +86,8 @@ func benchAddFlags(fs *pflag.FlagSet, o *benchOptions) {
 	fs.StringVar(&o.out, "out", "", "directory to write results.json and report.html into")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no live progress")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "log phase starts and ends to stderr")
+	fs.BoolVar(&o.localSync, "local-sync", true, "with --local: fsync every write before acknowledging it (false measures without durability)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (with --local: client and nodes) to this file")
 }
 
 // benchPhaseCmd gives cmd the benchmark flags and makes it run phases.
@@ -97,6 +101,17 @@ func benchPhaseCmd(cmd *cobra.Command, phases []bench.Phase) *cobra.Command {
 		}
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
+		if o.cpuProfile != "" {
+			f, err := os.Create(o.cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			defer pprof.StopCPUProfile()
+		}
 		results, runErr := bench.Run(ctx, cfg)
 		for _, r := range results {
 			if err := bench.WriteSummary(cmd.OutOrStdout(), r); err != nil {
@@ -152,7 +167,7 @@ func benchConfig(o *benchOptions, phases []bench.Phase, stderr io.Writer) (bench
 	cfg.Label = o.label
 	if o.local > 0 {
 		cfg.StartLocal = func(ctx context.Context, nodes int, dir string) ([]string, func() error, error) {
-			return startLocalCluster(ctx, nodes, dir)
+			return startLocalCluster(ctx, nodes, dir, o.localSync)
 		}
 	}
 	if !o.quiet {
