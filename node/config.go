@@ -116,21 +116,22 @@ func DefaultLimits() Limits {
 // DefaultConfig returns a node configuration with every default set.
 func DefaultConfig() Config {
 	return Config{
-		HTTPAddr:          "127.0.0.1:8080",
-		RPCAddr:           "127.0.0.1:7070",
-		GossipAddr:        "127.0.0.1:7946",
-		Cluster:           "quorumkv",
-		Sync:              true, // fsync before acknowledging
-		Partitions:        256,  // Riak's default is 64; 256 balances 3-16 nodes within 10%
-		Limits:            DefaultLimits(),
-		DefaultBucket:     gossip.DefaultBucketProps(), // n=3, r=2, w=2, siblings
-		RequestTimeout:    5 * time.Second,
-		HeartbeatInterval: time.Second, // phi accrual heartbeats, as Cassandra's gossip rounds
-		Detector:          gossip.DefaultDetectorConfig(),
-		TombstoneGrace:    time.Hour,                   // Riak reaps after 3 s, Cassandra after 10 days; an hour covers a restart
-		HintBudget:        64 << 20,                    // per owner; past it, priority anti-entropy takes over
-		AntiEntropy:       antientropy.DefaultConfig(), // one partition exchange per 10 s, 8 MiB/s
-		ShutdownTimeout:   10 * time.Second,
+		HTTPAddr:           "127.0.0.1:8080",
+		RPCAddr:            "127.0.0.1:7070",
+		GossipAddr:         "127.0.0.1:7946",
+		Cluster:            "quorumkv",
+		Sync:               true,                 // fsync before acknowledging
+		WALMinSyncInterval: 5 * time.Millisecond, // spaces WAL syncs only while several commits wait (BENCHMARKS.md)
+		Partitions:         256,                  // Riak's default is 64; 256 balances 3-16 nodes within 10%
+		Limits:             DefaultLimits(),
+		DefaultBucket:      gossip.DefaultBucketProps(), // n=3, r=2, w=2, siblings
+		RequestTimeout:     5 * time.Second,
+		HeartbeatInterval:  time.Second, // phi accrual heartbeats, as Cassandra's gossip rounds
+		Detector:           gossip.DefaultDetectorConfig(),
+		TombstoneGrace:     time.Hour,                   // Riak reaps after 3 s, Cassandra after 10 days; an hour covers a restart
+		HintBudget:         64 << 20,                    // per owner; past it, priority anti-entropy takes over
+		AntiEntropy:        antientropy.DefaultConfig(), // one partition exchange per 10 s, 8 MiB/s
+		ShutdownTimeout:    10 * time.Second,
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
-	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -77,9 +76,6 @@ func (c *devCluster) Close() error {
 func startLocalCluster(ctx context.Context, nodes int, dir string, sync bool) ([]string, func() error, error) {
 	cfg := node.DefaultConfig()
 	cfg.Sync = sync
-	if v := os.Getenv("QKV_WAL_MIN_SYNC"); v != "" {
-		cfg.WALMinSyncInterval, _ = time.ParseDuration(v)
-	}
 	c, err := startDevCluster(cfg, nodes, dir, 0, zerolog.Nop())
 	if err != nil {
 		return nil, nil, err
