@@ -19,8 +19,9 @@ type Scanner interface {
 // keeps them current from the store's write events. It is safe for
 // concurrent use.
 //
-// Trees are not persisted: Service.Start rebuilds every partition with one
-// Scan of its hash range (one pass over the data). A rebuild may run while
+// Service.SaveTrees persists the leaves at a clean shutdown and the next
+// Start loads them; otherwise Start rebuilds every partition with one Scan
+// of its hash range (one pass over the data). A rebuild may run while
 // writes continue: the events that arrive during the scan are logged and
 // reconciled against what the scan saw (see RebuildLeaves).
 type Forest struct {

@@ -53,7 +53,8 @@ type Node struct {
 	// memberCh wakes membershipLoop after a gossip change.
 	memberCh chan struct{}
 
-	metrics http.Handler
+	metrics   http.Handler
+	aeStarted bool // the trees are complete and worth saving at Close
 
 	httpLn  net.Listener
 	httpSrv *http.Server
@@ -190,6 +191,7 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	if err := n.ae.Start(); err != nil {
 		return n, fmt.Errorf("anti-entropy: %w", err)
 	}
+	n.aeStarted = true
 	if err := n.tr.Serve(n.serveRPC); err != nil {
 		return n, fmt.Errorf("rpc serve: %w", err)
 	}
@@ -294,6 +296,11 @@ func (n *Node) Close() error {
 	n.wg.Wait()
 	if n.tr != nil {
 		errs = append(errs, n.tr.Close())
+	}
+	// Nothing writes to the store any more: save the Merkle trees so the
+	// next start skips the rebuild.
+	if n.ae != nil && n.store != nil && n.aeStarted {
+		errs = append(errs, n.ae.SaveTrees())
 	}
 	if n.store != nil {
 		errs = append(errs, n.store.Close())
