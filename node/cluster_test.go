@@ -113,50 +113,68 @@ func TestClusterConcurrentCoordinatorsMakeSiblings(t *testing.T) {
 }
 
 func TestClusterQuorumFailureReportsCounts(t *testing.T) {
-	c := testcluster.StartWith(t, testcluster.Options{Nodes: 3})
-	c.Stop(2)
-	c.WaitReachable()
-	r := c.Do(0, "PUT", "/v1/kv/b/k?w=3", []byte("v"), nil)
-	if r.Status != http.StatusServiceUnavailable {
-		t.Fatalf("w=3 with a node down: %d %s", r.Status, r.Body)
-	}
-	var e struct {
-		Code             string
-		Needed, Answered int
-	}
-	// With one of three replicas down, W=3 is out of reach from the start:
-	// the write fails before anything is applied.
-	if err := json.Unmarshal(r.Body, &e); err != nil || e.Code != "quorum_failed" || e.Needed != 3 || e.Answered != 0 {
-		t.Fatalf("error body %s (%v)", r.Body, err)
-	}
-	if !strings.Contains(string(r.Body), "needed 3") || !strings.Contains(string(r.Body), "n3") {
-		t.Fatalf("message does not give the counts: %s", r.Body)
-	}
-	if r := c.Do(1, "GET", "/v1/kv/b/k?r=2", nil, nil); r.Status != 404 {
-		t.Fatalf("a write refused up front was applied: GET %d %s", r.Status, r.Body)
-	}
-	// w=2 still works, and the hint for n3 is named.
-	r = c.Do(0, "PUT", "/v1/kv/b/k?w=2", []byte("v"), nil)
-	if r.Status != 204 {
-		t.Fatalf("w=2: %d %s", r.Status, r.Body)
-	}
-	if got := quorum.ParseReceipt(r.Header); len(got.Hinted) != 1 || got.Hinted[0] != "n3" {
-		t.Fatalf("receipt %+v should name the hint for n3", got)
-	}
-	if r = c.Do(1, "GET", "/v1/kv/b/k?r=3", nil, nil); r.Status != 503 {
-		t.Fatalf("r=3 with a node down: %d", r.Status)
-	}
+	clusterVariants(t, func(t *testing.T, c *testcluster.Cluster) {
+		down := c.Size() - 1
+		downID := c.Node(down).ID()
+		c.Stop(down)
+		c.WaitReachable()
+		// A key with the stopped node among its three primaries.
+		var key string
+		for k := 0; ; k++ {
+			key = fmt.Sprint("k", k)
+			pref, _ := c.Node(0).Ring().PreferenceList(store.EncodeKey([]byte("b"), []byte(key)), 3)
+			if pref[0] == downID || pref[1] == downID || pref[2] == downID {
+				break
+			}
+		}
+		// W=3 with only two live primaries (and fallbacks not counting) is
+		// out of reach from the start: the write fails before anything is
+		// applied, and says how many answered and how many were needed.
+		r := c.Do(0, "PUT", "/v1/kv/b/"+key+"?w=3&sloppy=false", []byte("v"), nil)
+		if r.Status != http.StatusServiceUnavailable {
+			t.Fatalf("w=3 with a primary down: %d %s", r.Status, r.Body)
+		}
+		var e struct {
+			Code             string
+			Needed, Answered int
+		}
+		if err := json.Unmarshal(r.Body, &e); err != nil || e.Code != "quorum_failed" || e.Needed != 3 || e.Answered != 0 {
+			t.Fatalf("error body %s (%v)", r.Body, err)
+		}
+		if !strings.Contains(string(r.Body), "needed 3") || !strings.Contains(string(r.Body), downID) {
+			t.Fatalf("message does not give the counts and the down node: %s", r.Body)
+		}
+		if r := c.Do(1, "GET", "/v1/kv/b/"+key+"?r=2", nil, nil); r.Status != 404 {
+			t.Fatalf("a write refused up front was applied: GET %d %s", r.Status, r.Body)
+		}
+		// W=2 still works, and the receipt names who stood in for the down node.
+		r = c.Do(0, "PUT", "/v1/kv/b/"+key+"?w=2", []byte("v"), nil)
+		if r.Status != 204 {
+			t.Fatalf("w=2: %d %s", r.Status, r.Body)
+		}
+		if got := quorum.ParseReceipt(r.Header); len(got.Hinted) != 1 || got.Hinted[0] != downID {
+			t.Fatalf("receipt %+v should name the hint for %s", got, downID)
+		}
+		if r = c.Do(1, "GET", "/v1/kv/b/"+key+"?r=3", nil, nil); r.Status != 503 {
+			t.Fatalf("r=3 with a primary down: %d", r.Status)
+		}
+	})
 }
 
 func TestClusterParamValidation(t *testing.T) {
-	c := testcluster.StartWith(t, testcluster.Options{Nodes: 3})
+	clusterVariants(t, func(t *testing.T, c *testcluster.Cluster) {
+		testParamValidation(t, c)
+	})
+}
+
+func testParamValidation(t *testing.T, c *testcluster.Cluster) {
 	c.Do(0, "PUT", "/v1/kv/p/k?w=all", []byte("v"), nil)
 	for _, tt := range []struct {
 		q      string
 		status int
 	}{
 		{"r=1", 200}, {"r=3", 200}, {"r=quorum", 200}, {"r=all&n=2", 200}, {"r=one&n=1", 200},
-		{"r=4", 400}, {"n=4", 400}, {"r=3&n=2", 400}, {"r=0", 400}, {"n=0", 400}, {"x=1", 400},
+		{"r=4", 400}, {fmt.Sprint("n=", c.Size()+1), 400}, {"r=3&n=2", 400}, {"r=0", 400}, {"n=0", 400}, {"x=1", 400},
 	} {
 		r := c.Do(1, "GET", "/v1/kv/p/k?"+tt.q, nil, nil)
 		if r.Status != tt.status {
