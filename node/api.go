@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"strings"
 	"time"
@@ -36,6 +37,12 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/antientropy/run", n.handleAntiEntropy)
 	mux.HandleFunc("/v1/antientropy/run", methodNotAllowed("POST"))
 	mux.HandleFunc("GET /metrics", n.handleMetrics)
+	if n.cfg.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path+"; the API lives under /v1/kv/{bucket}/{key}, /v1/buckets/{bucket}, /v1/cluster")
 	})

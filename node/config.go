@@ -77,6 +77,9 @@ type Config struct {
 	// FastGossip shortens memberlist's intervals, for tests and local
 	// clusters.
 	FastGossip bool
+	// Pprof serves Go's profiler under /debug/pprof/ on the HTTP address.
+	// Off by default: profiles reveal internals and cost CPU.
+	Pprof bool
 	// ShutdownTimeout bounds a graceful HTTP shutdown.
 	ShutdownTimeout time.Duration
 }

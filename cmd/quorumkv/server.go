@@ -45,6 +45,7 @@ func (f *nodeFlags) register(cmd *cobra.Command, withAddrs bool) {
 	fl.Float64Var(&f.cfg.Detector.Threshold, "phi-threshold", f.cfg.Detector.Threshold, "phi accrual suspicion threshold")
 	fl.IntVar(&f.cfg.Limits.MaxSiblings, "max-siblings", f.cfg.Limits.MaxSiblings, "siblings per key before writes get 409")
 	fl.Int64Var(&f.cfg.Limits.MaxValueSize, "max-value-size", f.cfg.Limits.MaxValueSize, "largest value in bytes")
+	fl.BoolVar(&f.cfg.Pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the HTTP address")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fl.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of console text")
 }
