@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/rs/zerolog"
 )
@@ -85,6 +86,13 @@ func Open(cfg Config, log zerolog.Logger) (*Store, error) {
 			},
 			WriteStallEnd: func() { log.Info().Msg("pebble write stall ended") },
 		},
+	}
+	// Bloom filters let a read of an absent key (every first write of a
+	// key reads it first) skip the data blocks of every table; without
+	// them such reads dominated the profile of a 1M-record load.
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		opts.Levels[i].FilterType = pebble.TableFilter
 	}
 	db, err := openPebble(cfg.Dir, opts)
 	if err != nil {
