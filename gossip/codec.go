@@ -6,7 +6,8 @@ import (
 	"fmt"
 
 	"github.com/vmihailenco/msgpack/v5"
-	"github.com/vmihailenco/msgpack/v5/msgpcode"
+
+	"github.com/quorumkv/quorumkv/internal/wire"
 )
 
 // Decoding limits. msgpack preallocates slices and maps from the declared
@@ -56,42 +57,11 @@ func unmarshal(b []byte, format byte, v any) error {
 	return nil
 }
 
-// checkShape walks one msgpack value and bounds every container.
+// checkShape bounds every container and length of one msgpack value
+// before it is decoded (internal/wire).
 func checkShape(b []byte) error {
-	r := bytes.NewReader(b)
-	d := msgpack.NewDecoder(r)
-	return walk(d, r, 0)
-}
-
-func walk(d *msgpack.Decoder, r *bytes.Reader, depth int) error {
-	if depth > maxDepth {
-		return fmt.Errorf("%w: nested deeper than %d", errShape, maxDepth)
-	}
-	c, err := d.PeekCode()
-	if err != nil {
-		return err
-	}
-	var n, per int
-	switch {
-	case msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32:
-		n, err = d.DecodeArrayLen()
-		per = 1
-	case msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32:
-		n, err = d.DecodeMapLen()
-		per = 2
-	default:
-		return d.Skip()
-	}
-	if err != nil {
-		return err
-	}
-	if n > maxContainerLen || n*per > r.Len() {
-		return fmt.Errorf("%w: container of %d with %d bytes left", errShape, n, r.Len())
-	}
-	for i := 0; i < n*per; i++ {
-		if err := walk(d, r, depth+1); err != nil {
-			return err
-		}
+	if err := wire.CheckLimits(b, wire.Limits{MaxDepth: maxDepth, MaxItems: 2 * maxContainerLen}); err != nil {
+		return fmt.Errorf("%w: %v", errShape, err)
 	}
 	return nil
 }

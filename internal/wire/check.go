@@ -15,13 +15,31 @@ import (
 // ErrMalformed means the bytes are not well-formed msgpack within limits.
 var ErrMalformed = errors.New("wire: malformed msgpack")
 
-// MaxDepth bounds container nesting.
+// MaxDepth bounds container nesting in Check.
 const MaxDepth = 32
+
+// Limits tighten the check for a particular format.
+type Limits struct {
+	// MaxDepth bounds container nesting; 0 means MaxDepth.
+	MaxDepth int
+	// MaxItems bounds the elements of any one array or map (a map's pairs
+	// count twice); 0 means only the remaining input bounds them.
+	MaxItems int
+	// Strict rejects floats and extension types, for formats that never
+	// contain them.
+	Strict bool
+}
 
 // Check reports whether b holds exactly one well-formed msgpack value whose
 // every claimed length fits in the remaining input.
-func Check(b []byte) error {
-	n, err := skip(b, 0)
+func Check(b []byte) error { return CheckLimits(b, Limits{}) }
+
+// CheckLimits is Check with tighter limits.
+func CheckLimits(b []byte, lim Limits) error {
+	if lim.MaxDepth <= 0 {
+		lim.MaxDepth = MaxDepth
+	}
+	n, err := skip(b, 0, &lim)
 	if err != nil {
 		return err
 	}
@@ -36,9 +54,9 @@ func bad(format string, a ...any) error {
 }
 
 // skip returns the length of the value at the start of b.
-func skip(b []byte, depth int) (int, error) {
-	if depth > MaxDepth {
-		return 0, bad("nested deeper than %d", MaxDepth)
+func skip(b []byte, depth int, lim *Limits) (int, error) {
+	if depth > lim.MaxDepth {
+		return 0, bad("nested deeper than %d", lim.MaxDepth)
 	}
 	if len(b) == 0 {
 		return 0, bad("truncated")
@@ -67,9 +85,12 @@ func skip(b []byte, depth int) (int, error) {
 		if items > uint64(len(b)-hdr) {
 			return 0, bad("claims %d items, %d bytes left", items, len(b)-hdr)
 		}
+		if lim.MaxItems > 0 && items > uint64(lim.MaxItems) {
+			return 0, bad("claims %d items, at most %d allowed", items, lim.MaxItems)
+		}
 		off := hdr
 		for i := uint64(0); i < items; i++ {
-			m, err := skip(b[off:], depth+1)
+			m, err := skip(b[off:], depth+1, lim)
 			if err != nil {
 				return 0, err
 			}
@@ -86,6 +107,9 @@ func skip(b []byte, depth int) (int, error) {
 		return container(1, uint64(c&0x0f))
 	case c >= 0xa0 && c <= 0xbf:
 		return blob(1, uint64(c&0x1f))
+	}
+	if lim.Strict && (c == 0xca || c == 0xcb || (c >= 0xc7 && c <= 0xc9) || (c >= 0xd4 && c <= 0xd8)) {
+		return 0, bad("code 0x%02x (float or extension) not allowed here", c)
 	}
 	switch c {
 	case 0xc4, 0xd9: // bin8, str8

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 
@@ -47,6 +48,26 @@ func TestCheckRejectsHugeClaims(t *testing.T) {
 	deep = append(deep, 0x00)
 	if err := Check(deep); !errors.Is(err, ErrMalformed) {
 		t.Errorf("deep nesting: %v", err)
+	}
+}
+
+func TestCheckLimits(t *testing.T) {
+	deep := append(bytes.Repeat([]byte{0x91}, 7), 0xc0) // depth 7
+	if err := CheckLimits(deep, Limits{MaxDepth: 7}); err != nil {
+		t.Fatalf("depth 7 at MaxDepth 7: %v", err)
+	}
+	if err := CheckLimits(deep, Limits{MaxDepth: 6}); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("depth 7 at MaxDepth 6: %v", err)
+	}
+	three := []byte{0x93, 1, 2, 3}
+	if err := CheckLimits(three, Limits{MaxItems: 2}); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("3 items at MaxItems 2: %v", err)
+	}
+	if err := CheckLimits([]byte{0xca, 0, 0, 0, 0}, Limits{Strict: true}); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("float32 in strict mode: %v", err)
+	}
+	if err := Check([]byte{0xca, 0, 0, 0, 0}); err != nil {
+		t.Fatalf("float32: %v", err)
 	}
 }
 
