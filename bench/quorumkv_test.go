@@ -376,8 +376,11 @@ func TestQuorumKVConnectionPool(t *testing.T) {
 	if na, nb := len(a.log()), len(b.log()); na != 100 || nb != 100 {
 		t.Fatalf("requests per node %d and %d, want 100 each", na, nb)
 	}
-	// Two threads per node, so at most two connections each.
-	if ca, cb := a.newConns.Load(), b.newConns.Load(); ca > 2 || cb > 2 {
+	// Two threads per node. net/http hands a finished connection back to
+	// the idle pool from its read loop, so a thread's next request can
+	// occasionally race it and dial once more; keep-alive shows as a
+	// handful of connections for 100 requests per node, not one each.
+	if ca, cb := a.newConns.Load(), b.newConns.Load(); ca > 4 || cb > 4 {
 		t.Fatalf("new connections %d and %d for 200 requests: keep-alive is not working", ca, cb)
 	}
 }
