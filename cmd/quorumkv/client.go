@@ -82,6 +82,18 @@ func (f *clientFlags) do(method, u string, body io.Reader, hdr map[string]string
 	return resp, b, err
 }
 
+// admin calls a node endpoint that answers 200 with JSON.
+func (f *clientFlags) admin(method, path string) ([]byte, error) {
+	resp, body, err := f.do(method, strings.TrimRight(f.node, "/")+path, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, httpError(resp, body)
+	}
+	return body, nil
+}
+
 // report prints the context and receipt to stderr, so stdout holds only
 // the value.
 func report(cmd *cobra.Command, resp *http.Response) {
@@ -216,12 +228,9 @@ func newStatusCmd() *cobra.Command {
 		Short: "Show the cluster's members, their state and ring shares",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			resp, body, err := f.do(http.MethodGet, strings.TrimRight(f.node, "/")+"/v1/cluster", nil, nil)
+			body, err := f.admin(http.MethodGet, "/v1/cluster")
 			if err != nil {
 				return err
-			}
-			if resp.StatusCode != http.StatusOK {
-				return httpError(resp, body)
 			}
 			if raw {
 				_, err := cmd.OutOrStdout().Write(body)
@@ -272,12 +281,9 @@ func newAntiEntropyCmd() *cobra.Command {
 		Short: "Run a Merkle anti-entropy round on a node now",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			resp, body, err := f.do(http.MethodPost, strings.TrimRight(f.node, "/")+"/v1/antientropy/run", nil, nil)
+			body, err := f.admin(http.MethodPost, "/v1/antientropy/run")
 			if err != nil {
 				return err
-			}
-			if resp.StatusCode != http.StatusOK {
-				return httpError(resp, body)
 			}
 			_, err = cmd.OutOrStdout().Write(body)
 			return err
