@@ -172,11 +172,6 @@ type GetResult struct {
 	Receipt Receipt
 }
 
-type reply struct {
-	Reply
-	resp *Response
-}
-
 func (c *Coordinator) plan(key []byte, n int) ([]Target, int, error) {
 	p := c.place()
 	pref, err := p.PreferenceList(key, n)
@@ -213,7 +208,7 @@ func (c *Coordinator) Put(ctx context.Context, req PutRequest) (PutResult, error
 	base := Request{Key: req.Key, Partition: part, LWW: req.Params.LWW}
 
 	opCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout(req.Params))
-	replies := make(chan reply, 2*len(targets)+2)
+	replies := make(chan Reply, 2*len(targets)+2)
 	c.wg.Add(1) // released by the background finisher
 	send := func(msgs []Message) {
 		for _, msg := range msgs {
@@ -230,10 +225,7 @@ func (c *Coordinator) Put(ctx context.Context, req PutRequest) (PutResult, error
 	for !m.Done() {
 		select {
 		case r := <-replies:
-			if r.resp != nil {
-				r.Set, r.Dot = r.resp.Set, r.resp.Dot
-			}
-			send(m.Step(r.Reply))
+			send(m.Step(r))
 		case <-opCtx.Done():
 			m.Timeout()
 			c.m.timeouts.Add(1)
@@ -263,16 +255,13 @@ func (c *Coordinator) Put(ctx context.Context, req PutRequest) (PutResult, error
 // finishWrite collects the acks that came after the answer. When a delete
 // reached every primary, it tells them the tombstone may be reaped after
 // the grace period.
-func (c *Coordinator) finishWrite(ctx context.Context, cancel context.CancelFunc, m *WriteMachine, base Request, replies chan reply, send func([]Message)) {
+func (c *Coordinator) finishWrite(ctx context.Context, cancel context.CancelFunc, m *WriteMachine, base Request, replies chan Reply, send func([]Message)) {
 	defer c.wg.Done()
 	defer cancel()
 	for !m.Settled() {
 		select {
 		case r := <-replies:
-			if r.resp != nil {
-				r.Set, r.Dot = r.resp.Set, r.resp.Dot
-			}
-			send(m.Step(r.Reply))
+			send(m.Step(r))
 		case <-ctx.Done():
 			return
 		}
@@ -299,11 +288,19 @@ func (c *Coordinator) finishWrite(ctx context.Context, cancel context.CancelFunc
 // dispatch sends one request in its own goroutine and delivers the reply.
 // An apply on the local replica reports twice: the issued set at once,
 // then its durability.
-func (c *Coordinator) dispatch(ctx context.Context, msg Message, req *Request, replies chan<- reply) {
+func (c *Coordinator) dispatch(ctx context.Context, msg Message, req *Request, replies chan<- Reply) {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		deliver := func(r reply) {
+		// reply turns a response into the machine's input.
+		reply := func(resp *Response, err error, pending bool) Reply {
+			r := Reply{Target: msg.Target, Kind: msg.Kind, Err: err, Pending: pending}
+			if resp != nil {
+				r.Set, r.Dot = resp.Set, resp.Dot
+			}
+			return r
+		}
+		deliver := func(r Reply) {
 			select {
 			case replies <- r:
 			case <-ctx.Done():
@@ -312,18 +309,18 @@ func (c *Coordinator) dispatch(ctx context.Context, msg Message, req *Request, r
 		if aa, ok := c.send.(AsyncApplier); ok && msg.Kind == KindApply && msg.To == c.cfg.Self {
 			resp, wait, err := aa.ApplyAsync(ctx, msg.To, req)
 			if err != nil || wait == nil {
-				deliver(reply{Reply: Reply{Target: msg.Target, Kind: msg.Kind, Err: err}, resp: resp})
+				deliver(reply(resp, err, false))
 				return
 			}
-			deliver(reply{Reply: Reply{Target: msg.Target, Kind: msg.Kind, Pending: true}, resp: resp})
-			deliver(reply{Reply: Reply{Target: msg.Target, Kind: msg.Kind, Err: wait()}})
+			deliver(reply(resp, nil, true))
+			deliver(reply(nil, wait(), false))
 			return
 		}
 		resp, err := c.send.Send(ctx, msg.To, req)
 		if err == nil && resp == nil {
 			err = errors.New("quorum: empty response")
 		}
-		deliver(reply{Reply: Reply{Target: msg.Target, Kind: msg.Kind, Err: err}, resp: resp})
+		deliver(reply(resp, err, false))
 	}()
 }
 
@@ -343,7 +340,7 @@ func (c *Coordinator) Get(ctx context.Context, req GetRequest) (GetResult, error
 	m := NewRead(targets, req.Params.R, req.Params.LWW)
 	base := Request{Key: req.Key, Partition: part, LWW: req.Params.LWW}
 	opCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout(req.Params))
-	replies := make(chan reply, 3*len(targets)+1)
+	replies := make(chan Reply, 3*len(targets)+1)
 	c.wg.Add(1)
 	send := func(msgs []Message) {
 		for _, msg := range msgs {
@@ -356,10 +353,7 @@ func (c *Coordinator) Get(ctx context.Context, req GetRequest) (GetResult, error
 	for !m.Done() || m.RepairsPending() {
 		select {
 		case r := <-replies:
-			if r.resp != nil {
-				r.Set = r.resp.Set
-			}
-			send(m.Step(r.Reply))
+			send(m.Step(r))
 		case <-opCtx.Done():
 			m.Timeout()
 			c.m.timeouts.Add(1)
@@ -372,8 +366,7 @@ func (c *Coordinator) Get(ctx context.Context, req GetRequest) (GetResult, error
 		}
 	}
 	out, err := m.Result()
-	early := m.RepairedCount()
-	go c.finishRead(opCtx, cancel, m, replies, send, early)
+	go c.finishRead(opCtx, cancel, m, replies, send)
 	if err != nil {
 		c.m.readFailures.Add(1)
 		return GetResult{}, err
@@ -382,17 +375,12 @@ func (c *Coordinator) Get(ctx context.Context, req GetRequest) (GetResult, error
 	return GetResult{Set: out.Set, Receipt: out.Receipt}, nil
 }
 
-func (c *Coordinator) finishRead(ctx context.Context, cancel context.CancelFunc, m *ReadMachine, replies chan reply, send func([]Message), early int) {
+func (c *Coordinator) finishRead(ctx context.Context, cancel context.CancelFunc, m *ReadMachine, replies chan Reply, send func([]Message)) {
 	defer c.wg.Done()
 	defer cancel()
 	wait := c.clk.NewTimer(c.cfg.RepairWait)
 	defer wait.Stop()
-	step := func(r reply) {
-		if r.resp != nil {
-			r.Set = r.resp.Set
-		}
-		send(m.Step(r.Reply))
-	}
+	step := func(r Reply) { send(m.Step(r)) }
 	for !m.Settled() {
 		select {
 		case r := <-replies:
@@ -420,5 +408,4 @@ final:
 		c.m.readRepairs.Add(1)
 		c.m.repaired.Add(uint64(n))
 	}
-	_ = early
 }

@@ -268,38 +268,51 @@ func (m *WriteMachine) Timeout() {
 }
 
 func (m *WriteMachine) quorumError(timedOut bool) error {
-	e := &QuorumError{Op: "write", Needed: m.w, Answered: len(m.acked), TimedOut: timedOut, Failed: map[string]string{}}
-	for _, i := range m.acked {
-		e.Replied = append(e.Replied, m.targets[i].Node)
-	}
+	e := newQuorumError("write", m.w, m.acked, m.targets, m.state, m.why, timedOut)
 	for i, t := range m.targets {
 		if t.HintFor != "" {
 			e.Failed[t.HintFor] = "suspected by the failure detector; " + t.Node + " keeps a hint for it"
 		}
-		switch {
-		case m.state[i] == tsFailed:
-			e.Failed[t.Node] = m.why[i]
-		case m.state[i] == tsAcked && !m.counts(i) && t.Counts:
+		if m.state[i] == tsAcked && !m.counts(i) && t.Counts {
 			e.Failed[t.Node] = "fallback does not count with sloppy=false"
-		case m.state[i] == tsPending && timedOut:
+		}
+	}
+	return e
+}
+
+// newQuorumError reports a missed quorum: the targets that counted, and
+// why each failed or unanswered one did not.
+func newQuorumError(op string, needed int, counted []int, targets []Target, state []targetState, why []string, timedOut bool) *QuorumError {
+	e := &QuorumError{Op: op, Needed: needed, Answered: len(counted), TimedOut: timedOut, Failed: map[string]string{}}
+	for _, i := range counted {
+		e.Replied = append(e.Replied, targets[i].Node)
+	}
+	for i, t := range targets {
+		switch {
+		case state[i] == tsFailed:
+			e.Failed[t.Node] = why[i]
+		case state[i] == tsPending && timedOut:
 			e.Failed[t.Node] = "no reply before the deadline"
 		}
 	}
 	return e
 }
 
+// anyPending reports whether some target still owes a reply.
+func anyPending(state []targetState) bool {
+	for _, s := range state {
+		if s == tsPending {
+			return true
+		}
+	}
+	return false
+}
+
 // Done reports whether the client can be answered.
 func (m *WriteMachine) Done() bool { return m.done }
 
 // Settled reports whether no reply is outstanding any more.
-func (m *WriteMachine) Settled() bool {
-	for _, s := range m.state {
-		if s == tsPending {
-			return false
-		}
-	}
-	return true
-}
+func (m *WriteMachine) Settled() bool { return !anyPending(m.state) }
 
 // AllPrimariesAcked reports whether every target acked and none was a
 // fallback or hint: the write is on every replica of the key.
@@ -502,14 +515,7 @@ func (m *ReadMachine) Timeout() {
 func (m *ReadMachine) Done() bool { return m.answered || m.err != nil }
 
 // Settled reports whether no reply or repair is outstanding.
-func (m *ReadMachine) Settled() bool {
-	for _, s := range m.state {
-		if s == tsPending {
-			return false
-		}
-	}
-	return true
-}
+func (m *ReadMachine) Settled() bool { return !anyPending(m.state) }
 
 // RepairsPending reports whether repairs sent at answer time are
 // outstanding.
@@ -557,17 +563,5 @@ func (m *ReadMachine) RepairedCount() int {
 }
 
 func (m *ReadMachine) quorumError(timedOut bool) error {
-	e := &QuorumError{Op: "read", Needed: m.r, Answered: len(m.order), TimedOut: timedOut, Failed: map[string]string{}}
-	for _, i := range m.order {
-		e.Replied = append(e.Replied, m.targets[i].Node)
-	}
-	for i, t := range m.targets {
-		switch {
-		case m.state[i] == tsFailed:
-			e.Failed[t.Node] = m.why[i]
-		case m.state[i] == tsPending && timedOut:
-			e.Failed[t.Node] = "no reply before the deadline"
-		}
-	}
-	return e
+	return newQuorumError("read", m.r, m.order, m.targets, m.state, m.why, timedOut)
 }

@@ -82,6 +82,20 @@ func (f *clientFlags) do(method, u string, body io.Reader, hdr map[string]string
 	return resp, b, err
 }
 
+// write sends a PUT or DELETE of args' bucket and key, expects 204, and
+// reports the new context and the receipt.
+func (f *clientFlags) write(cmd *cobra.Command, method string, args []string, body io.Reader, hdr map[string]string) error {
+	resp, b, err := f.do(method, f.url(args[0], args[1]), body, hdr)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusNoContent {
+		return httpError(resp, b)
+	}
+	report(cmd, resp)
+	return nil
+}
+
 // admin calls a node endpoint that answers 200 with JSON.
 func (f *clientFlags) admin(method, path string) ([]byte, error) {
 	resp, body, err := f.do(method, strings.TrimRight(f.node, "/")+path, nil, nil)
@@ -181,15 +195,7 @@ func newPutCmd() *cobra.Command {
 			default:
 				body = cmd.InOrStdin()
 			}
-			resp, b, err := f.do(http.MethodPut, f.url(args[0], args[1]), body, map[string]string{"Content-Type": contentType, "X-Context": f.context})
-			if err != nil {
-				return err
-			}
-			if resp.StatusCode != http.StatusNoContent {
-				return httpError(resp, b)
-			}
-			report(cmd, resp)
-			return nil
+			return f.write(cmd, http.MethodPut, args, body, map[string]string{"Content-Type": contentType, "X-Context": f.context})
 		},
 	}
 	f.register(cmd, false)
@@ -205,15 +211,7 @@ func newDeleteCmd() *cobra.Command {
 		Short: "Delete a key (writes a tombstone)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			resp, b, err := f.do(http.MethodDelete, f.url(args[0], args[1]), nil, map[string]string{"X-Context": f.context})
-			if err != nil {
-				return err
-			}
-			if resp.StatusCode != http.StatusNoContent {
-				return httpError(resp, b)
-			}
-			report(cmd, resp)
-			return nil
+			return f.write(cmd, http.MethodDelete, args, nil, map[string]string{"X-Context": f.context})
 		},
 	}
 	f.register(cmd, false)
