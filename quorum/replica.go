@@ -127,9 +127,10 @@ func (r *Replica) applyAsync(req *Request) (*Response, func() error, error) {
 	}
 	now := r.clk.Now()
 	var dot version.Dot
+	// cur is freshly decoded for this call, and Update builds new slices
+	// rather than editing shared ones, so it is updated in place.
 	set, _, wait, err := r.store.UpdateAsync(req.Key, func(cur version.Set) (version.Set, error) {
-		next := cur.Clone()
-		d, err := next.Update(version.Write{
+		d, err := cur.Update(version.Write{
 			Node: r.cfg.Self, Context: req.Write.Context,
 			Value: req.Write.Value, ContentType: req.Write.ContentType, Deleted: req.Write.Deleted,
 			WriteTime:    now.UnixNano(),
@@ -137,7 +138,7 @@ func (r *Replica) applyAsync(req *Request) (*Response, func() error, error) {
 			LWW:          req.LWW, MaxSiblings: r.cfg.MaxSiblings,
 		})
 		dot = d
-		return next, err
+		return cur, err
 	})
 	if err != nil {
 		if errors.Is(err, version.ErrTooManySiblings) {
