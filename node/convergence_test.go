@@ -122,7 +122,7 @@ func TestConvergencePartitionThenAntiEntropy(t *testing.T) {
 // key stays deleted on every replica before and after reaping.
 func TestTombstoneStaysDeleted(t *testing.T) {
 	c := testcluster.StartWith(t, testcluster.Options{Nodes: 3, Configure: func(_ int, cfg *node.Config) {
-		cfg.HintBudget = 1 // no hints: only read repair and anti-entropy can carry the tombstone
+		cfg.HintBudget = 1                    // no hints: only read repair and anti-entropy can carry the tombstone
 		cfg.TombstoneGrace = time.Millisecond // over by the time the test checks
 		cfg.AntiEntropy.SweepInterval = 50 * time.Millisecond
 		cfg.AntiEntropy.ReapInterval = 50 * time.Millisecond
