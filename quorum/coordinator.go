@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/quorumkv/quorumkv/internal/clock"
+	"github.com/quorumkv/quorumkv/internal/gopool"
 	"github.com/quorumkv/quorumkv/version"
 )
 
@@ -107,6 +108,7 @@ type Coordinator struct {
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	pool   *gopool.Pool // runs dispatches and finishers on reusable goroutines
 	closed atomic.Bool
 	m      metrics
 }
@@ -118,8 +120,20 @@ func New(cfg Config, place func() Placement, available func(string) bool, send S
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	pool, err := gopool.New(gopool.DefaultConfig())
+	if err != nil {
+		return nil, fmt.Errorf("quorum: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Coordinator{cfg: cfg, place: place, available: available, send: send, clk: clk, log: log, ctx: ctx, cancel: cancel}, nil
+	return &Coordinator{cfg: cfg, place: place, available: available, send: send, clk: clk, log: log, ctx: ctx, cancel: cancel, pool: pool}, nil
+}
+
+// spawn runs f on a pooled goroutine. The caller has counted f in c.wg. An
+// operation that raced with Close still gets a goroutine of its own.
+func (c *Coordinator) spawn(f func()) {
+	if c.pool.Go(f) != nil {
+		go f()
+	}
 }
 
 // Close stops background work and waits for it. It is idempotent.
@@ -128,7 +142,7 @@ func (c *Coordinator) Close() error {
 		c.cancel()
 	}
 	c.wg.Wait()
-	return nil
+	return c.pool.Close()
 }
 
 // Metrics returns a snapshot of the counters.
@@ -234,7 +248,7 @@ func (c *Coordinator) Put(ctx context.Context, req PutRequest) (PutResult, error
 		}
 	}
 	out, err := m.Result()
-	go c.finishWrite(opCtx, cancel, m, base, replies, send)
+	c.spawn(func() { c.finishWrite(opCtx, cancel, m, base, replies, send) })
 	if err != nil {
 		c.m.writeFailures.Add(1)
 		if isTooManySiblings(err) {
@@ -290,7 +304,7 @@ func (c *Coordinator) finishWrite(ctx context.Context, cancel context.CancelFunc
 // then its durability.
 func (c *Coordinator) dispatch(ctx context.Context, msg Message, req *Request, replies chan<- Reply) {
 	c.wg.Add(1)
-	go func() {
+	c.spawn(func() {
 		defer c.wg.Done()
 		// reply turns a response into the machine's input.
 		reply := func(resp *Response, err error, pending bool) Reply {
@@ -321,7 +335,7 @@ func (c *Coordinator) dispatch(ctx context.Context, msg Message, req *Request, r
 			err = errors.New("quorum: empty response")
 		}
 		deliver(reply(resp, err, false))
-	}()
+	})
 }
 
 // Get coordinates a read: every primary is asked, the answer comes after R
@@ -366,7 +380,7 @@ func (c *Coordinator) Get(ctx context.Context, req GetRequest) (GetResult, error
 		}
 	}
 	out, err := m.Result()
-	go c.finishRead(opCtx, cancel, m, replies, send)
+	c.spawn(func() { c.finishRead(opCtx, cancel, m, replies, send) })
 	if err != nil {
 		c.m.readFailures.Add(1)
 		return GetResult{}, err

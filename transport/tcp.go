@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/quorumkv/quorumkv/internal/gopool"
 )
 
 // TCP is the network Transport: msgpack frames over a few persistent TCP
@@ -27,6 +29,7 @@ type TCP struct {
 	ctx       context.Context    // cancelled by Close; parent of handler contexts
 	cancel    context.CancelFunc // cancels ctx
 	wg        sync.WaitGroup     // every goroutine the transport starts
+	handlers  *gopool.Pool       // runs request handlers on reusable goroutines
 	closeDone chan struct{}      // closed when Close has finished
 	shut      atomic.Bool        // mirrors closing for lock-free reads
 
@@ -50,8 +53,14 @@ func NewTCP(cfg TCPConfig, log zerolog.Logger) (*TCP, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transport: listen on %s: %w", cfg.ListenAddr, err)
 	}
+	handlers, err := gopool.New(gopool.DefaultConfig())
+	if err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("transport: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &TCP{
+		handlers:  handlers,
 		cfg:       cfg,
 		log:       log,
 		ln:        ln,
@@ -117,6 +126,7 @@ func (t *TCP) Close() error {
 	}
 	t.cancel() // after the sockets are closed; see conn.fail
 	t.wg.Wait()
+	_ = t.handlers.Close()
 	close(t.closeDone)
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("transport: close listener: %w", err)
