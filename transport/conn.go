@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -216,12 +217,13 @@ func (c *conn) deliver(f frame) {
 	ch <- result{body: f.Body}
 }
 
-// serve runs the handler for request f in its own goroutine. The reader
-// holds a count on t.wg, so adding to it here is safe during Close.
+// serve runs the handler for request f on a pooled goroutine. The reader
+// holds a count on t.wg, so adding to it here is safe during Close, and the
+// pool is closed only after t.wg drains.
 func (c *conn) serve(f frame) {
 	c.t.m.served.Add(1)
 	c.t.wg.Add(1)
-	go func() {
+	err := c.t.handlers.Go(func() {
 		defer c.t.wg.Done()
 		out, err := c.handler(c.ctx, &Request{From: f.From, Method: f.Method, Body: f.Body})
 		reply := frame{ID: f.ID, Kind: kindResponse, Body: out}
@@ -234,7 +236,10 @@ func (c *conn) serve(f frame) {
 			})
 		}
 		_ = c.send(context.Background(), reply) // fails only if the connection is gone
-	}()
+	})
+	if err != nil { // unreachable while the reader runs; see above
+		c.t.wg.Done()
+	}
 }
 
 func errorFrame(id uint64, e *RemoteError) frame {
@@ -266,6 +271,7 @@ func (c *conn) writeLoop() {
 			bytes int
 		)
 		scratch, bytes, err = c.write(scratch, &f)
+		yielded := false
 	batch:
 		for n := 1; err == nil && n < maxBatch && bytes < maxBatchBytes; n++ {
 			select {
@@ -274,7 +280,17 @@ func (c *conn) writeLoop() {
 				scratch, m, err = c.write(scratch, &f)
 				bytes += m
 			default:
-				break batch
+				if yielded {
+					break batch
+				}
+				// Give the goroutines that are ready to run one turn
+				// before the system call: under load some of them are
+				// about to queue frames for this peer, and they share
+				// the write. When nothing else is runnable this returns
+				// at once.
+				yielded = true
+				n--
+				runtime.Gosched()
 			}
 		}
 		if err == nil {
