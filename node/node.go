@@ -512,7 +512,7 @@ func (s sender) Send(ctx context.Context, to string, req *quorum.Request) (*quor
 	if !ok {
 		return nil, fmt.Errorf("node: unknown member %q", to)
 	}
-	body, err := msgpack.Marshal(req)
+	body, err := wire.Marshal(req, req.SizeHint())
 	if err != nil {
 		return nil, err
 	}
@@ -558,7 +558,7 @@ func (n *Node) serveRPC(ctx context.Context, req *transport.Request) ([]byte, er
 		if err != nil {
 			return nil, err
 		}
-		return msgpack.Marshal(resp)
+		return wire.Marshal(resp, resp.SizeHint())
 	case strings.HasPrefix(req.Method, "ae.") && n.ae != nil:
 		return n.ae.HandleRPC(ctx, req)
 	}

@@ -30,88 +30,12 @@ func EncodeSet(s version.Set) []byte {
 	buf.WriteByte(setFormat)
 	enc := msgpack.GetEncoder()
 	enc.Reset(&buf)
-	enc.UseCompactInts(true)
-	err := encodeCanonical(enc, c)
+	err := c.EncodeMsgpack(enc) // sorted vector, compact integers
 	msgpack.PutEncoder(enc)
 	if err != nil { // writing to a bytes.Buffer does not fail
 		panic(fmt.Sprintf("store: encoding a version.Set: %v", err))
 	}
 	return buf.Bytes()
-}
-
-// encodeCanonical writes a canonical set as the msgpack map version.Set
-// would marshal to, except that the vector's keys are written in sorted
-// order (msgpack's SetSortMapKeys does not cover map[string]uint64).
-func encodeCanonical(e *msgpack.Encoder, s version.Set) error {
-	n := 1 // "c" is always present
-	if len(s.Siblings) > 0 {
-		n++
-	}
-	if err := e.EncodeMapLen(n); err != nil {
-		return err
-	}
-	if len(s.Siblings) > 0 {
-		if err := e.EncodeString("s"); err != nil {
-			return err
-		}
-		if err := e.EncodeArrayLen(len(s.Siblings)); err != nil {
-			return err
-		}
-		for i := range s.Siblings {
-			if err := e.Encode(&s.Siblings[i]); err != nil {
-				return err
-			}
-		}
-	}
-	if err := e.EncodeString("c"); err != nil {
-		return err
-	}
-	ctx := s.Context
-	n = 0
-	if len(ctx.VV) > 0 {
-		n++
-	}
-	if len(ctx.Cloud) > 0 {
-		n++
-	}
-	if err := e.EncodeMapLen(n); err != nil {
-		return err
-	}
-	if len(ctx.VV) > 0 {
-		if err := e.EncodeString("v"); err != nil {
-			return err
-		}
-		if err := e.EncodeMapLen(len(ctx.VV)); err != nil {
-			return err
-		}
-		nodes := make([]string, 0, len(ctx.VV))
-		for node := range ctx.VV {
-			nodes = append(nodes, node)
-		}
-		slices.Sort(nodes)
-		for _, node := range nodes {
-			if err := e.EncodeString(node); err != nil {
-				return err
-			}
-			if err := e.EncodeUint(ctx.VV[node]); err != nil {
-				return err
-			}
-		}
-	}
-	if len(ctx.Cloud) > 0 {
-		if err := e.EncodeString("d"); err != nil {
-			return err
-		}
-		if err := e.EncodeArrayLen(len(ctx.Cloud)); err != nil {
-			return err
-		}
-		for i := range ctx.Cloud {
-			if err := e.Encode(&ctx.Cloud[i]); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 func setValueBytes(s version.Set) int {

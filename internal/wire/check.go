@@ -76,12 +76,18 @@ func skip(b []byte, depth int, lim *Limits) (int, error) {
 		}
 	}
 	blob := func(hdr int, n uint64) (int, error) {
+		if len(b) < hdr {
+			return 0, bad("truncated header")
+		}
 		if n > uint64(len(b)-hdr) {
 			return 0, bad("claims %d bytes, %d left", n, len(b)-hdr)
 		}
 		return hdr + int(n), nil
 	}
 	container := func(hdr int, items uint64) (int, error) {
+		if len(b) < hdr {
+			return 0, bad("truncated header")
+		}
 		if items > uint64(len(b)-hdr) {
 			return 0, bad("claims %d items, %d bytes left", items, len(b)-hdr)
 		}

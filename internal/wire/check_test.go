@@ -36,6 +36,12 @@ func TestCheckRejectsHugeClaims(t *testing.T) {
 		{0x91},                              // truncated fixarray
 		{0xc1},                              // never-used code
 		{0x01, 0x02},                        // trailing bytes
+		// Headers cut short before their type byte: once a panic
+		// (found by FuzzRequestDecode).
+		{0xd7},                         // fixext8, nothing after the code
+		{0xc7, 0x00},                   // ext8 of 0 bytes, no type byte
+		{0xc8, 0x00, 0x00},             // ext16, no type byte
+		{0x82, 0x30, 0xa1, 0x30, 0xd7}, // the fuzzer's input
 	} {
 		if err := Check(b); !errors.Is(err, ErrMalformed) {
 			t.Errorf("Check(% x) = %v, want ErrMalformed", b, err)
@@ -75,6 +81,8 @@ func FuzzCheck(f *testing.F) {
 	b, _ := msgpack.Marshal(&sample{S: "x", A: []struct{ X, Y int }{{1, 2}}})
 	f.Add(b)
 	f.Add([]byte{0xdd, 0, 0, 0, 3})
+	f.Add([]byte{0xd7, 0x01, 0, 0, 0, 0, 0, 0, 0, 0}) // fixext8
+	f.Add([]byte{0xc7, 0x01, 0x05, 0xff})             // ext8
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if Check(b) != nil {
 			return
