@@ -21,7 +21,8 @@ type collector struct{ n *Node }
 // is a counter.
 var gauges = map[string]bool{
 	"PendingHints": true, "PendingBytes": true, "HintBytes": true, "DiskUsage": true,
-	"Failed": true, "Members": true, "MemTableSize": true,
+	"Failed": true, "Members": true, "MemTableBytes": true, "BlockCacheBytes": true,
+	"ReadAmp": true, "RowCacheBytes": true, "RowCacheEntries": true,
 }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {

@@ -34,6 +34,10 @@ type Config struct {
 	// twice this. Together with CacheSize this is most of the node's
 	// storage memory; the defaults keep it near 100 MiB. Default 32 MiB.
 	MemTableSize uint64
+	// RowCacheSize bounds the row cache, in bytes: the newest records of
+	// recently used keys, kept decoded from Pebble so that hot keys are
+	// read without a Pebble lookup. 0 disables it. Default 16 MiB.
+	RowCacheSize int64
 	// LockStripes is the number of mutexes that serialize Update, Merge,
 	// AddHint, DeleteHint, MarkReapable and Reap per key (keys are mapped
 	// to stripes by hash). Default 1024.
@@ -69,6 +73,7 @@ type WriteEvent struct {
 const (
 	defaultCacheSize    = 32 << 20
 	defaultMemTableSize = 32 << 20
+	defaultRowCacheSize = 16 << 20
 	minMemTableSize     = 256 << 10
 	maxMemTableSize     = 4<<30 - 1 // pebble's limit
 )
@@ -82,6 +87,7 @@ func DefaultConfig() Config {
 		Hash:               xxhash.Sum64,         // the ring's hash
 		CacheSize:          defaultCacheSize,     // 32 MiB block cache
 		MemTableSize:       defaultMemTableSize,  // 32 MiB memtables, at most two
+		RowCacheSize:       defaultRowCacheSize,  // 16 MiB of hot records
 		LockStripes:        1024,                 // per-key serialization stripes
 		WALMinSyncInterval: 5 * time.Millisecond, // under load, space WAL syncs by 5 ms (BENCHMARKS.md)
 		OnWrite:            nil,                  // no hook
@@ -103,6 +109,8 @@ func (c Config) Validate() error {
 	case c.MemTableSize < minMemTableSize || c.MemTableSize > maxMemTableSize:
 		return fmt.Errorf("%w: memtable size %d outside [%d, %d]",
 			ErrInvalidConfig, c.MemTableSize, minMemTableSize, uint64(maxMemTableSize))
+	case c.RowCacheSize < 0:
+		return fmt.Errorf("%w: row cache size %d is negative", ErrInvalidConfig, c.RowCacheSize)
 	case c.LockStripes < 1:
 		return fmt.Errorf("%w: lock stripes %d is less than 1", ErrInvalidConfig, c.LockStripes)
 	}

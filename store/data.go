@@ -21,7 +21,19 @@ func (s *Store) Get(k []byte) (set version.Set, err error) {
 	defer s.exit()
 	defer s.recoverPebble(&err, nil)
 	s.m.gets.Add(1)
-	rec, _, found, err := s.readRow(dataRow(hash, k), k)
+	row := dataRow(hash, k)
+	rec, found := record{}, false
+	if r, ok := s.rows.get(hash, row); ok {
+		rec, found = r.rec, true
+	} else if s.rows != nil {
+		// Take the key's lock to fill the cache: see rowCache.
+		mu := s.stripe(hash)
+		mu.Lock()
+		rec, _, found, err = s.readData(hash, row, k)
+		mu.Unlock()
+	} else {
+		rec, _, found, err = s.readRow(row, k)
+	}
 	if err != nil || !found {
 		return version.Set{}, err
 	}
@@ -99,7 +111,7 @@ func (s *Store) update(k []byte, fn func(cur version.Set) (version.Set, error), 
 		}
 	}()
 
-	old, _, found, err := s.readRow(row, k)
+	old, _, found, err := s.readData(hash, row, k)
 	if err != nil {
 		return version.Set{}, false, err
 	}
@@ -127,10 +139,12 @@ func (s *Store) update(k []byte, fn func(cur version.Set) (version.Set, error), 
 	}
 
 	b := s.db.NewBatch()
+	var stored []byte
 	if newBytes == nil {
 		_ = b.Delete(row, nil)
 	} else {
-		_ = b.Set(row, encodeRecord(record{Set: newBytes}), nil)
+		stored = encodeRecord(record{Set: newBytes})
+		_ = b.Set(row, stored, nil)
 	}
 	if old.ReapAfter != 0 {
 		_ = b.Delete(reapRow(old.ReapAfter, hash, k), nil)
@@ -138,6 +152,11 @@ func (s *Store) update(k []byte, fn func(cur version.Set) (version.Set, error), 
 	wait, err := s.commitNoSyncWait(b, s.cfg.Sync)
 	if err != nil {
 		return version.Set{}, false, err
+	}
+	if newBytes == nil {
+		s.rows.drop(hash, row)
+	} else {
+		s.rows.put(hash, row, cachedRow{rec: record{Set: newBytes}, size: len(stored)})
 	}
 	s.m.writes.Add(1)
 	if s.cfg.OnWrite != nil {

@@ -40,6 +40,11 @@ type Metrics struct {
 	Errors uint64
 	// Failed reports that a storage failure stopped the Store.
 	Failed bool
+	// RowCacheHits and RowCacheMisses count data-row reads answered by the
+	// row cache or not; RowCacheBytes and RowCacheEntries are its size.
+	RowCacheHits, RowCacheMisses uint64
+	RowCacheBytes                int64
+	RowCacheEntries              int
 
 	// From pebble (zero after Close).
 	// DiskUsage is the bytes of all pebble files (tables, WAL, manifest).
@@ -75,6 +80,10 @@ func (s *Store) Metrics() Metrics {
 		Reaped:       s.m.reaped.Load(),
 		Errors:       s.m.errors.Load(),
 		Failed:       s.failure.Load() != nil,
+	}
+	if s.rows != nil {
+		m.RowCacheHits, m.RowCacheMisses = s.rows.hits.Load(), s.rows.misses.Load()
+		m.RowCacheBytes, m.RowCacheEntries = s.rows.usage()
 	}
 	s.inflight.Add(1)
 	defer s.exit()

@@ -35,7 +35,7 @@ func (s *Store) MarkReapable(k []byte, expect version.Set, after time.Time) (err
 	mu.Lock()
 	defer mu.Unlock()
 
-	rec, _, found, err := s.readRow(row, k)
+	rec, _, found, err := s.readData(hash, row, k)
 	if err != nil {
 		return err
 	}
@@ -60,11 +60,14 @@ func (s *Store) MarkReapable(k []byte, expect version.Set, after time.Time) (err
 	if rec.ReapAfter != 0 {
 		_ = b.Delete(reapRow(rec.ReapAfter, hash, k), nil)
 	}
-	_ = b.Set(row, encodeRecord(record{Set: rec.Set, ReapAfter: at}), nil)
+	marked := record{Set: rec.Set, ReapAfter: at}
+	stored := encodeRecord(marked)
+	_ = b.Set(row, stored, nil)
 	_ = b.Set(reapRow(at, hash, k), nil, nil)
 	if err := s.commit(b, false); err != nil {
 		return err
 	}
+	s.rows.put(hash, row, cachedRow{rec: marked, size: len(stored)})
 	s.m.marked.Add(1)
 	return nil
 }
@@ -161,7 +164,7 @@ func (s *Store) reapOne(e reapEntry, inUser *bool) (reaped bool, err error) {
 	mu.Lock()
 	defer mu.Unlock()
 	row := dataRow(e.hash, e.k)
-	rec, _, found, err := s.readRow(row, e.k)
+	rec, _, found, err := s.readData(e.hash, row, e.k)
 	if err != nil {
 		return false, err
 	}
@@ -185,6 +188,7 @@ func (s *Store) reapOne(e reapEntry, inUser *bool) (reaped bool, err error) {
 	if !reaped {
 		return false, nil
 	}
+	s.rows.drop(e.hash, row)
 	s.m.reaped.Add(1)
 	if s.cfg.OnWrite != nil {
 		*inUser = true

@@ -20,6 +20,7 @@ type Store struct {
 	log     zerolog.Logger
 	db      *pebble.DB
 	stripes []sync.Mutex // per-key write serialization, indexed by hash
+	rows    *rowCache    // newest records of hot data rows; nil if disabled
 	// syncing counts synced commits waiting for their WAL sync.
 	syncing atomic.Int64
 
@@ -59,6 +60,7 @@ func Open(cfg Config, log zerolog.Logger) (*Store, error) {
 		cfg:       cfg,
 		log:       log,
 		stripes:   make([]sync.Mutex, cfg.LockStripes),
+		rows:      newRowCache(cfg.RowCacheSize),
 		idle:      make(chan struct{}, 1),
 		hintBytes: make(map[string]int64),
 	}
@@ -295,6 +297,19 @@ func (s *Store) recoverPebble(errp *error, inUser *bool) {
 // stripe returns the lock for a key hash.
 func (s *Store) stripe(hash uint64) *sync.Mutex {
 	return &s.stripes[hash%uint64(len(s.stripes))]
+}
+
+// readData reads the data row of key k through the row cache. The caller
+// holds the key's stripe lock, so a record read from Pebble may be cached.
+func (s *Store) readData(hash uint64, row, k []byte) (rec record, size int, found bool, err error) {
+	if r, ok := s.rows.get(hash, row); ok {
+		return r.rec, r.size, true, nil
+	}
+	rec, size, found, err = s.readRow(row, k)
+	if err == nil && found {
+		s.rows.put(hash, row, cachedRow{rec: rec, size: size})
+	}
+	return rec, size, found, err
 }
 
 // readRow reads and decodes the record at row. size is the length of the
