@@ -59,8 +59,8 @@
 // 1,082 bytes for ten 100-byte fields); a YCSB table is a bucket. -r, -w,
 // -n and --timeout become the r, w, n and timeout query parameters of every
 // request. An update is a read-modify-write carrying causal context: GET
-// with Accept: application/json, merge the fields into the record read,
-// PUT with the read's X-Context; the core workload's read-modify-write
+// (the raw value, or the JSON envelope of siblings; X-Context either way),
+// merge the fields into the record read, PUT with the read's X-Context; the core workload's read-modify-write
 // reuses its read. A read answered with siblings (300) merges them field by
 // field (MergeRecords: deterministic, order-independent) and writes the
 // merge back with the siblings' context; updates that meet siblings resolve

@@ -28,7 +28,7 @@ const maxBody = 64 << 20
 // threads spread round-robin over the endpoints.
 //
 // Writes carry causal context as a real client does: an update reads the
-// record (GET with Accept: application/json), merges the new fields into it
+// record (a plain GET, with its X-Context), merges the new fields into it
 // and writes it back with the context of the read, so that it supersedes
 // what it read instead of adding a sibling. A read answered with siblings
 // (300) merges them (MergeRecords) and writes the merge back with the
@@ -199,7 +199,7 @@ func (d *QuorumKV) Read(ctx context.Context, table, key string, fields []string)
 
 // read GETs a record and writes back merged siblings.
 func (d *QuorumKV) read(ctx context.Context, table, key string) (getResult, error) {
-	res, err := d.get(ctx, table, key, false)
+	res, err := d.get(ctx, table, key)
 	if err != nil {
 		return res, err
 	}
@@ -248,7 +248,7 @@ func (d *QuorumKV) Update(ctx context.Context, table, key string, values map[str
 		t.read = cachedRead{}
 	} else {
 		var err error
-		if base, err = d.get(ctx, table, key, true); err != nil {
+		if base, err = d.get(ctx, table, key); err != nil {
 			return err
 		}
 	}
@@ -275,12 +275,12 @@ func (d *QuorumKV) Insert(ctx context.Context, table, key string, values map[str
 
 // Delete writes a tombstone over what a read of the key saw.
 func (d *QuorumKV) Delete(ctx context.Context, table, key string) error {
-	res, err := d.get(ctx, table, key, true)
+	res, err := d.get(ctx, table, key)
 	if err != nil {
 		return err
 	}
 	d.deletes.Add(1)
-	status, _, body, err := d.do(ctx, http.MethodDelete, d.url(ctx, table, key, true), nil, res.context, "")
+	status, _, body, err := d.do(ctx, http.MethodDelete, d.url(ctx, table, key, true), nil, res.context)
 	if err != nil {
 		return err
 	}
@@ -365,8 +365,8 @@ type getResult struct {
 	context string            // causal context to write with
 }
 
-// envelope is the JSON body of a 300 answer, and of every GET answer asked
-// for with Accept: application/json.
+// envelope is the JSON body of a 300 answer (and of any GET answer asked
+// for with Accept: application/json).
 type envelope struct {
 	Context  string    `json:"context"`
 	Siblings []sibling `json:"siblings"`
@@ -406,28 +406,18 @@ func decodeEnvelope(body []byte) (getResult, error) {
 	return res, nil
 }
 
-// get reads a key. With asJSON it asks for the JSON envelope whatever the
-// outcome; otherwise a single value comes back as the raw body.
-func (d *QuorumKV) get(ctx context.Context, table, key string, asJSON bool) (getResult, error) {
+// get reads a key as a plain client does: a single value comes back as the
+// raw body, siblings (300) as the JSON envelope, and the causal context of
+// every answer, 404 included, in X-Context.
+func (d *QuorumKV) get(ctx context.Context, table, key string) (getResult, error) {
 	d.gets.Add(1)
-	accept := ""
-	if asJSON {
-		accept = "application/json"
-	}
-	status, hdr, body, err := d.do(ctx, http.MethodGet, d.url(ctx, table, key, false), nil, "", accept)
+	status, hdr, body, err := d.do(ctx, http.MethodGet, d.url(ctx, table, key, false), nil, "")
 	if err != nil {
 		return getResult{}, err
 	}
 	xctx := hdr.Get("X-Context")
 	switch status {
 	case http.StatusOK:
-		if asJSON {
-			res, err := decodeEnvelope(body)
-			if err == nil && res.context == "" {
-				res.context = xctx
-			}
-			return res, err
-		}
 		rec, err := DecodeRecord(body)
 		if err != nil {
 			return getResult{}, err
@@ -445,15 +435,7 @@ func (d *QuorumKV) get(ctx context.Context, table, key string, asJSON bool) (get
 		res.multi = true
 		return res, nil
 	case http.StatusNotFound:
-		res := getResult{context: xctx}
-		if asJSON && len(bytes.TrimSpace(body)) > 0 {
-			// The envelope of tombstones; an error body has no siblings.
-			var env envelope
-			if json.Unmarshal(body, &env) == nil && env.Context != "" {
-				res.context = env.Context
-			}
-		}
-		return res, nil
+		return getResult{context: xctx}, nil
 	}
 	return getResult{}, decodeHTTPError(status, body)
 }
@@ -462,7 +444,7 @@ func (d *QuorumKV) get(ctx context.Context, table, key string, asJSON bool) (get
 // context.
 func (d *QuorumKV) put(ctx context.Context, table, key string, value []byte, xctx string) (string, error) {
 	d.puts.Add(1)
-	status, hdr, body, err := d.do(ctx, http.MethodPut, d.url(ctx, table, key, true), value, xctx, "")
+	status, hdr, body, err := d.do(ctx, http.MethodPut, d.url(ctx, table, key, true), value, xctx)
 	if err != nil {
 		return "", err
 	}
@@ -474,7 +456,7 @@ func (d *QuorumKV) put(ctx context.Context, table, key string, value []byte, xct
 
 // do sends one request and reads the whole answer, so that the connection
 // goes back to the pool.
-func (d *QuorumKV) do(ctx context.Context, method, u string, body []byte, xctx, accept string) (int, http.Header, []byte, error) {
+func (d *QuorumKV) do(ctx context.Context, method, u string, body []byte, xctx string) (int, http.Header, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -488,9 +470,6 @@ func (d *QuorumKV) do(ctx context.Context, method, u string, body []byte, xctx, 
 	}
 	if xctx != "" {
 		req.Header.Set("X-Context", xctx)
-	}
-	if accept != "" {
-		req.Header.Set("Accept", accept)
 	}
 	resp, err := d.client.Do(req)
 	if err != nil {

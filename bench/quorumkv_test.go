@@ -101,7 +101,7 @@ func TestQuorumKVUpdateCarriesContext(t *testing.T) {
 		t.Fatalf("%d requests, want insert, get, put", len(reqs))
 	}
 	get, put := reqs[1], reqs[2]
-	if get.method != "GET" || get.accept != "application/json" {
+	if get.method != "GET" || get.accept != "" { // a plain read: the raw value unless siblings
 		t.Fatalf("update read %+v", get)
 	}
 	if put.method != "PUT" || put.xctx != "v1" {
@@ -134,6 +134,35 @@ func TestQuorumKVUpdateOfMissingKey(t *testing.T) {
 }
 
 // A read-modify-write reuses its read: one GET, one PUT with its context.
+// An update of a deleted key writes with the tombstone's context, which a
+// 404 carries in X-Context, so the tombstone does not stay as a sibling.
+func TestQuorumKVUpdateOverTombstone(t *testing.T) {
+	node := newFakeNode(t)
+	d := newTestDriver(t, nil, node)
+	ctx := context.Background()
+	if err := d.Insert(ctx, "t", "k", ycsbRecord("k", 2, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Delete(ctx, "t", "k"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Update(ctx, "t", "k", map[string][]byte{"f": []byte("back")}); err != nil {
+		t.Fatal(err)
+	}
+	reqs := node.log()
+	put := reqs[len(reqs)-1]
+	if put.method != "PUT" || put.xctx != "v2" {
+		t.Fatalf("update over a tombstone %+v, want context v2 of the delete", put)
+	}
+	got, err := d.Read(ctx, "t", "k", nil)
+	if err != nil || string(got["f"]) != "back" || len(got) != 1 {
+		t.Fatalf("read after update over tombstone = %v, %v", got, err)
+	}
+	if m := d.Metrics(); m.SiblingReads != 0 {
+		t.Fatalf("tombstone left a sibling: %+v", m)
+	}
+}
+
 func TestQuorumKVReadModifyWriteReusesRead(t *testing.T) {
 	node := newFakeNode(t)
 	d := newTestDriver(t, nil, node)
