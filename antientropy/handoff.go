@@ -26,6 +26,8 @@ type HintStore interface {
 	// DeleteHint deletes owner's hint for k if it still equals replayed and
 	// reports whether it did.
 	DeleteHint(owner string, k []byte, replayed version.Set) (bool, error)
+	// Hint returns the hint held for owner's key k, the zero Set if none.
+	Hint(owner string, k []byte) (version.Set, error)
 	// HintBytes returns the bytes of owner's pending hints.
 	HintBytes(owner string) int64
 	// HintOwners returns the owners that have pending hints.
@@ -158,6 +160,13 @@ func (h *Handoff) Kick() {
 	case h.kick <- struct{}{}:
 	default:
 	}
+}
+
+// Hint returns the hint held for owner's key k, the zero Set if none: what
+// this node, as a fallback for owner, answers a sloppy read of k with
+// (together with any data it holds for k).
+func (h *Handoff) Hint(owner string, k []byte) (version.Set, error) {
+	return h.st.Hint(owner, k)
 }
 
 // Store keeps set as a durable hint for owner, the intended replica of k in

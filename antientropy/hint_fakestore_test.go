@@ -53,6 +53,12 @@ func (s *hintFakeStore) AddHint(owner string, k []byte, set version.Set) error {
 	return nil
 }
 
+func (s *hintFakeStore) Hint(owner string, k []byte) (version.Set, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hints[owner][string(k)].Clone(), nil
+}
+
 func (s *hintFakeStore) ScanHints(owner string, fn func(k []byte, set version.Set) error) error {
 	s.mu.Lock()
 	m := s.hints[owner]

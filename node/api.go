@@ -129,7 +129,7 @@ type request struct {
 }
 
 var (
-	readParams  = []string{"r", "n", "timeout"}
+	readParams  = []string{"r", "n", "timeout", "sloppy"}
 	writeParams = []string{"w", "n", "timeout", "sloppy"}
 )
 

@@ -131,7 +131,7 @@ func TestAPIErrors(t *testing.T) {
 		code               string
 		mention            string
 	}{
-		{"unknown parameter", "GET", "/v1/kv/b/k?q=1", nil, nil, 400, "bad_parameter", "allowed parameters: r, n, timeout"},
+		{"unknown parameter", "GET", "/v1/kv/b/k?q=1", nil, nil, 400, "bad_parameter", "allowed parameters: r, n, timeout, sloppy"},
 		{"w on a read", "GET", "/v1/kv/b/k?w=1", nil, nil, 400, "bad_parameter", "allowed parameters"},
 		{"r=0", "GET", "/v1/kv/b/k?r=0", nil, nil, 400, "bad_parameter", "r="},
 		{"r word", "GET", "/v1/kv/b/k?r=most", nil, nil, 400, "bad_parameter", "one, quorum or all"},

@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -107,6 +108,58 @@ func TestFailureSloppyQuorumFallback(t *testing.T) {
 	s := replicaSet(t, c, 4, "b", key)
 	if len(s.Siblings) == 0 {
 		t.Fatal("n5 did not get the hinted write")
+	}
+}
+
+// With two of a key's three primaries down, a sloppy write lands on the
+// live primary and two fallbacks, and a sloppy read counts the fallbacks,
+// which answer from their hints: the value reads back at R=2 and R=3.
+// With sloppy=false the read needs primaries and fails.
+func TestFailureSloppyRead(t *testing.T) {
+	c := testcluster.Start(t, 5)
+	r0 := c.Node(0).Ring()
+	var key string
+	for k := 0; ; k++ {
+		key = fmt.Sprint("key", k)
+		pref, _ := r0.PreferenceList(store.EncodeKey([]byte("b"), []byte(key)), 3)
+		if slices.Contains(pref[:3], "n4") && slices.Contains(pref[:3], "n5") { // pref goes on with fallbacks
+			break
+		}
+	}
+	c.Stop(3)
+	c.Stop(4)
+	c.WaitReachable()
+	if r := c.Do(0, "PUT", "/v1/kv/b/"+key+"?w=2", []byte("v"), nil); r.Status != 204 {
+		t.Fatalf("sloppy write with two primaries down: %d %s", r.Status, r.Body)
+	}
+	for _, q := range []string{"r=2", "r=3"} {
+		r := c.Do(0, "GET", "/v1/kv/b/"+key+"?"+q, nil, nil)
+		if r.Status != 200 || string(r.Body) != "v" {
+			t.Fatalf("sloppy read %s: %d %s", q, r.Status, r.Body)
+		}
+		rc := quorum.ParseReceipt(r.Header)
+		stoodIn := map[string]bool{}
+		for f, p := range rc.Fallbacks {
+			if f == "n4" || f == "n5" {
+				t.Fatalf("%s: a stopped node %s answered", q, f)
+			}
+			stoodIn[p] = true
+		}
+		if want := map[string]bool{"r=2": false, "r=3": true}[q]; want && (!stoodIn["n4"] || !stoodIn["n5"]) {
+			t.Fatalf("%s: receipt %+v, want fallbacks for n4 and n5", q, rc)
+		}
+		if len(rc.Fallbacks) == 0 {
+			t.Fatalf("%s: receipt %+v names no fallback", q, rc)
+		}
+	}
+	if r := c.Do(0, "GET", "/v1/kv/b/"+key+"?r=2&sloppy=false", nil, nil); r.Status != 503 {
+		t.Fatalf("read r=2 sloppy=false with two primaries down: %d %s", r.Status, r.Body)
+	}
+	c.Restart(3)
+	c.Restart(4)
+	c.Eventually(10*time.Second, "the fallbacks' hints reach n4 and n5", func() bool { return pendingHints(c) == 0 })
+	if r := c.Do(0, "GET", "/v1/kv/b/"+key+"?r=3&sloppy=false", nil, nil); r.Status != 200 || string(r.Body) != "v" {
+		t.Fatalf("read r=3 sloppy=false after handoff: %d %s", r.Status, r.Body)
 	}
 }
 

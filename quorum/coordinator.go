@@ -351,7 +351,7 @@ func (c *Coordinator) Get(ctx context.Context, req GetRequest) (GetResult, error
 	if err != nil {
 		return GetResult{}, err
 	}
-	m := NewRead(targets, req.Params.R, req.Params.LWW)
+	m := NewRead(targets, req.Params.R, req.Params.LWW, req.Params.Sloppy)
 	base := Request{Key: req.Key, Partition: part, LWW: req.Params.LWW}
 	opCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout(req.Params))
 	replies := make(chan Reply, 3*len(targets)+1)
@@ -359,7 +359,7 @@ func (c *Coordinator) Get(ctx context.Context, req GetRequest) (GetResult, error
 	send := func(msgs []Message) {
 		for _, msg := range msgs {
 			r := base
-			r.Kind, r.Set = msg.Kind, msg.Set
+			r.Kind, r.HintFor, r.Set = msg.Kind, msg.HintFor, msg.Set
 			c.dispatch(opCtx, msg, &r, replies)
 		}
 	}

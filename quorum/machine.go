@@ -371,28 +371,45 @@ type ReadMachine struct {
 	versions int
 	repaired []bool
 	err      error
+	// standIns are the planned targets that stand in for a suspected
+	// primary, read or not, for the error that names those primaries.
+	standIns []Target
+	sloppy   bool
 }
 
-// NewRead returns a machine for a read of r replies. Targets that only
-// hold hints are skipped: a read asks replicas for data.
-func NewRead(targets []Target, r int, lww bool) *ReadMachine {
-	var ts []Target
+// NewRead returns a machine for a read of r replies. With sloppy set, a
+// fallback standing in for a suspected primary is read too, and counts
+// toward R: it answers with what it holds for the key, the hints it keeps
+// for that primary included, so a value written through fallbacks reads
+// back while its primaries are down. Without sloppy only primaries are
+// read. A hint kept on a node that is already a primary (Counts false) is
+// never a separate target.
+func NewRead(targets []Target, r int, lww, sloppy bool) *ReadMachine {
+	var ts, standIns []Target
 	for _, t := range targets {
-		if t.HintFor == "" {
+		if t.HintFor != "" {
+			standIns = append(standIns, t)
+		}
+		if t.HintFor == "" || (sloppy && t.Fallback()) {
 			ts = append(ts, t)
 		}
 	}
-	return &ReadMachine{targets: ts, r: r, lww: lww,
+	return &ReadMachine{targets: ts, r: r, lww: lww, standIns: standIns, sloppy: sloppy,
 		state: make([]targetState, len(ts)), why: make([]string, len(ts)),
 		sets: make([]version.Set, len(ts)), repaired: make([]bool, len(ts))}
 }
 
-// Start returns a read for every target.
+// Start returns a read for every target, or nothing when there are fewer
+// targets than R.
 func (m *ReadMachine) Start() []Message {
+	if len(m.targets) < m.r {
+		m.err = m.quorumError(false)
+		return nil
+	}
 	out := make([]Message, 0, len(m.targets))
 	for i, t := range m.targets {
 		m.state[i] = tsPending
-		out = append(out, Message{Target: i, To: t.Node, Kind: KindRead})
+		out = append(out, Message{Target: i, To: t.Node, Kind: KindRead, HintFor: t.HintFor})
 	}
 	m.checkImpossible()
 	return out
@@ -408,6 +425,11 @@ func (m *ReadMachine) Step(r Reply) []Message {
 		if r.Err == nil {
 			m.state[r.Target] = tsAcked
 			m.sets[r.Target] = r.Set
+			if m.targets[r.Target].HintFor != "" {
+				// A hint merge answers with no set; the hint now holds
+				// at least the merge it was sent.
+				m.sets[r.Target] = m.merged
+			}
 		} else {
 			m.state[r.Target] = tsFailed
 		}
@@ -479,7 +501,9 @@ func (m *ReadMachine) repairs() []Message {
 		if m.state[i] == tsAcked && !m.sets[i].Equal(m.merged) {
 			m.state[i] = tsPending
 			m.repaired[i] = true
-			out = append(out, Message{Target: i, To: m.targets[i].Node, Kind: KindMerge, Set: m.merged})
+			// A fallback is repaired as it was written: into its hint for
+			// the primary, which handoff delivers.
+			out = append(out, Message{Target: i, To: m.targets[i].Node, Kind: KindMerge, HintFor: m.targets[i].HintFor, Set: m.merged})
 		}
 	}
 	return out
@@ -541,7 +565,14 @@ func (m *ReadMachine) Result() (ReadOutcome, error) {
 	}
 	r := Receipt{Needed: m.r, Versions: m.versions}
 	for _, i := range m.order {
-		r.Replicas = append(r.Replicas, m.targets[i].Node)
+		t := m.targets[i]
+		r.Replicas = append(r.Replicas, t.Node)
+		if t.Fallback() {
+			if r.Fallbacks == nil {
+				r.Fallbacks = map[string]string{}
+			}
+			r.Fallbacks[t.Node] = t.HintFor
+		}
 	}
 	for i, rep := range m.repaired {
 		if rep && m.state[i] == tsAcked {
@@ -563,5 +594,16 @@ func (m *ReadMachine) RepairedCount() int {
 }
 
 func (m *ReadMachine) quorumError(timedOut bool) error {
-	return newQuorumError("read", m.r, m.order, m.targets, m.state, m.why, timedOut)
+	e := newQuorumError("read", m.r, m.order, m.targets, m.state, m.why, timedOut)
+	for _, t := range m.standIns {
+		switch {
+		case !t.Fallback():
+			e.Failed[t.HintFor] = "suspected by the failure detector"
+		case m.sloppy:
+			e.Failed[t.HintFor] = "suspected by the failure detector; " + t.Node + " is read in its place"
+		default:
+			e.Failed[t.HintFor] = "suspected by the failure detector; its fallback " + t.Node + " is not read with sloppy=false"
+		}
+	}
+	return e
 }

@@ -93,7 +93,11 @@ func (s *sim) status(b *strings.Builder, c *simCoord) {
 		fmt.Fprintf(b, "read failed: %v\n", err)
 		return
 	}
-	fmt.Fprintf(b, "read ok: %s versions=%d replicas=%v repaired=%v\n", fmtSet(out.Set), out.Receipt.Versions, out.Receipt.Replicas, out.Receipt.Repaired)
+	fmt.Fprintf(b, "read ok: %s versions=%d replicas=%v repaired=%v", fmtSet(out.Set), out.Receipt.Versions, out.Receipt.Replicas, out.Receipt.Repaired)
+	if len(out.Receipt.Fallbacks) > 0 {
+		fmt.Fprintf(b, " fallbacks=%v", out.Receipt.Fallbacks)
+	}
+	b.WriteString("\n")
 }
 
 // serve runs a message at its replica the way Replica.Handle does.
@@ -122,6 +126,9 @@ func (s *sim) serve(c *simCoord, m Message) Reply {
 		r.Set = set.Clone()
 	case KindRead:
 		r.Set = set.Clone()
+		if m.HintFor != "" { // a fallback answers with its hint too
+			r.Set = version.Sync(r.Set, s.hints[m.To][m.HintFor])
+		}
 	}
 	return r
 }
@@ -180,7 +187,7 @@ func TestMachineScripts(t *testing.T) {
 				var r int
 				d.ScanArgs(t, "r", &r)
 				c := &simCoord{name: arg("coord")}
-				c.read = NewRead(parseTargets(arg("targets")), r, false)
+				c.read = NewRead(parseTargets(arg("targets")), r, false, arg("sloppy") != "false")
 				s.coords[c.name] = c
 				msgs := c.read.Start()
 				c.inflight = append(c.inflight, msgs...)

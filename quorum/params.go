@@ -65,7 +65,8 @@ func ParseLevel(s string) (Level, error) {
 type Options struct {
 	R, W, N Level
 	Timeout time.Duration
-	// Sloppy lets fallback nodes count toward W (sloppy quorum). It is on
+	// Sloppy lets fallback nodes count toward W, and toward R, where a
+	// fallback answers with the hints it keeps (sloppy quorum). It is on
 	// unless the client sent sloppy=false.
 	Sloppy bool
 }

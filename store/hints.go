@@ -69,6 +69,32 @@ func (s *Store) AddHint(owner string, k []byte, set version.Set) (err error) {
 	return nil
 }
 
+// Hint returns the hint held for owner's key k; none is the zero Set and
+// no error. A fallback answers reads with it (sloppy reads).
+func (s *Store) Hint(owner string, k []byte) (set version.Set, err error) {
+	if err := validOwner(owner); err != nil {
+		return version.Set{}, err
+	}
+	if _, _, err := DecodeKey(k); err != nil {
+		return version.Set{}, err
+	}
+	hash := s.cfg.Hash(k) // caller code: computed outside recoverPebble
+	if err := s.enter(); err != nil {
+		return version.Set{}, err
+	}
+	defer s.exit()
+	defer s.recoverPebble(&err, nil)
+	rec, _, found, err := s.readRow(hintRow(owner, hash, k), k)
+	if err != nil || !found {
+		return version.Set{}, err
+	}
+	if set, err = DecodeSet(rec.Set); err != nil {
+		s.m.errors.Add(1)
+		return version.Set{}, &CorruptError{Key: bytes.Clone(k), Err: err}
+	}
+	return set, nil
+}
+
 // ScanHints calls fn for every hint of owner, in hash order, from a
 // consistent snapshot. fn must not retain k; the set is its own. fn may call
 // other Store methods (DeleteHint after a successful replay), but not Close.

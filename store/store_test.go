@@ -424,6 +424,20 @@ func TestHints(t *testing.T) {
 	must(s.AddHint("n4", k1, b))
 	must(s.AddHint("n4", k1, b)) // identical: no change
 
+	// Hint reads one owner's hint for one key, separate from data.
+	if got, err := s.Hint("n2", k1); err != nil || !got.Equal(version.Sync(a, b)) {
+		t.Fatalf("Hint(n2, k1) = %+v, %v; want the merge of both hints", got, err)
+	}
+	if got, err := s.Hint("n4", k2); err != nil || !got.IsEmpty() {
+		t.Fatalf("Hint(n4, k2) = %+v, %v; want none", got, err)
+	}
+	if got, err := s.Get(k1); err != nil || !got.IsEmpty() {
+		t.Fatalf("a hint shows as data: Get = %+v, %v", got, err)
+	}
+	if _, err := s.Hint("", k1); !errors.Is(err, ErrBadOwner) {
+		t.Fatalf("Hint(\"\") = %v", err)
+	}
+
 	if got := s.HintOwners(); !slices.Equal(got, []string{"n2", "n4"}) {
 		t.Fatalf("HintOwners = %v", got)
 	}
