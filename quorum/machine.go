@@ -343,14 +343,7 @@ func (m *WriteMachine) Result() (WriteOutcome, error) {
 func (m *WriteMachine) receipt() Receipt {
 	r := Receipt{Needed: m.w, Hinted: m.hinted}
 	for _, i := range m.acked {
-		t := m.targets[i]
-		r.Replicas = append(r.Replicas, t.Node)
-		if t.Fallback() {
-			if r.Fallbacks == nil {
-				r.Fallbacks = map[string]string{}
-			}
-			r.Fallbacks[t.Node] = t.HintFor
-		}
+		r.addReplica(m.targets[i])
 	}
 	return r
 }
@@ -565,14 +558,7 @@ func (m *ReadMachine) Result() (ReadOutcome, error) {
 	}
 	r := Receipt{Needed: m.r, Versions: m.versions}
 	for _, i := range m.order {
-		t := m.targets[i]
-		r.Replicas = append(r.Replicas, t.Node)
-		if t.Fallback() {
-			if r.Fallbacks == nil {
-				r.Fallbacks = map[string]string{}
-			}
-			r.Fallbacks[t.Node] = t.HintFor
-		}
+		r.addReplica(m.targets[i])
 	}
 	for i, rep := range m.repaired {
 		if rep && m.state[i] == tsAcked {

@@ -40,6 +40,18 @@ const (
 	HeaderNeeded      = "X-Quorum-Needed"
 )
 
+// addReplica records that t counted, and which primary it stood in for if
+// it is a fallback.
+func (r *Receipt) addReplica(t Target) {
+	r.Replicas = append(r.Replicas, t.Node)
+	if t.Fallback() {
+		if r.Fallbacks == nil {
+			r.Fallbacks = map[string]string{}
+		}
+		r.Fallbacks[t.Node] = t.HintFor
+	}
+}
+
 // WriteHeaders sets the receipt headers on h.
 func (r Receipt) WriteHeaders(h http.Header) {
 	if r.Coordinator != "" {

@@ -15,22 +15,11 @@ RECORDS=${RECORDS:-10000}
 THREADS=${THREADS:-32}
 DURATION=${DURATION:-15s}
 rm -rf "$d" && mkdir -p "$d"
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-}
-trap cleanup EXIT
-for i in 1 2 3; do
-	join=()
-	[ "$i" -gt 1 ] && join=(--join 127.0.0.1:25901)
-	"$bin" server --id "n$i" --data "$d/n$i" --http "127.0.0.1:2508$i" --rpc "127.0.0.1:2507$i" \
-		--gossip "127.0.0.1:2590$i" --log-level warn "${join[@]}" >"$d/log$i" 2>&1 &
-	pids+=($!)
-	sleep 0.5
-done
-sleep 2
-ep=127.0.0.1:25081,127.0.0.1:25082,127.0.0.1:25083
+# shellcheck source=scripts/cluster.sh
+. "$(dirname "${BASH_SOURCE[0]}")/cluster.sh"
+trap stop_cluster EXIT
+start_cluster "$bin" "$d"
+ep=$ENDPOINTS
 "$bin" bench load --endpoints "$ep" --workload a -p recordcount="$RECORDS" --threads "$THREADS" -q >"$d/load.out" 2>&1
 "$bin" bench run --endpoints "$ep" --workload a -p recordcount="$RECORDS" --threads "$THREADS" \
 	--duration "$DURATION" -q 2>&1 | grep -A4 'run:' | grep -E 'run:|TOTAL'

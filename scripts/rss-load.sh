@@ -10,24 +10,16 @@ bin=${1:-quorumkv}
 RECORDS=${RECORDS:-1000000}
 THREADS=${THREADS:-32}
 d=$(mktemp -d)
-pids=()
+# shellcheck source=scripts/cluster.sh
+. "$(dirname "${BASH_SOURCE[0]}")/cluster.sh"
 cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
+	stop_cluster
 	rm -rf "$d"
 }
 trap cleanup EXIT
-for i in 1 2 3; do
-	join=()
-	[ "$i" -gt 1 ] && join=(--join 127.0.0.1:25901)
-	"$bin" server --id "n$i" --data "$d/n$i" --http "127.0.0.1:2508$i" --rpc "127.0.0.1:2507$i" \
-		--gossip "127.0.0.1:2590$i" --log-level warn "${join[@]}" >"$d/log$i" 2>&1 &
-	pids+=($!)
-	sleep 1
-done
-sleep 3
+start_cluster "$bin" "$d"
 start=$(date +%s)
-"$bin" bench load --endpoints 127.0.0.1:25081,127.0.0.1:25082,127.0.0.1:25083 --workload a \
+"$bin" bench load --endpoints "$ENDPOINTS" --workload a \
 	-p recordcount="$RECORDS" --threads "$THREADS" -q >"$d/bench.out" 2>&1 &
 load=$!
 while kill -0 "$load" 2>/dev/null; do

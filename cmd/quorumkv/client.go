@@ -23,6 +23,7 @@ type clientFlags struct {
 	r, w, n string
 	timeout time.Duration
 	json    bool
+	sloppy  bool
 }
 
 func (f *clientFlags) register(cmd *cobra.Command, read bool) {
@@ -30,6 +31,7 @@ func (f *clientFlags) register(cmd *cobra.Command, read bool) {
 	fl.StringVar(&f.node, "node", envOr("QUORUMKV_NODE", "http://127.0.0.1:8081"), "node to talk to (env QUORUMKV_NODE)")
 	fl.DurationVar(&f.timeout, "timeout", 0, "request timeout (server default when 0)")
 	fl.StringVarP(&f.n, "n", "n", "", "replicas for this request (at most the bucket's n)")
+	fl.BoolVar(&f.sloppy, "sloppy", true, "let fallbacks for down primaries count (sloppy quorum); --sloppy=false counts primaries only")
 	if read {
 		fl.StringVarP(&f.r, "r", "r", "", "replies to wait for: a number, one, quorum or all")
 		fl.BoolVar(&f.json, "json", false, "print the JSON envelope with every sibling")
@@ -55,6 +57,9 @@ func (f *clientFlags) url(bucket, key string) string {
 	}
 	if f.timeout > 0 {
 		q.Set("timeout", f.timeout.String())
+	}
+	if !f.sloppy {
+		q.Set("sloppy", "false")
 	}
 	u := strings.TrimRight(f.node, "/") + "/v1/kv/" + url.PathEscape(bucket) + "/" + url.PathEscape(key)
 	if len(q) > 0 {
