@@ -87,7 +87,11 @@ func runPhase(ctx context.Context, cfg Config, pl *plan, db ycsb.DB, phase Phase
 	if creator == nil {
 		return nil, fmt.Errorf("%w: unknown workload %q", ErrInvalidConfig, name)
 	}
-	wl, err := creator.Create(p)
+	var wl ycsb.Workload
+	err := captureStdout(cfg.Logger, func() (err error) {
+		wl, err = creator.Create(p)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("bench: workload: %w", err)
 	}
