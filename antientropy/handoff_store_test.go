@@ -14,7 +14,10 @@ import (
 // The scenarios of handoff_test.go and handoff_budget_test.go again, on the
 // real store (pebble on an in-memory filesystem).
 
-var _ HintStore = (*store.Store)(nil)
+var (
+	_ HintStore   = (*store.Store)(nil)
+	_ HintCounter = (*store.Store)(nil) // hint metrics without a scan
+)
 
 // openHintStore opens a store on fs and closes it at the end of the test.
 func openHintStore(t testing.TB, fs vfs.FS) *store.Store {

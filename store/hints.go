@@ -59,13 +59,14 @@ func (s *Store) AddHint(owner string, k []byte, set version.Set) (err error) {
 	if err := s.commit(b, s.cfg.Sync); err != nil {
 		return err
 	}
-	delta := int64(len(row) + len(val))
+	delta, rows := int64(len(row)+len(val)), int64(0)
 	if found {
 		delta -= int64(len(row) + oldSize)
 	} else {
 		s.m.hintsAdded.Add(1)
+		rows = 1
 	}
-	s.addHintBytes(owner, delta)
+	s.addHints(owner, delta, rows)
 	return nil
 }
 
@@ -193,7 +194,7 @@ func (s *Store) DeleteHint(owner string, k []byte, replayed version.Set) (delete
 		return false, err
 	}
 	s.m.hintsDeleted.Add(1)
-	s.addHintBytes(owner, -int64(len(row)+size))
+	s.addHints(owner, -int64(len(row)+size), -1)
 	return true, nil
 }
 
@@ -216,15 +217,25 @@ func (s *Store) HintOwners() []string {
 	return out
 }
 
-func (s *Store) addHintBytes(owner string, delta int64) {
+// HintCount returns the number of owner's pending hints (one per key).
+// It implements antientropy.HintCounter, so that hint metrics need no scan.
+func (s *Store) HintCount(owner string) int64 {
 	s.hintMu.Lock()
 	defer s.hintMu.Unlock()
-	n := s.hintBytes[owner] + delta
-	if n <= 0 {
+	return s.hintCount[owner]
+}
+
+// addHints adds to owner's pending hint bytes and rows.
+func (s *Store) addHints(owner string, bytes, rows int64) {
+	s.hintMu.Lock()
+	defer s.hintMu.Unlock()
+	n, c := s.hintBytes[owner]+bytes, s.hintCount[owner]+rows
+	if n <= 0 || c <= 0 {
 		delete(s.hintBytes, owner)
+		delete(s.hintCount, owner)
 		return
 	}
-	s.hintBytes[owner] = n
+	s.hintBytes[owner], s.hintCount[owner] = n, c
 }
 
 func (s *Store) totalHintBytes() int64 {
@@ -237,7 +248,8 @@ func (s *Store) totalHintBytes() int64 {
 	return n
 }
 
-// loadHintBytes rebuilds hintBytes from the hint rows; Open calls it.
+// loadHintBytes rebuilds hintBytes and hintCount from the hint rows; Open
+// calls it.
 func (s *Store) loadHintBytes() (err error) {
 	defer s.recoverPebble(&err, nil)
 	it, err := s.db.NewIter(&pebble.IterOptions{
@@ -261,6 +273,7 @@ func (s *Store) loadHintBytes() (err error) {
 			return fmt.Errorf("store: open: loading hints: %w", err)
 		}
 		s.hintBytes[owner] += int64(len(it.Key()) + len(v))
+		s.hintCount[owner]++
 	}
 	if err := it.Error(); err != nil {
 		return fmt.Errorf("store: open: loading hints: %w", err)

@@ -39,10 +39,12 @@ type Store struct {
 	failure atomic.Pointer[error]
 	wedged  atomic.Bool
 
-	// hintMu guards hintBytes: the bytes of pending hint rows (keys plus
-	// values) per owner, rebuilt by Open and kept by AddHint/DeleteHint.
+	// hintMu guards hintBytes and hintCount: the bytes of pending hint
+	// rows (keys plus values) and their number, per owner, rebuilt by Open
+	// and kept by AddHint/DeleteHint.
 	hintMu    sync.Mutex
 	hintBytes map[string]int64
+	hintCount map[string]int64
 
 	m counters
 }
@@ -63,6 +65,7 @@ func Open(cfg Config, log zerolog.Logger) (*Store, error) {
 		rows:      newRowCache(cfg.RowCacheSize),
 		idle:      make(chan struct{}, 1),
 		hintBytes: make(map[string]int64),
+		hintCount: make(map[string]int64),
 	}
 	gfs := newGuardFS(fs, s.walFailed, &s.m.walSyncs)
 	if err := fs.MkdirAll(cfg.Dir, 0o755); err != nil {

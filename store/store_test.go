@@ -478,6 +478,9 @@ func TestHints(t *testing.T) {
 		if got, want := s.HintBytes(o), wantBytes(o); got != want || got == 0 {
 			t.Fatalf("HintBytes(%s) = %d, want %d", o, got, want)
 		}
+		if got, want := s.HintCount(o), int64(len(scan(o))); got != want {
+			t.Fatalf("HintCount(%s) = %d, want %d", o, got, want)
+		}
 	}
 	total := s.HintBytes("n") + s.HintBytes("n2") + s.HintBytes("n4")
 	if m := s.Metrics(); m.HintBytes != total || m.HintsAdded != 4 {
@@ -505,8 +508,11 @@ func TestHints(t *testing.T) {
 		}
 		return err
 	}))
-	if s.HintBytes("n4") != 0 || slices.Contains(s.HintOwners(), "n4") {
-		t.Fatalf("n4 still has %d bytes", s.HintBytes("n4"))
+	if s.HintBytes("n4") != 0 || s.HintCount("n4") != 0 || slices.Contains(s.HintOwners(), "n4") {
+		t.Fatalf("n4 still has %d bytes, %d hints", s.HintBytes("n4"), s.HintCount("n4"))
+	}
+	if s.HintCount("n2") != 1 {
+		t.Fatalf("HintCount(n2) = %d after deleting one of two", s.HintCount("n2"))
 	}
 
 	before := map[string]int64{"n": s.HintBytes("n"), "n2": s.HintBytes("n2")}
@@ -515,6 +521,9 @@ func TestHints(t *testing.T) {
 	for o, n := range before {
 		if got := s2.HintBytes(o); got != n {
 			t.Fatalf("after reopen HintBytes(%s) = %d, want %d", o, got, n)
+		}
+		if got := s2.HintCount(o); got != 1 {
+			t.Fatalf("after reopen HintCount(%s) = %d, want 1", o, got)
 		}
 	}
 	if got := s2.HintOwners(); !slices.Equal(got, []string{"n", "n2"}) {
