@@ -36,6 +36,9 @@ func (r *Request) EncodeMsgpack(e *msgpack.Encoder) error {
 	if r.LWW {
 		n++
 	}
+	if r.AckOnly {
+		n++
+	}
 	f := wire.Fields{E: e}
 	f.Header(n)
 	f.Int("k", int64(r.Kind))
@@ -52,6 +55,9 @@ func (r *Request) EncodeMsgpack(e *msgpack.Encoder) error {
 	}
 	if r.LWW {
 		f.Bool("l", true)
+	}
+	if r.AckOnly {
+		f.Bool("a", true)
 	}
 	return f.Err
 }
@@ -89,6 +95,8 @@ func (r *Request) DecodeMsgpack(dec *msgpack.Decoder) error {
 			err = r.Write.decodeFields(dec, n)
 		case "l":
 			r.LWW, err = dec.DecodeBool()
+		case "a":
+			r.AckOnly, err = dec.DecodeBool()
 		default:
 			err = dec.Skip()
 		}

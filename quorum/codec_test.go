@@ -30,6 +30,7 @@ type plainRequest struct {
 	Set       version.Set `msgpack:"s"`
 	Write     *plainWrite `msgpack:"w,omitempty"`
 	LWW       bool        `msgpack:"l,omitempty"`
+	AckOnly   bool        `msgpack:"a,omitempty"`
 }
 
 type plainResponse struct {
@@ -61,6 +62,7 @@ func genRequest(t *rapid.T) *Request {
 		HintFor:   rapid.SampledFrom([]string{"", "n3"}).Draw(t, "hint"),
 		Set:       genSet(t, "set"),
 		LWW:       rapid.Bool().Draw(t, "lww"),
+		AckOnly:   rapid.Bool().Draw(t, "ackonly"),
 	}
 	if rapid.Bool().Draw(t, "write") {
 		r.Write = &WriteRequest{
@@ -74,7 +76,7 @@ func genRequest(t *rapid.T) *Request {
 }
 
 func toPlainRequest(r *Request) plainRequest {
-	p := plainRequest{Kind: r.Kind, Key: r.Key, Partition: r.Partition, HintFor: r.HintFor, Set: r.Set, LWW: r.LWW}
+	p := plainRequest{Kind: r.Kind, Key: r.Key, Partition: r.Partition, HintFor: r.HintFor, Set: r.Set, LWW: r.LWW, AckOnly: r.AckOnly}
 	if r.Write != nil {
 		w := plainWrite(*r.Write)
 		p.Write = &w

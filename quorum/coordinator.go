@@ -231,6 +231,9 @@ func (c *Coordinator) Put(ctx context.Context, req PutRequest) (PutResult, error
 			if msg.Kind == KindApply {
 				r.Write = wr
 			}
+			// The write machine counts merge acks; it never looks at the
+			// replica's resulting set, so the replica need not send it.
+			r.AckOnly = msg.Kind == KindMerge
 			c.dispatch(opCtx, msg, &r, replies)
 		}
 	}

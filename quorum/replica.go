@@ -82,6 +82,9 @@ func (r *Replica) Handle(ctx context.Context, req *Request) (*Response, error) {
 		if err != nil {
 			return nil, fmt.Errorf("merge: %w", err)
 		}
+		if req.AckOnly {
+			return &Response{}, nil
+		}
 		return &Response{Set: set}, nil
 	case KindRead:
 		set, err := r.store.Get(req.Key)

@@ -18,6 +18,10 @@ type Request struct {
 	Write *WriteRequest `msgpack:"w,omitempty"`
 	// LWW: the bucket is last-write-wins.
 	LWW bool `msgpack:"l,omitempty"`
+	// AckOnly: answer a merge without the resulting set (the write path
+	// only counts acks). A replica that does not know the field sends
+	// the set anyway, which is harmless.
+	AckOnly bool `msgpack:"a,omitempty"`
 }
 
 // WriteRequest is a client write carried to the replica that issues its

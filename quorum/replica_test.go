@@ -1,0 +1,97 @@
+package quorum
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/quorumkv/quorumkv/internal/clock"
+	"github.com/quorumkv/quorumkv/version"
+)
+
+// mapStore is an in-memory Store with the merge semantics of store.Store.
+type mapStore map[string]version.Set
+
+func (s mapStore) Get(k []byte) (version.Set, error) { return s[string(k)].Clone(), nil }
+
+func (s mapStore) UpdateAsync(k []byte, fn func(version.Set) (version.Set, error)) (version.Set, bool, func() error, error) {
+	next, err := fn(s[string(k)].Clone())
+	if err != nil {
+		return version.Set{}, false, nil, err
+	}
+	s[string(k)] = next
+	return next.Clone(), true, nil, nil
+}
+
+func (s mapStore) Merge(k []byte, in version.Set, _ bool) (version.Set, bool, error) {
+	s[string(k)] = version.Sync(s[string(k)], in)
+	return s[string(k)].Clone(), true, nil
+}
+
+func (s mapStore) MarkReapable([]byte, version.Set, time.Time) error { return nil }
+
+// mapHints is an in-memory HintSink.
+type mapHints map[string]version.Set // owner + "/" + key
+
+func (h mapHints) Store(owner string, _ int, k []byte, set version.Set) (bool, error) {
+	h[owner+"/"+string(k)] = version.Sync(h[owner+"/"+string(k)], set)
+	return true, nil
+}
+
+func (h mapHints) Hint(owner string, k []byte) (version.Set, error) {
+	return h[owner+"/"+string(k)].Clone(), nil
+}
+
+func written(node, value string) version.Set {
+	var s version.Set
+	if _, err := s.Update(version.Write{Node: node, Value: []byte(value)}); err != nil {
+		panic(err)
+	}
+	return s
+}
+
+func TestReplicaMergeAckOnly(t *testing.T) {
+	st, hints := mapStore{}, mapHints{}
+	r := NewReplica(ReplicaConfig{Self: "n1", MaxSiblings: 10}, st, hints, clock.NewFake())
+	ctx := context.Background()
+	in := written("n2", "v")
+
+	resp, err := r.Handle(ctx, &Request{Kind: KindMerge, Key: []byte("k"), Set: in, AckOnly: true})
+	if err != nil || !resp.Set.IsEmpty() {
+		t.Fatalf("ack-only merge answered %+v, %v; want no set", resp, err)
+	}
+	if !st["k"].Equal(in) {
+		t.Fatalf("ack-only merge did not merge: %+v", st["k"])
+	}
+	more := written("n3", "w")
+	resp, err = r.Handle(ctx, &Request{Kind: KindMerge, Key: []byte("k"), Set: more})
+	if err != nil || !resp.Set.Equal(version.Sync(in, more)) {
+		t.Fatalf("merge answered %+v, %v; want the merged set", resp, err)
+	}
+}
+
+func TestReplicaSloppyReadIncludesHint(t *testing.T) {
+	st, hints := mapStore{}, mapHints{}
+	r := NewReplica(ReplicaConfig{Self: "n4", MaxSiblings: 10}, st, hints, clock.NewFake())
+	ctx := context.Background()
+	hinted := written("n1", "for n2")
+	if _, err := r.Handle(ctx, &Request{Kind: KindMerge, Key: []byte("k"), HintFor: "n2", Set: hinted}); err != nil {
+		t.Fatal(err)
+	}
+	if len(st) != 0 {
+		t.Fatalf("a hint was stored as data: %+v", st)
+	}
+	resp, err := r.Handle(ctx, &Request{Kind: KindRead, Key: []byte("k")})
+	if err != nil || !resp.Set.IsEmpty() {
+		t.Fatalf("a plain read saw the hint: %+v, %v", resp, err)
+	}
+	st["k"] = written("n9", "data")
+	resp, err = r.Handle(ctx, &Request{Kind: KindRead, Key: []byte("k"), HintFor: "n2"})
+	if err != nil || !resp.Set.Equal(version.Sync(st["k"], hinted)) {
+		t.Fatalf("a sloppy read answered %+v, %v; want data and hint merged", resp, err)
+	}
+	resp, err = r.Handle(ctx, &Request{Kind: KindRead, Key: []byte("k"), HintFor: "n3"})
+	if err != nil || !resp.Set.Equal(st["k"]) {
+		t.Fatalf("a read for another owner answered %+v, %v; want the data only", resp, err)
+	}
+}
