@@ -26,10 +26,11 @@ func (s *Store) Get(k []byte) (set version.Set, err error) {
 	if r, ok := s.rows.get(hash, row); ok {
 		rec, found = r.rec, true
 	} else if s.rows != nil {
-		// Take the key's lock to fill the cache: see rowCache.
+		// Take the key's lock to fill the cache: see rowCache. Pebble
+		// read under the lock is current, so the cache is not asked again.
 		mu := s.stripe(hash)
 		mu.Lock()
-		rec, _, found, err = s.readData(hash, row, k)
+		rec, _, found, err = s.fillData(hash, row, k)
 		mu.Unlock()
 	} else {
 		rec, _, found, err = s.readRow(row, k)

@@ -57,10 +57,16 @@ func TestRowCacheServesReadsAfterWrites(t *testing.T) {
 	if m.RowCacheEntries != 1 || m.RowCacheBytes <= 0 {
 		t.Fatalf("cache holds %d entries, %d bytes; want 1 entry", m.RowCacheEntries, m.RowCacheBytes)
 	}
-	// A read of a key not cached goes to pebble and fills the cache.
+	// A read of a key not cached goes to pebble, counts one miss and fills
+	// the cache.
 	s.rows.drop(s.cfg.Hash(k), dataRow(s.cfg.Hash(k), k))
+	before = s.Metrics()
 	if _, err := s.Get(k); err != nil {
 		t.Fatal(err)
+	}
+	if m := s.Metrics(); m.RowCacheMisses-before.RowCacheMisses != 1 || m.RowCacheHits != before.RowCacheHits {
+		t.Fatalf("a read past the cache counted %d misses, %d hits; want 1, 0",
+			m.RowCacheMisses-before.RowCacheMisses, m.RowCacheHits-before.RowCacheHits)
 	}
 	if _, ok := s.rows.get(s.cfg.Hash(k), dataRow(s.cfg.Hash(k), k)); !ok {
 		t.Fatal("a read did not fill the cache")

@@ -308,6 +308,12 @@ func (s *Store) readData(hash uint64, row, k []byte) (rec record, size int, foun
 	if r, ok := s.rows.get(hash, row); ok {
 		return r.rec, r.size, true, nil
 	}
+	return s.fillData(hash, row, k)
+}
+
+// fillData reads the data row of key k from Pebble and caches it. The
+// caller holds the key's stripe lock.
+func (s *Store) fillData(hash uint64, row, k []byte) (rec record, size int, found bool, err error) {
 	rec, size, found, err = s.readRow(row, k)
 	if err == nil && found {
 		s.rows.put(hash, row, cachedRow{rec: rec, size: size})
