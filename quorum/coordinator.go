@@ -341,8 +341,9 @@ func (c *Coordinator) dispatch(ctx context.Context, msg Message, req *Request, r
 	})
 }
 
-// Get coordinates a read: every primary is asked, the answer comes after R
-// replies as their causal merge, and replicas that replied stale are
+// Get coordinates a read: every trusted primary is asked (and, for a sloppy
+// read, each fallback standing in for a suspected one), the answer comes
+// after R replies as their causal merge, and replicas that replied stale are
 // repaired before the answer. Late replies are merged and repaired in the
 // background, waiting at most RepairWait.
 func (c *Coordinator) Get(ctx context.Context, req GetRequest) (GetResult, error) {

@@ -21,9 +21,12 @@
 // node is already a primary, a hint kept on a live primary that does not
 // count as another replica.
 //
-// A read asks every available primary, answers after R replies with their
-// causal merge, and first repairs the replicas among those R that replied
-// stale (the receipt names them). Replies that come later are merged and
+// A read asks every available primary and, unless the request says
+// sloppy=false, the same fallbacks a write would use; a fallback answers
+// with its data for the key merged with the hint it keeps for the primary,
+// and counts toward R. The read answers after R replies with their causal
+// merge, and first repairs the replicas among those R that replied stale
+// (the receipt names them; a fallback is repaired into its hint). Replies that come later are merged and
 // repaired in the background, for at most Config.RepairWait.
 //
 // Every answer carries a Receipt: which replicas answered, which fallbacks
