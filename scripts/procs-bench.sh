@@ -7,7 +7,8 @@
 #
 # usage: scripts/procs-bench.sh QUORUMKV_BINARY [WORK_DIR]
 #
-# Environment: RECORDS [10000], THREADS [32], DURATION [15s].
+# Environment: RECORDS [10000], THREADS [32], DURATION [15s], SERVER_FLAGS
+# (extra flags for every server, e.g. "--wal-min-sync-interval 2ms").
 set -euo pipefail
 bin=$1
 d=${2:-$(mktemp -d)}
@@ -18,7 +19,8 @@ rm -rf "$d" && mkdir -p "$d"
 # shellcheck source=scripts/cluster.sh
 . "$(dirname "${BASH_SOURCE[0]}")/cluster.sh"
 trap stop_cluster EXIT
-start_cluster "$bin" "$d"
+# shellcheck disable=SC2086 # SERVER_FLAGS is a list of words
+start_cluster "$bin" "$d" ${SERVER_FLAGS:-}
 ep=$ENDPOINTS
 "$bin" bench load --endpoints "$ep" --workload a -p recordcount="$RECORDS" --threads "$THREADS" -q >"$d/load.out" 2>&1
 "$bin" bench run --endpoints "$ep" --workload a -p recordcount="$RECORDS" --threads "$THREADS" \
