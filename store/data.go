@@ -200,43 +200,56 @@ func (s *Store) Scan(lo, hi uint64, fn func(hash uint64, k []byte, setBytes []by
 	if hi != math.MaxUint64 {
 		upper = dataBound(hi + 1)
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: dataBound(lo), UpperBound: upper})
+	return s.scanRecords("scan", dataBound(lo), upper, parseDataRow, &inUser, func(hash uint64, k []byte, rec record) error {
+		return fn(hash, k, rec.Set)
+	})
+}
+
+// scanRecords calls fn for every row in [lower, upper) from a consistent
+// snapshot, with the row's hash and encoded key (from parse) and its
+// decoded record; *inUser is set while fn runs. A row key that does not
+// parse or a record that does not decode stops it with a *CorruptError; an
+// error from fn stops it and is returned as is. what names the scan in
+// errors.
+func (s *Store) scanRecords(what string, lower, upper []byte, parse func(row []byte) (uint64, []byte, bool),
+	inUser *bool, fn func(hash uint64, k []byte, rec record) error) (err error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		s.m.errors.Add(1)
-		return fmt.Errorf("store: scan: %w", err)
+		return fmt.Errorf("store: %s: %w", what, err)
 	}
 	defer func() {
 		if cerr := it.Close(); cerr != nil && err == nil {
 			s.m.errors.Add(1)
-			err = fmt.Errorf("store: scan: %w", cerr)
+			err = fmt.Errorf("store: %s: %w", what, cerr)
 		}
 	}()
 	for valid := it.First(); valid; valid = it.Next() {
-		hash, k, ok := parseDataRow(it.Key())
+		hash, k, ok := parse(it.Key())
 		if !ok {
 			s.m.errors.Add(1)
-			return &CorruptError{Key: bytes.Clone(it.Key()), Err: fmt.Errorf("bad data row key")}
+			return &CorruptError{Key: bytes.Clone(it.Key()), Err: fmt.Errorf("bad row key")}
 		}
 		v, err := it.ValueAndErr()
 		if err != nil {
 			s.m.errors.Add(1)
-			return fmt.Errorf("store: scan: %w", err)
+			return fmt.Errorf("store: %s: %w", what, err)
 		}
 		rec, err := decodeRecord(v)
 		if err != nil {
 			s.m.errors.Add(1)
 			return &CorruptError{Key: bytes.Clone(k), Err: err}
 		}
-		inUser = true
-		err = fn(hash, k, rec.Set)
-		inUser = false
+		*inUser = true
+		err = fn(hash, k, rec)
+		*inUser = false
 		if err != nil {
 			return err
 		}
 	}
 	if err := it.Error(); err != nil {
 		s.m.errors.Add(1)
-		return fmt.Errorf("store: scan: %w", err)
+		return fmt.Errorf("store: %s: %w", what, err)
 	}
 	return nil
 }

@@ -112,49 +112,18 @@ func (s *Store) ScanHints(owner string, fn func(k []byte, set version.Set) error
 	defer s.recoverPebble(&err, &inUser)
 
 	lower := hintPrefix(owner)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: incrementBound(lower)})
-	if err != nil {
-		s.m.errors.Add(1)
-		return fmt.Errorf("store: scan hints: %w", err)
+	parse := func(row []byte) (uint64, []byte, bool) {
+		_, k, ok := parseHintRow(row)
+		return 0, k, ok
 	}
-	defer func() {
-		if cerr := it.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("store: scan hints: %w", cerr)
-		}
-	}()
-	for valid := it.First(); valid; valid = it.Next() {
-		_, k, ok := parseHintRow(it.Key())
-		if !ok {
-			s.m.errors.Add(1)
-			return &CorruptError{Key: bytes.Clone(it.Key()), Err: fmt.Errorf("bad hint row key")}
-		}
-		v, err := it.ValueAndErr()
-		if err != nil {
-			s.m.errors.Add(1)
-			return fmt.Errorf("store: scan hints: %w", err)
-		}
-		rec, err := decodeRecord(v)
-		if err != nil {
-			s.m.errors.Add(1)
-			return &CorruptError{Key: bytes.Clone(k), Err: err}
-		}
+	return s.scanRecords("scan hints", lower, incrementBound(lower), parse, &inUser, func(_ uint64, k []byte, rec record) error {
 		set, err := DecodeSet(rec.Set)
 		if err != nil {
 			s.m.errors.Add(1)
 			return &CorruptError{Key: bytes.Clone(k), Err: err}
 		}
-		inUser = true
-		err = fn(k, set)
-		inUser = false
-		if err != nil {
-			return err
-		}
-	}
-	if err := it.Error(); err != nil {
-		s.m.errors.Add(1)
-		return fmt.Errorf("store: scan hints: %w", err)
-	}
-	return nil
+		return fn(k, set)
+	})
 }
 
 // DeleteHint deletes owner's hint for k if it still equals replayed, the
