@@ -40,6 +40,9 @@ type Config struct {
 	// WALMinSyncInterval spaces WAL syncs under load so that more commits
 	// share each fsync (see store.Config); zero syncs at once.
 	WALMinSyncInterval time.Duration
+	// RowCacheSize bounds the store's cache of hot records, in bytes (see
+	// store.Config); 0 turns it off.
+	RowCacheSize int64
 	// Partitions is the ring's partition count (a power of two). Every
 	// node of a cluster must use the same value.
 	Partitions int
@@ -125,6 +128,7 @@ func DefaultConfig() Config {
 		Cluster:            "quorumkv",
 		Sync:               true,                 // fsync before acknowledging
 		WALMinSyncInterval: 5 * time.Millisecond, // spaces WAL syncs only while several commits wait (BENCHMARKS.md)
+		RowCacheSize:       16 << 20,             // 16 MiB of hot records (store.DefaultConfig)
 		Partitions:         256,                  // Riak's default is 64; 256 balances 3-16 nodes within 10%
 		Limits:             DefaultLimits(),
 		DefaultBucket:      gossip.DefaultBucketProps(), // n=3, r=2, w=2, siblings
@@ -146,6 +150,9 @@ func (c Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("node: config: --data is required"))
+	}
+	if c.RowCacheSize < 0 {
+		errs = append(errs, fmt.Errorf("node: config: row cache size %d is negative", c.RowCacheSize))
 	}
 	if c.Partitions < 1 || c.Partitions&(c.Partitions-1) != 0 {
 		errs = append(errs, fmt.Errorf("node: config: partitions %d is not a power of two", c.Partitions))

@@ -108,6 +108,7 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	scfg.FS = cfg.FS
 	scfg.Sync = cfg.Sync
 	scfg.WALMinSyncInterval = cfg.WALMinSyncInterval
+	scfg.RowCacheSize = cfg.RowCacheSize
 	scfg.Hash = n.hash
 	scfg.Clock = n.clk
 	scfg.OnWrite = n.onWrite

@@ -36,6 +36,7 @@ func (f *nodeFlags) register(cmd *cobra.Command, withAddrs bool) {
 	fl.StringVar(&f.cfg.Cluster, "cluster", f.cfg.Cluster, "cluster name; nodes of other clusters are rejected")
 	fl.BoolVar(&f.cfg.Sync, "sync", true, "fsync every write before acknowledging it (false trades durability for speed)")
 	fl.DurationVar(&f.cfg.WALMinSyncInterval, "wal-min-sync-interval", f.cfg.WALMinSyncInterval, "under load, the least time between WAL syncs, so commits share fsyncs (0: sync at once)")
+	fl.Int64Var(&f.cfg.RowCacheSize, "row-cache", f.cfg.RowCacheSize, "bytes of hot records kept in memory to skip Pebble lookups (0: off)")
 	fl.IntVar(&f.cfg.Partitions, "partitions", f.cfg.Partitions, "ring partitions (a power of two, the same on every node)")
 	fl.DurationVar(&f.cfg.RequestTimeout, "timeout", f.cfg.RequestTimeout, "default request timeout")
 	fl.DurationVar(&f.cfg.TombstoneGrace, "tombstone-grace", f.cfg.TombstoneGrace, "how long a tombstone on every replica is kept before reaping")
