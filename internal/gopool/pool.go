@@ -107,7 +107,8 @@ func (p *Pool) Started() uint64 {
 func (p *Pool) Idle() int { return int(p.idle.Load()) }
 
 // Close makes later calls to Go fail, stops idle workers and waits for
-// running tasks to return. It is idempotent.
+// running tasks to return. A task handed to a worker while Close runs may
+// still run; Close waits for it too. It is idempotent.
 func (p *Pool) Close() error {
 	p.mu.Lock()
 	if !p.closed {
