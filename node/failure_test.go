@@ -158,6 +158,9 @@ func TestFailureSloppyRead(t *testing.T) {
 	c.Restart(3)
 	c.Restart(4)
 	c.Eventually(10*time.Second, "the fallbacks' hints reach n4 and n5", func() bool { return pendingHints(c) == 0 })
+	// The hint holders trusting n4 and n5 again (so that handoff ran) does
+	// not mean the coordinator n1 does yet.
+	c.WaitReachable()
 	if r := c.Do(0, "GET", "/v1/kv/b/"+key+"?r=3&sloppy=false", nil, nil); r.Status != 200 || string(r.Body) != "v" {
 		t.Fatalf("read r=3 sloppy=false after handoff: %d %s", r.Status, r.Body)
 	}
