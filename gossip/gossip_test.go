@@ -103,6 +103,24 @@ func sees(g *Gossip, want []Meta, status map[string]Status) error {
 	return nil
 }
 
+// joinThree joins b and c through a and waits until all three see the
+// three of them alive. It returns their metas and the time that took.
+func joinThree(t *testing.T, a, b, c *Gossip) ([]Meta, time.Duration) {
+	t.Helper()
+	join(t, b, a)
+	join(t, c, a)
+	want := metas(t, a, b, c)
+	took := waitFor(t, "3 alive members everywhere", func() error {
+		for _, g := range []*Gossip{a, b, c} {
+			if err := sees(g, want, allAlive("a", "b", "c")); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return want, took
+}
+
 func metas(t *testing.T, nodes ...*Gossip) []Meta {
 	out := make([]Meta, len(nodes))
 	for i, g := range nodes {
@@ -136,18 +154,7 @@ func TestThreeNodesJoinThroughSeed(t *testing.T) {
 		me.Store(g)
 		nodes = append(nodes, g)
 	}
-	a, b, c := nodes[0], nodes[1], nodes[2]
-	join(t, b, a)
-	join(t, c, a)
-	want := metas(t, a, b, c)
-	took := waitFor(t, "3 alive members everywhere", func() error {
-		for _, g := range nodes {
-			if err := sees(g, want, allAlive("a", "b", "c")); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	_, took := joinThree(t, nodes[0], nodes[1], nodes[2])
 	t.Logf("converged in %v", took)
 	for _, g := range nodes {
 		if got := self(t, g); got.Joined == 0 || got.HTTPAddr != g.cfg.Meta.HTTPAddr || got.RPCAddr != g.cfg.Meta.RPCAddr {
@@ -178,17 +185,7 @@ func TestDownNodeStaysMemberAndRestartRejoins(t *testing.T) {
 	b := startNode(t, nodeConfig("b", "test"))
 	cCfg := nodeConfig("c", "test")
 	c := startNode(t, cCfg)
-	join(t, b, a)
-	join(t, c, a)
-	want := metas(t, a, b, c)
-	waitFor(t, "3 alive members", func() error {
-		for _, g := range []*Gossip{a, b, c} {
-			if err := sees(g, want, allAlive("a", "b", "c")); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	want, _ := joinThree(t, a, b, c)
 	persisted := c.State()
 	cJoined := self(t, c).Joined
 	if err := c.Close(); err != nil {
@@ -304,17 +301,7 @@ func TestLateJoinerLearnsDownMembersAndBuckets(t *testing.T) {
 	a := startNode(t, nodeConfig("a", "test"))
 	b := startNode(t, nodeConfig("b", "test"))
 	c := startNode(t, nodeConfig("c", "test"))
-	join(t, b, a)
-	join(t, c, a)
-	want3 := metas(t, a, b, c)
-	waitFor(t, "3 alive members", func() error {
-		for _, g := range []*Gossip{a, b, c} {
-			if err := sees(g, want3, allAlive("a", "b", "c")); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	want3, _ := joinThree(t, a, b, c)
 	props, err := a.SetBucket("photos", DefaultBucketProps())
 	if err != nil {
 		t.Fatal(err)
