@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 
 	"github.com/quorumkv/quorumkv/internal/wire"
 )
@@ -87,12 +88,15 @@ func (r *Request) DecodeMsgpack(dec *msgpack.Decoder) error {
 			err = r.Set.DecodeMsgpack(dec)
 		case "w":
 			r.Write = nil
-			var n int
-			if n, err = dec.DecodeMapLen(); err != nil || n < 0 {
-				return err // nil: no write
+			var c byte
+			if c, err = dec.PeekCode(); err != nil {
+				return err
+			}
+			if c == msgpcode.Nil { // no write
+				return dec.DecodeNil()
 			}
 			r.Write = new(WriteRequest)
-			err = r.Write.decodeFields(dec, n)
+			err = r.Write.DecodeMsgpack(dec)
 		case "l":
 			r.LWW, err = dec.DecodeBool()
 		case "a":
@@ -119,22 +123,8 @@ func (w *WriteRequest) EncodeMsgpack(e *msgpack.Encoder) error {
 
 // DecodeMsgpack implements msgpack.CustomDecoder.
 func (w *WriteRequest) DecodeMsgpack(dec *msgpack.Decoder) error {
-	n, err := dec.DecodeMapLen()
-	if err != nil {
-		return fmt.Errorf("write: %w", err)
-	}
 	*w = WriteRequest{}
-	return w.decodeFields(dec, n)
-}
-
-// decodeFields reads the n entries of a write's map, whose header has been
-// read.
-func (w *WriteRequest) decodeFields(dec *msgpack.Decoder, n int) error {
-	for range n {
-		key, err := dec.DecodeString()
-		if err != nil {
-			return fmt.Errorf("write: key: %w", err)
-		}
+	return wire.DecodeMap(dec, "write", func(key string) (err error) {
 		switch key {
 		case "c":
 			err = w.Context.DecodeMsgpack(dec)
@@ -147,11 +137,8 @@ func (w *WriteRequest) decodeFields(dec *msgpack.Decoder, n int) error {
 		default:
 			err = dec.Skip()
 		}
-		if err != nil {
-			return fmt.Errorf("write.%s: %w", key, err)
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 // EncodeMsgpack implements msgpack.CustomEncoder.
