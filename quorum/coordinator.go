@@ -120,7 +120,9 @@ func New(cfg Config, place func() Placement, available func(string) bool, send S
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	pool, err := gopool.New(gopool.DefaultConfig())
+	pcfg := gopool.DefaultConfig()
+	pcfg.Clock = clk
+	pool, err := gopool.New(pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("quorum: %w", err)
 	}

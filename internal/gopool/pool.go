@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/quorumkv/quorumkv/internal/clock"
 )
 
 // ErrClosed is returned by Go after Close.
@@ -16,17 +18,25 @@ type Config struct {
 	// exits. Default 10s: long enough to span the gaps of a steady load,
 	// short enough that the workers of a burst do not linger.
 	IdleTimeout time.Duration
+	// Clock times the idle timeout. Default clock.Real().
+	Clock clock.Clock
 }
 
 // DefaultConfig returns the defaults described on Config.
 func DefaultConfig() Config {
-	return Config{IdleTimeout: 10 * time.Second}
+	return Config{
+		IdleTimeout: 10 * time.Second, // see IdleTimeout
+		Clock:       clock.Real(),     // the wall clock
+	}
 }
 
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
 	if c.IdleTimeout <= 0 {
 		return errors.New("gopool: IdleTimeout must be positive")
+	}
+	if c.Clock == nil {
+		return errors.New("gopool: nil Clock")
 	}
 	return nil
 }
@@ -77,7 +87,7 @@ func (p *Pool) Go(f func()) error {
 func (p *Pool) work(f func()) {
 	defer p.wg.Done()
 	f()
-	idle := time.NewTimer(p.cfg.IdleTimeout)
+	idle := p.cfg.Clock.NewTimer(p.cfg.IdleTimeout)
 	defer idle.Stop()
 	for {
 		p.idle.Add(1)
@@ -85,8 +95,14 @@ func (p *Pool) work(f func()) {
 		case f = <-p.tasks:
 			p.idle.Add(-1)
 			f()
+			if !idle.Stop() { // fired meanwhile: drain it, or it ends the next wait
+				select {
+				case <-idle.C():
+				default:
+				}
+			}
 			idle.Reset(p.cfg.IdleTimeout)
-		case <-idle.C:
+		case <-idle.C():
 			p.idle.Add(-1)
 			return
 		case <-p.done:

@@ -9,13 +9,15 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/quorumkv/quorumkv/internal/clock"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func newPool(t *testing.T, idle time.Duration) *Pool {
 	t.Helper()
-	p, err := New(Config{IdleTimeout: idle})
+	p, err := New(Config{IdleTimeout: idle, Clock: clock.Real()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,9 +31,10 @@ func TestConfigValidate(t *testing.T) {
 		ok  bool
 	}{
 		{DefaultConfig(), true},
-		{Config{IdleTimeout: time.Millisecond}, true},
+		{Config{IdleTimeout: time.Millisecond, Clock: clock.NewFake()}, true},
+		{Config{IdleTimeout: time.Millisecond}, false}, // no clock
 		{Config{}, false},
-		{Config{IdleTimeout: -time.Second}, false},
+		{Config{IdleTimeout: -time.Second, Clock: clock.Real()}, false},
 	} {
 		if err := tc.cfg.Validate(); (err == nil) != tc.ok {
 			t.Errorf("Validate(%+v) = %v, want ok=%v", tc.cfg, err, tc.ok)
@@ -139,18 +142,41 @@ func TestCloseWaitsForRunningTasks(t *testing.T) {
 	}
 }
 
-// An idle worker exits after IdleTimeout, and the next task starts a new one.
+// An idle worker stays through IdleTimeout of fake time and exits after
+// it; the next task then starts a new worker.
 func TestIdleWorkerExits(t *testing.T) {
-	p := newPool(t, 20*time.Millisecond)
-	done := make(chan struct{})
-	_ = p.Go(func() { close(done) })
-	<-done
-	time.Sleep(200 * time.Millisecond)
-	done = make(chan struct{})
-	_ = p.Go(func() { close(done) })
-	<-done
+	clk := clock.NewFake()
+	p, err := New(Config{IdleTimeout: time.Second, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	run := func() {
+		t.Helper()
+		done := make(chan struct{})
+		if err := p.Go(func() { close(done) }); err != nil {
+			t.Fatal(err)
+		}
+		<-done
+		waitIdle(t, p)
+	}
+	run()
+	clk.Advance(time.Second - time.Millisecond)
+	run()
+	if got := p.Started(); got != 1 {
+		t.Fatalf("started %d workers, want 1: the worker left before its idle timeout", got)
+	}
+	clk.Advance(time.Second)
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Idle() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the idle worker did not exit after its timeout")
+		}
+		runtime.Gosched()
+	}
+	run()
 	if got := p.Started(); got != 2 {
-		t.Fatalf("started %d workers, want 2 (the first should have exited when idle)", got)
+		t.Fatalf("started %d workers, want 2 (the first exited when idle)", got)
 	}
 }
 
