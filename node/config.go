@@ -11,6 +11,7 @@ import (
 	"github.com/quorumkv/quorumkv/antientropy"
 	"github.com/quorumkv/quorumkv/gossip"
 	"github.com/quorumkv/quorumkv/internal/clock"
+	"github.com/quorumkv/quorumkv/quorum"
 	"github.com/quorumkv/quorumkv/transport"
 )
 
@@ -53,6 +54,12 @@ type Config struct {
 	DefaultBucket gossip.BucketProps
 	// RequestTimeout bounds a request that gives no timeout parameter.
 	RequestTimeout time.Duration
+	// ReadFanout is how many replicas a read asks at first: R (quorum) or
+	// every one (all). See quorum.Config.
+	ReadFanout quorum.Fanout
+	// SpeculateAfter is how long a quorum-fanout read waits before it
+	// asks the replicas it skipped; zero never speculates.
+	SpeculateAfter time.Duration
 	// HeartbeatInterval is how often the node pings every other member to
 	// feed the phi accrual failure detector.
 	HeartbeatInterval time.Duration
@@ -133,7 +140,9 @@ func DefaultConfig() Config {
 		Limits:             DefaultLimits(),
 		DefaultBucket:      gossip.DefaultBucketProps(), // n=3, r=2, w=2, siblings
 		RequestTimeout:     5 * time.Second,
-		HeartbeatInterval:  time.Second, // phi accrual heartbeats, as Cassandra's gossip rounds
+		ReadFanout:         quorum.DefaultConfig().ReadFanout,     // R replicas, as Cassandra
+		SpeculateAfter:     quorum.DefaultConfig().SpeculateAfter, // 15 ms
+		HeartbeatInterval:  time.Second,                           // phi accrual heartbeats, as Cassandra's gossip rounds
 		Detector:           gossip.DefaultDetectorConfig(),
 		TombstoneGrace:     time.Hour,                   // Riak reaps after 3 s, Cassandra after 10 days; an hour covers a restart
 		HintBudget:         64 << 20,                    // per owner; past it, priority anti-entropy takes over
@@ -165,6 +174,9 @@ func (c Config) Validate() error {
 	}
 	if c.RequestTimeout <= 0 || c.HeartbeatInterval <= 0 {
 		errs = append(errs, errors.New("node: config: timeouts must be positive"))
+	}
+	if c.SpeculateAfter < 0 {
+		errs = append(errs, errors.New("node: config: speculative read delay is negative"))
 	}
 	if err := c.Detector.Validate(); err != nil {
 		errs = append(errs, err)

@@ -185,6 +185,8 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	qcfg := quorum.DefaultConfig()
 	qcfg.Self = cfg.ID
 	qcfg.DefaultTimeout = cfg.RequestTimeout
+	qcfg.ReadFanout = cfg.ReadFanout
+	qcfg.SpeculateAfter = cfg.SpeculateAfter
 	if n.coord, err = quorum.New(qcfg, n.placement, n.available, sender{n}, n.clk, log.With().Str("part", "coordinator").Logger()); err != nil {
 		return n, err
 	}

@@ -51,6 +51,58 @@ type Config struct {
 	// RepairWait bounds how long a read waits, after answering, for the
 	// replicas that had not replied, before its final read repair.
 	RepairWait time.Duration
+	// ReadFanout is how many replicas a read asks at first.
+	ReadFanout Fanout
+	// SpeculateAfter is how long a read that asked only R replicas
+	// (FanoutQuorum) waits for them before it asks the others too. Zero
+	// never speculates: the others are then asked only when a read fails.
+	SpeculateAfter time.Duration
+}
+
+// Fanout says how many replicas a read asks at first.
+type Fanout uint8
+
+// Read fanouts.
+const (
+	// FanoutQuorum asks R replicas, the coordinator's own first, and the
+	// others only when one of them fails or after SpeculateAfter. Stale
+	// replicas outside the R are left to anti-entropy, as in Cassandra.
+	FanoutQuorum Fanout = iota
+	// FanoutAll asks every replica, and read-repairs every one that
+	// answers in time, as Riak does. It costs N-R more reads per request.
+	FanoutAll
+)
+
+// String names the fanout as the --read-fanout flag spells it.
+func (f Fanout) String() string {
+	if f == FanoutAll {
+		return "all"
+	}
+	return "quorum"
+}
+
+// Set parses the fanout, for command-line flags.
+func (f *Fanout) Set(s string) error {
+	v, err := ParseFanout(s)
+	if err != nil {
+		return err
+	}
+	*f = v
+	return nil
+}
+
+// Type names the flag's value type.
+func (f *Fanout) Type() string { return "fanout" }
+
+// ParseFanout parses "quorum" or "all".
+func ParseFanout(s string) (Fanout, error) {
+	switch s {
+	case "quorum":
+		return FanoutQuorum, nil
+	case "all":
+		return FanoutAll, nil
+	}
+	return 0, fmt.Errorf("%w: read fanout %q is not quorum or all", ErrBadParam, s)
 }
 
 // DefaultConfig returns the defaults.
@@ -58,7 +110,9 @@ func DefaultConfig() Config {
 	return Config{
 		DefaultTimeout: 5 * time.Second, // Riak's default is 60 s; 5 s fails faster and is plenty on a LAN
 		MaxTimeout:     60 * time.Second,
-		RepairWait:     2 * time.Second, // late replicas get this long to answer before read repair gives up on them
+		RepairWait:     2 * time.Second,       // late replicas get this long to answer before read repair gives up on them
+		ReadFanout:     FanoutQuorum,          // ask R replicas, not N: at R=2 of N=3 one internode read per request instead of two
+		SpeculateAfter: 15 * time.Millisecond, // above a loaded LAN read's p99 (BENCHMARKS.md): few reads pay for a spare
 	}
 }
 
@@ -71,6 +125,10 @@ func (c Config) Validate() error {
 		return errors.New("quorum: config: need 0 < DefaultTimeout <= MaxTimeout")
 	case c.RepairWait < 0:
 		return errors.New("quorum: config: negative RepairWait")
+	case c.ReadFanout > FanoutAll:
+		return errors.New("quorum: config: unknown ReadFanout")
+	case c.SpeculateAfter < 0:
+		return errors.New("quorum: config: negative SpeculateAfter")
 	}
 	return nil
 }
@@ -85,12 +143,13 @@ type Metrics struct {
 	ReadRepairs                 uint64 // reads that repaired at least one replica
 	ReplicasRepaired            uint64
 	TombstonesConfirmed         uint64
+	SpeculativeReads            uint64 // reads that asked more replicas after SpeculateAfter
 }
 
 type metrics struct {
 	puts, gets, writeFailures, readFailures, timeouts   atomic.Uint64
 	fallbackWrites, hintedWrites, readRepairs, repaired atomic.Uint64
-	tombsConfirmed                                      atomic.Uint64
+	tombsConfirmed, speculative                         atomic.Uint64
 }
 
 // Coordinator serves client reads and writes on any node: it plans the
@@ -155,6 +214,7 @@ func (c *Coordinator) Metrics() Metrics {
 		Timeouts: c.m.timeouts.Load(), FallbackWrites: c.m.fallbackWrites.Load(),
 		HintedWrites: c.m.hintedWrites.Load(), ReadRepairs: c.m.readRepairs.Load(),
 		ReplicasRepaired: c.m.repaired.Load(), TombstonesConfirmed: c.m.tombsConfirmed.Load(),
+		SpeculativeReads: c.m.speculative.Load(),
 	}
 }
 
@@ -343,10 +403,12 @@ func (c *Coordinator) dispatch(ctx context.Context, msg Message, req *Request, r
 	})
 }
 
-// Get coordinates a read: every trusted primary is asked (and, for a sloppy
-// read, each fallback standing in for a suspected one), the answer comes
-// after R replies as their causal merge, and replicas that replied stale are
-// repaired before the answer. Late replies are merged and repaired in the
+// Get coordinates a read: R of the trusted primaries are asked (or all of
+// them, with FanoutAll; for a sloppy read, the fallbacks standing in for
+// suspected ones count as primaries), the answer comes after R replies as
+// their causal merge, and replicas that replied stale are repaired before
+// the answer. A failed read asks the next replica; a slow one, after
+// SpeculateAfter, asks all the rest. Late replies are merged and repaired in the
 // background, waiting at most RepairWait.
 func (c *Coordinator) Get(ctx context.Context, req GetRequest) (GetResult, error) {
 	if c.closed.Load() {
@@ -357,7 +419,11 @@ func (c *Coordinator) Get(ctx context.Context, req GetRequest) (GetResult, error
 	if err != nil {
 		return GetResult{}, err
 	}
-	m := NewRead(targets, req.Params.R, req.Params.LWW, req.Params.Sloppy)
+	o := ReadOptions{LWW: req.Params.LWW, Sloppy: req.Params.Sloppy, Self: c.cfg.Self}
+	if c.cfg.ReadFanout == FanoutQuorum {
+		o.Fanout = req.Params.R
+	}
+	m := NewRead(targets, req.Params.R, o)
 	base := Request{Key: req.Key, Partition: part, LWW: req.Params.LWW}
 	opCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout(req.Params))
 	replies := make(chan Reply, 3*len(targets)+1)
@@ -370,10 +436,22 @@ func (c *Coordinator) Get(ctx context.Context, req GetRequest) (GetResult, error
 		}
 	}
 	send(m.Start())
+	var speculate <-chan time.Time
+	if m.Idle() && c.cfg.SpeculateAfter > 0 {
+		t := c.clk.NewTimer(c.cfg.SpeculateAfter)
+		defer t.Stop()
+		speculate = t.C()
+	}
 	for !m.Done() || m.RepairsPending() {
 		select {
 		case r := <-replies:
 			send(m.Step(r))
+		case <-speculate:
+			speculate = nil
+			if msgs := m.Speculate(); len(msgs) > 0 {
+				c.m.speculative.Add(1)
+				send(msgs)
+			}
 		case <-opCtx.Done():
 			m.Timeout()
 			c.m.timeouts.Add(1)

@@ -368,6 +368,27 @@ type ReadMachine struct {
 	// primary, read or not, for the error that names those primaries.
 	standIns []Target
 	sloppy   bool
+	// ask is how many targets Start reads; the rest stay idle until a
+	// read fails or Speculate is called.
+	ask int
+}
+
+// ReadOptions shape a read beyond its R.
+type ReadOptions struct {
+	// LWW resolves the merged siblings last-write-wins.
+	LWW bool
+	// Sloppy reads the fallbacks that stand in for suspected primaries.
+	Sloppy bool
+	// Fanout is how many targets the read asks at first. Zero, or at
+	// least the number of targets, asks every one (Riak's way, which
+	// read-repairs every replica on every read). Fewer asks only that
+	// many (at least R): each failed read asks the next idle target, and
+	// Speculate asks all of them (Cassandra's way, which halves the
+	// internode reads at R=2 of N=3).
+	Fanout int
+	// Self is the coordinator's node ID. A fanned-out read asks it first:
+	// its copy costs no network round trip.
+	Self string
 }
 
 // NewRead returns a machine for a read of r replies. With sloppy set, a
@@ -377,35 +398,89 @@ type ReadMachine struct {
 // back while its primaries are down. Without sloppy only primaries are
 // read. A hint kept on a node that is already a primary (Counts false) is
 // never a separate target.
-func NewRead(targets []Target, r int, lww, sloppy bool) *ReadMachine {
+func NewRead(targets []Target, r int, o ReadOptions) *ReadMachine {
 	var ts, standIns []Target
 	for _, t := range targets {
 		if t.HintFor != "" {
 			standIns = append(standIns, t)
 		}
-		if t.HintFor == "" || (sloppy && t.Fallback()) {
+		if t.HintFor == "" || (o.Sloppy && t.Fallback()) {
 			ts = append(ts, t)
 		}
 	}
-	return &ReadMachine{targets: ts, r: r, lww: lww, standIns: standIns, sloppy: sloppy,
+	ask := len(ts)
+	if o.Fanout > 0 && o.Fanout < ask {
+		ask = max(o.Fanout, r)
+		// Self first, the others in plan order (primaries before
+		// fallbacks).
+		for i, t := range ts {
+			if t.Node == o.Self && t.HintFor == "" {
+				copy(ts[1:i+1], ts[:i])
+				ts[0] = t
+				break
+			}
+		}
+	}
+	return &ReadMachine{targets: ts, r: r, lww: o.LWW, standIns: standIns, sloppy: o.Sloppy, ask: ask,
 		state: make([]targetState, len(ts)), why: make([]string, len(ts)),
 		sets: make([]version.Set, len(ts)), repaired: make([]bool, len(ts))}
 }
 
-// Start returns a read for every target, or nothing when there are fewer
-// targets than R.
+// Start returns the first reads: one for every target, or for the first
+// Fanout of them. It returns nothing when there are fewer targets than R.
 func (m *ReadMachine) Start() []Message {
 	if len(m.targets) < m.r {
 		m.err = m.quorumError(false)
 		return nil
 	}
-	out := make([]Message, 0, len(m.targets))
-	for i, t := range m.targets {
-		m.state[i] = tsPending
-		out = append(out, Message{Target: i, To: t.Node, Kind: KindRead, HintFor: t.HintFor})
+	out := make([]Message, 0, m.ask)
+	for i := range m.ask {
+		out = append(out, m.readAt(i))
 	}
 	m.checkImpossible()
 	return out
+}
+
+func (m *ReadMachine) readAt(i int) Message {
+	m.state[i] = tsPending
+	t := m.targets[i]
+	return Message{Target: i, To: t.Node, Kind: KindRead, HintFor: t.HintFor}
+}
+
+// nextIdle returns a read for the first target not asked yet.
+func (m *ReadMachine) nextIdle() []Message {
+	for i, s := range m.state {
+		if s == tsIdle {
+			return []Message{m.readAt(i)}
+		}
+	}
+	return nil
+}
+
+// Speculate asks every target not asked yet, for a read that has not
+// reached R after the driver's speculative delay: a slow replica then
+// costs one extra read instead of the client's wait.
+func (m *ReadMachine) Speculate() []Message {
+	if m.Done() {
+		return nil
+	}
+	var out []Message
+	for i, s := range m.state {
+		if s == tsIdle {
+			out = append(out, m.readAt(i))
+		}
+	}
+	return out
+}
+
+// Idle reports whether some target has not been asked.
+func (m *ReadMachine) Idle() bool {
+	for _, s := range m.state {
+		if s == tsIdle {
+			return true
+		}
+	}
+	return false
 }
 
 // Step feeds a reply. Once R replies are in, Done is true; the messages
@@ -431,8 +506,12 @@ func (m *ReadMachine) Step(r Reply) []Message {
 	if r.Err != nil {
 		m.state[r.Target] = tsFailed
 		m.why[r.Target] = r.Err.Error()
+		if m.answered {
+			return nil
+		}
+		out := m.nextIdle()
 		m.checkImpossible()
-		return nil
+		return out
 	}
 	m.state[r.Target] = tsAcked
 	m.sets[r.Target] = r.Set
@@ -452,7 +531,7 @@ func (m *ReadMachine) checkImpossible() {
 	}
 	possible := len(m.order)
 	for _, s := range m.state {
-		if s == tsPending {
+		if s == tsPending || s == tsIdle {
 			possible++
 		}
 	}
@@ -581,6 +660,11 @@ func (m *ReadMachine) RepairedCount() int {
 
 func (m *ReadMachine) quorumError(timedOut bool) error {
 	e := newQuorumError("read", m.r, m.order, m.targets, m.state, m.why, timedOut)
+	for i, t := range m.targets {
+		if m.state[i] == tsIdle && timedOut {
+			e.Failed[t.Node] = "not asked before the deadline"
+		}
+	}
 	for _, t := range m.standIns {
 		switch {
 		case !t.Fallback():

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -187,7 +188,11 @@ func TestMachineScripts(t *testing.T) {
 				var r int
 				d.ScanArgs(t, "r", &r)
 				c := &simCoord{name: arg("coord")}
-				c.read = NewRead(parseTargets(arg("targets")), r, false, arg("sloppy") != "false")
+				o := ReadOptions{Sloppy: arg("sloppy") != "false", Self: arg("self")}
+				if f := arg("fanout"); f != "" {
+					o.Fanout, _ = strconv.Atoi(f)
+				}
+				c.read = NewRead(parseTargets(arg("targets")), r, o)
 				s.coords[c.name] = c
 				msgs := c.read.Start()
 				c.inflight = append(c.inflight, msgs...)
@@ -236,6 +241,11 @@ func TestMachineScripts(t *testing.T) {
 					c.read.Timeout()
 				}
 				s.status(&b, c)
+			case "speculate":
+				c := s.coords[arg("coord")]
+				msgs := c.read.Speculate()
+				c.inflight = append(c.inflight, msgs...)
+				fmtMsgs(&b, msgs)
 			case "finish":
 				c := s.coords[arg("coord")]
 				msgs := c.read.Finish()

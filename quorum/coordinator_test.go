@@ -1,0 +1,225 @@
+package quorum
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/quorumkv/quorumkv/internal/clock"
+)
+
+// fixedPlace is a three-node ring where every key's preference list is
+// a, b, c.
+type fixedPlace struct{}
+
+func (fixedPlace) PreferenceList([]byte, int) ([]string, error) { return []string{"a", "b", "c"}, nil }
+func (fixedPlace) Partition([]byte) int                         { return 0 }
+func (fixedPlace) Size() int                                    { return 3 }
+
+// replicaNet delivers requests to in-memory replicas, counts the reads
+// each node served, and can make a node fail or hang.
+type replicaNet struct {
+	mu       sync.Mutex
+	replicas map[string]*Replica
+	reads    map[string]int
+	fail     map[string]bool
+	hang     map[string]chan struct{} // closed to release the hung requests
+}
+
+func newReplicaNet() *replicaNet {
+	n := &replicaNet{replicas: map[string]*Replica{}, reads: map[string]int{}, fail: map[string]bool{}, hang: map[string]chan struct{}{}}
+	for _, id := range []string{"a", "b", "c"} {
+		n.replicas[id] = NewReplica(ReplicaConfig{Self: id, MaxSiblings: 10}, mapStore{}, mapHints{}, clock.NewFake())
+	}
+	return n
+}
+
+func (n *replicaNet) Send(ctx context.Context, to string, req *Request) (*Response, error) {
+	n.mu.Lock()
+	if req.Kind == KindRead {
+		n.reads[to]++
+	}
+	fail, hang := n.fail[to], n.hang[to]
+	n.mu.Unlock()
+	if fail {
+		return nil, errors.New("refused")
+	}
+	if hang != nil {
+		select {
+		case <-hang:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	n.mu.Lock() // mapStore is not safe for concurrent use
+	defer n.mu.Unlock()
+	return n.replicas[to].Handle(ctx, req)
+}
+
+func (n *replicaNet) readCounts() map[string]int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range n.reads {
+		out[k] = v
+	}
+	return out
+}
+
+func newTestCoordinator(t *testing.T, net *replicaNet, clk clock.Clock, fanout Fanout) *Coordinator {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Self = "a"
+	cfg.ReadFanout = fanout
+	c, err := New(cfg, func() Placement { return fixedPlace{} }, func(string) bool { return true }, net, clk, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+var params323 = Params{N: 3, R: 2, W: 3, Sloppy: true}
+
+func putAll(t *testing.T, c *Coordinator, key, value string) {
+	t.Helper()
+	if _, err := c.Put(context.Background(), PutRequest{Key: []byte(key), Params: params323, Value: []byte(value)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCoordinatorReadFanout(t *testing.T) {
+	tests := []struct {
+		fanout Fanout
+		want   map[string]int
+	}{
+		{FanoutQuorum, map[string]int{"a": 1, "b": 1}},
+		{FanoutAll, map[string]int{"a": 1, "b": 1, "c": 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.fanout.String(), func(t *testing.T) {
+			net := newReplicaNet()
+			c := newTestCoordinator(t, net, clock.Real(), tt.fanout)
+			putAll(t, c, "k", "v")
+			got, err := c.Get(context.Background(), GetRequest{Key: []byte("k"), Params: params323})
+			if err != nil || len(got.Set.Siblings) != 1 || string(got.Set.Siblings[0].Value) != "v" {
+				t.Fatalf("Get = %+v, %v", got.Set, err)
+			}
+			if err := c.Close(); err != nil { // waits for late replies
+				t.Fatal(err)
+			}
+			reads := net.readCounts()
+			if len(reads) != len(tt.want) {
+				t.Fatalf("reads went to %v, want %v", reads, tt.want)
+			}
+			for node, n := range tt.want {
+				if reads[node] != n {
+					t.Fatalf("reads went to %v, want %v", reads, tt.want)
+				}
+			}
+		})
+	}
+}
+
+// A failed replica is replaced by the idle one at once, without waiting
+// for the speculative delay.
+func TestCoordinatorReadAsksNextOnFailure(t *testing.T) {
+	net := newReplicaNet()
+	clk := clock.NewFake() // never advanced: no speculation can happen
+	c := newTestCoordinator(t, net, clk, FanoutQuorum)
+	putAll(t, c, "k", "v")
+	net.mu.Lock()
+	net.fail["b"] = true
+	net.mu.Unlock()
+	got, err := c.Get(context.Background(), GetRequest{Key: []byte("k"), Params: params323})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"a", "c"}; !sameNodes(got.Receipt.Replicas, want) {
+		t.Fatalf("answered by %v, want %v", got.Receipt.Replicas, want)
+	}
+	if n := c.Metrics().SpeculativeReads; n != 0 {
+		t.Fatalf("SpeculativeReads = %d, want 0", n)
+	}
+}
+
+// A replica that does not answer makes the read ask the idle one once the
+// speculative delay passes on the coordinator's clock.
+func TestCoordinatorReadSpeculates(t *testing.T) {
+	net := newReplicaNet()
+	clk := clock.NewFake()
+	c := newTestCoordinator(t, net, clk, FanoutQuorum)
+	putAll(t, c, "k", "v")
+	release := make(chan struct{})
+	net.mu.Lock()
+	net.hang["b"] = release
+	net.mu.Unlock()
+	defer close(release)
+
+	type result struct {
+		r   GetResult
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		r, err := c.Get(context.Background(), GetRequest{Key: []byte("k"), Params: params323})
+		done <- result{r, err}
+	}()
+	// Until the speculative delay has passed, only a and b are asked.
+	clk.Advance(c.cfg.SpeculateAfter - time.Millisecond)
+	deadline := time.After(5 * time.Second)
+	var res result
+wait:
+	for {
+		select {
+		case res = <-done:
+			break wait
+		case <-deadline:
+			t.Fatal("the read never speculated")
+		case <-time.After(time.Millisecond):
+			// The read's timer may not exist yet; keep stepping time.
+			clk.Advance(time.Millisecond)
+		}
+	}
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if want := []string{"a", "c"}; !sameNodes(res.r.Receipt.Replicas, want) {
+		t.Fatalf("answered by %v, want %v", res.r.Receipt.Replicas, want)
+	}
+	if n := c.Metrics().SpeculativeReads; n != 1 {
+		t.Fatalf("SpeculativeReads = %d, want 1", n)
+	}
+}
+
+func sameNodes(got, want []string) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	seen := map[string]bool{}
+	for _, g := range got {
+		seen[g] = true
+	}
+	for _, w := range want {
+		if !seen[w] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestParseFanout(t *testing.T) {
+	for _, f := range []Fanout{FanoutQuorum, FanoutAll} {
+		got, err := ParseFanout(f.String())
+		if err != nil || got != f {
+			t.Fatalf("ParseFanout(%q) = %v, %v", f, got, err)
+		}
+	}
+	if _, err := ParseFanout("some"); !errors.Is(err, ErrBadParam) {
+		t.Fatalf("ParseFanout(some) = %v, want ErrBadParam", err)
+	}
+}
