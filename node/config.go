@@ -58,7 +58,7 @@ type Config struct {
 	// every one (all). See quorum.Config.
 	ReadFanout quorum.Fanout
 	// SpeculateAfter is how long a quorum-fanout read waits before it
-	// asks the replicas it skipped; zero never speculates.
+	// asks the replicas it skipped (15 ms); zero never speculates.
 	SpeculateAfter time.Duration
 	// HeartbeatInterval is how often the node pings every other member to
 	// feed the phi accrual failure detector.
@@ -140,7 +140,7 @@ func DefaultConfig() Config {
 		Limits:             DefaultLimits(),
 		DefaultBucket:      gossip.DefaultBucketProps(), // n=3, r=2, w=2, siblings
 		RequestTimeout:     5 * time.Second,
-		ReadFanout:         quorum.DefaultConfig().ReadFanout,     // R replicas, as Cassandra
+		ReadFanout:         quorum.DefaultConfig().ReadFanout,     // every replica, as Riak: read repair reaches all N
 		SpeculateAfter:     quorum.DefaultConfig().SpeculateAfter, // 15 ms
 		HeartbeatInterval:  time.Second,                           // phi accrual heartbeats, as Cassandra's gossip rounds
 		Detector:           gossip.DefaultDetectorConfig(),

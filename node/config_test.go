@@ -3,6 +3,7 @@ package node
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -21,6 +22,7 @@ func TestConfigValidate(t *testing.T) {
 		{"partitions", func(c *Config) { c.Partitions = 100 }, "not a power of two"},
 		{"negative row cache", func(c *Config) { c.RowCacheSize = -1 }, "row cache size -1 is negative"},
 		{"zero timeout", func(c *Config) { c.RequestTimeout = 0 }, "timeouts must be positive"},
+		{"negative speculation", func(c *Config) { c.SpeculateAfter = -time.Millisecond }, "speculative read delay is negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := base

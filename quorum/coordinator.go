@@ -64,21 +64,21 @@ type Fanout uint8
 
 // Read fanouts.
 const (
+	// FanoutAll asks every replica, and read-repairs every one that
+	// answers in time, as Riak does. It costs N-R more reads per request.
+	FanoutAll Fanout = iota
 	// FanoutQuorum asks R replicas, the coordinator's own first, and the
 	// others only when one of them fails or after SpeculateAfter. Stale
 	// replicas outside the R are left to anti-entropy, as in Cassandra.
-	FanoutQuorum Fanout = iota
-	// FanoutAll asks every replica, and read-repairs every one that
-	// answers in time, as Riak does. It costs N-R more reads per request.
-	FanoutAll
+	FanoutQuorum
 )
 
 // String names the fanout as the --read-fanout flag spells it.
 func (f Fanout) String() string {
-	if f == FanoutAll {
-		return "all"
+	if f == FanoutQuorum {
+		return "quorum"
 	}
-	return "quorum"
+	return "all"
 }
 
 // Set parses the fanout, for command-line flags.
@@ -111,8 +111,8 @@ func DefaultConfig() Config {
 		DefaultTimeout: 5 * time.Second, // Riak's default is 60 s; 5 s fails faster and is plenty on a LAN
 		MaxTimeout:     60 * time.Second,
 		RepairWait:     2 * time.Second,       // late replicas get this long to answer before read repair gives up on them
-		ReadFanout:     FanoutQuorum,          // ask R replicas, not N: at R=2 of N=3 one internode read per request instead of two
-		SpeculateAfter: 15 * time.Millisecond, // above a loaded LAN read's p99 (BENCHMARKS.md): few reads pay for a spare
+		ReadFanout:     FanoutAll,             // ask every replica, so read repair reaches all N (Riak; issue 5); FanoutQuorum halves internode reads at R=2 of N=3
+		SpeculateAfter: 15 * time.Millisecond, // with FanoutQuorum: above a loaded read's p99 here, so about 1% of reads ask a spare
 	}
 }
 
@@ -125,7 +125,7 @@ func (c Config) Validate() error {
 		return errors.New("quorum: config: need 0 < DefaultTimeout <= MaxTimeout")
 	case c.RepairWait < 0:
 		return errors.New("quorum: config: negative RepairWait")
-	case c.ReadFanout > FanoutAll:
+	case c.ReadFanout > FanoutQuorum:
 		return errors.New("quorum: config: unknown ReadFanout")
 	case c.SpeculateAfter < 0:
 		return errors.New("quorum: config: negative SpeculateAfter")
@@ -403,12 +403,12 @@ func (c *Coordinator) dispatch(ctx context.Context, msg Message, req *Request, r
 	})
 }
 
-// Get coordinates a read: R of the trusted primaries are asked (or all of
-// them, with FanoutAll; for a sloppy read, the fallbacks standing in for
+// Get coordinates a read: every trusted primary is asked (only R of them
+// with FanoutQuorum; for a sloppy read, the fallbacks standing in for
 // suspected ones count as primaries), the answer comes after R replies as
 // their causal merge, and replicas that replied stale are repaired before
-// the answer. A failed read asks the next replica; a slow one, after
-// SpeculateAfter, asks all the rest. Late replies are merged and repaired in the
+// the answer. With FanoutQuorum a failed read asks the next replica, and a
+// slow one, after SpeculateAfter, asks all the rest. Late replies are merged and repaired in the
 // background, waiting at most RepairWait.
 func (c *Coordinator) Get(ctx context.Context, req GetRequest) (GetResult, error) {
 	if c.closed.Load() {

@@ -27,6 +27,6 @@ ep=$ENDPOINTS
 	--duration "$DURATION" -q 2>&1 | grep -A4 'run:' | grep -E 'run:|TOTAL'
 for i in 1 2 3; do
 	cpu=$(awk '{print ($14+$15)/100}' "/proc/${pids[$((i - 1))]}/stat")
-	m=$(curl -s "127.0.0.1:2508$i/metrics" | grep -E '^quorumkv_transport_(flushes|frames_out)_total' | tr '\n' ' ')
+	m=$(curl -s "127.0.0.1:2508$i/metrics" | grep -E '^quorumkv_(transport_(flushes|frames_out)|coordinator_(gets|puts|speculative_reads)|store_wal_syncs)_total' | tr '\n' ' ')
 	echo "n$i cpu_seconds=$cpu $m"
 done

@@ -39,7 +39,7 @@ func (f *nodeFlags) register(cmd *cobra.Command, withAddrs bool) {
 	fl.Int64Var(&f.cfg.RowCacheSize, "row-cache", f.cfg.RowCacheSize, "bytes of hot records kept in memory to skip Pebble lookups (0: off)")
 	fl.IntVar(&f.cfg.Partitions, "partitions", f.cfg.Partitions, "ring partitions (a power of two, the same on every node)")
 	fl.DurationVar(&f.cfg.RequestTimeout, "timeout", f.cfg.RequestTimeout, "default request timeout")
-	fl.Var(&f.cfg.ReadFanout, "read-fanout", "replicas a read asks at first: quorum (R of them; the others on failure or after --read-speculate) or all")
+	fl.Var(&f.cfg.ReadFanout, "read-fanout", "replicas a read asks: all (read repair reaches every replica) or quorum (R of them, the others on failure or after --read-speculate)")
 	fl.DurationVar(&f.cfg.SpeculateAfter, "read-speculate", f.cfg.SpeculateAfter, "how long a --read-fanout=quorum read waits before it also asks the replicas it skipped (0: only on failure)")
 	fl.DurationVar(&f.cfg.TombstoneGrace, "tombstone-grace", f.cfg.TombstoneGrace, "how long a tombstone on every replica is kept before reaping")
 	fl.Int64Var(&f.cfg.HintBudget, "hint-budget", f.cfg.HintBudget, "bytes of hints kept per unreachable node")
