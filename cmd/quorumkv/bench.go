@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/quorumkv/quorumkv/bench"
+	"github.com/quorumkv/quorumkv/quorum"
 )
 
 // newBenchCmd returns the "bench" command: YCSB workloads against quorumkv,
@@ -52,6 +53,7 @@ run one. Live progress goes to stderr once a second, the summary to stdout.`,
 // benchOptions are the flags of a benchmark command.
 type benchOptions struct {
 	localSync                                            bool
+	localFanout                                          quorum.Fanout
 	db, addr, localDir, workload, label, out, cpuProfile string
 	r, w, n                                              string
 	endpoints, propFiles, props                          []string
@@ -87,6 +89,7 @@ func benchAddFlags(fs *pflag.FlagSet, o *benchOptions) {
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no live progress")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "log phase starts and ends to stderr")
 	fs.BoolVar(&o.localSync, "local-sync", true, "with --local: fsync every write before acknowledging it (false measures without durability)")
+	fs.Var(&o.localFanout, "local-read-fanout", "with --local: replicas a read asks, all or quorum (as the server's --read-fanout)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (with --local: client and nodes) to this file")
 }
 
@@ -167,7 +170,7 @@ func benchConfig(o *benchOptions, phases []bench.Phase, stderr io.Writer) (bench
 	cfg.Label = o.label
 	if o.local > 0 {
 		cfg.StartLocal = func(ctx context.Context, nodes int, dir string) ([]string, func() error, error) {
-			return startLocalCluster(ctx, nodes, dir, o.localSync)
+			return startLocalCluster(ctx, nodes, dir, o.localSync, o.localFanout)
 		}
 	}
 	if !o.quiet {

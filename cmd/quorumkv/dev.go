@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/quorumkv/quorumkv/node"
+	"github.com/quorumkv/quorumkv/quorum"
 )
 
 // devCluster is a local cluster of nodes in this process, on loopback,
@@ -73,9 +74,10 @@ func (c *devCluster) Close() error {
 }
 
 // startLocalCluster backs `bench --local N`: free ports, quiet logs.
-func startLocalCluster(ctx context.Context, nodes int, dir string, sync bool) ([]string, func() error, error) {
+func startLocalCluster(ctx context.Context, nodes int, dir string, sync bool, fanout quorum.Fanout) ([]string, func() error, error) {
 	cfg := node.DefaultConfig()
 	cfg.Sync = sync
+	cfg.ReadFanout = fanout
 	c, err := startDevCluster(cfg, nodes, dir, 0, zerolog.Nop())
 	if err != nil {
 		return nil, nil, err
