@@ -181,9 +181,17 @@ func (s *Service) merge(k, setBytes []byte) (bool, error) {
 	return changed, nil
 }
 
-// records returns the local records with key hash h.
+// records returns the local records with key hash h. A record whose set
+// bytes do not decode is left out: a peer could not merge it, and to the
+// exchange the key then looks missing here, so the peer's copy is pulled
+// and heals it (store.Store.Merge).
 func (s *Service) records(h uint64, dst []Record) ([]Record, error) {
 	err := s.st.Scan(h, h, func(h uint64, k, set []byte) error {
+		if _, err := s.cfg.DecodeSet(set); err != nil {
+			s.m.unreadable.Add(1)
+			s.log.Warn().Bytes("key", k).Err(err).Msg("not sending a record that does not decode")
+			return nil
+		}
 		dst = append(dst, Record{Hash: h, Key: bytes.Clone(k), Set: bytes.Clone(set)})
 		return nil
 	})

@@ -162,7 +162,17 @@ func (s *memStore) Update(k []byte, fn func(cur version.Set) (version.Set, error
 	return true, nil
 }
 
+// Merge merges in. Like store.Store, it heals a record whose set bytes do
+// not decode by replacing them.
 func (s *memStore) Merge(k []byte, in version.Set, lww bool) (version.Set, bool, error) {
+	s.mu.Lock()
+	h := s.hash(k)
+	if b, i, ok := s.find(h, k); ok {
+		if _, err := store.DecodeSet(b[i].set); err != nil {
+			s.setLocked(h, k, nil)
+		}
+	}
+	s.mu.Unlock()
 	var out version.Set
 	changed, err := s.Update(k, func(cur version.Set) (version.Set, error) {
 		out = version.Sync(cur, in)
@@ -462,4 +472,11 @@ func (c *testCluster) rootsEqual(a, b string) bool {
 		}
 	}
 	return true
+}
+
+// putRaw stores raw set bytes for key, as a disk gone bad would leave them.
+func (s *memStore) putRaw(k, set []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.setLocked(s.hash(k), k, set)
 }

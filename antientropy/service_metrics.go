@@ -18,6 +18,7 @@ type Metrics struct {
 	KeysDiffering      uint64 // keys whose records differed
 	KeysPushed         uint64 // records pushed whose merge changed the peer
 	KeysPulled         uint64 // records pulled whose merge changed this node
+	Unreadable         uint64 // local records not sent because their set bytes do not decode
 
 	BytesMoved    uint64 // BytesSent + BytesReceived
 	BytesSent     uint64 // request bodies this node sent as initiator
@@ -45,7 +46,7 @@ type counters struct {
 	exchanges, exchangeErrors                            atomic.Uint64
 	partitionsCompared, partitionsEqual, nodesCompared   atomic.Uint64
 	leavesDiffering, leavesSettled, keysDiffering        atomic.Uint64
-	keysPushed, keysPulled                               atomic.Uint64
+	keysPushed, keysPulled, unreadable                   atomic.Uint64
 	bytesSent, bytesReceived                             atomic.Uint64
 	bytesHashes, bytesLeafKeys, bytesRecords, bytesSweep atomic.Uint64
 	bytesServed, rpcsServed, rpcErrors                   atomic.Uint64
@@ -70,6 +71,7 @@ func (s *Service) Metrics() Metrics {
 		KeysDiffering:      c.keysDiffering.Load(),
 		KeysPushed:         c.keysPushed.Load(),
 		KeysPulled:         c.keysPulled.Load(),
+		Unreadable:         c.unreadable.Load(),
 		BytesMoved:         c.bytesSent.Load() + c.bytesReceived.Load(),
 		BytesSent:          c.bytesSent.Load(),
 		BytesReceived:      c.bytesReceived.Load(),

@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -156,6 +157,8 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.ID == "" {
 		errs = append(errs, errors.New("node: config: --id is required"))
+	} else if strings.Contains(c.ID, quorum.ActorSep) || strings.IndexFunc(c.ID, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+		errs = append(errs, fmt.Errorf("node: config: --id %q may not contain %q, spaces or control characters", c.ID, quorum.ActorSep))
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("node: config: --data is required"))

@@ -18,6 +18,8 @@ func TestConfigValidate(t *testing.T) {
 		want string
 	}{
 		{"no id", func(c *Config) { c.ID = "" }, "--id is required"},
+		{"id with the actor separator", func(c *Config) { c.ID = "n1~2" }, "may not contain"},
+		{"id with a space", func(c *Config) { c.ID = "n 1" }, "may not contain"},
 		{"no data", func(c *Config) { c.DataDir = "" }, "--data is required"},
 		{"partitions", func(c *Config) { c.Partitions = 100 }, "not a power of two"},
 		{"negative row cache", func(c *Config) { c.RowCacheSize = -1 }, "row cache size -1 is negative"},

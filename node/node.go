@@ -501,6 +501,10 @@ func (p placement) PreferenceList(key []byte, n int) ([]string, error) {
 func (p placement) Partition(key []byte) int { return p.r.Partition(key) }
 func (p placement) Size() int                { return p.r.Len() }
 
+// The store advances its actor epoch when it heals a corrupt record; the
+// replica must see it.
+var _ quorum.EpochStore = (*store.Store)(nil)
+
 func (n *Node) placement() quorum.Placement { return placement{n.ring.Load()} }
 
 // sender delivers coordinator requests: to the local replica directly, to

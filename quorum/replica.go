@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/quorumkv/quorumkv/internal/clock"
@@ -123,6 +124,31 @@ func (r *Replica) apply(req *Request) (*Response, error) {
 	return resp, nil
 }
 
+// EpochStore is implemented by a Store that counts the corrupt records it
+// replaced (store.Store.ActorEpoch).
+type EpochStore interface {
+	ActorEpoch() uint64
+}
+
+// ActorSep joins a node ID and an actor epoch into the name dots are
+// issued under. Node IDs may not contain it.
+const ActorSep = "~"
+
+// actor is the name this replica issues dots under: its node ID, followed
+// by the store's actor epoch once the store has replaced a corrupt record.
+// The lost record may have held dots of this node that other replicas
+// still hold; a new actor name cannot reuse their counters. It is read
+// under the key's lock, which the store holds while it publishes a new
+// epoch.
+func (r *Replica) actor() string {
+	if es, ok := r.store.(EpochStore); ok {
+		if e := es.ActorEpoch(); e > 0 {
+			return r.cfg.Self + ActorSep + strconv.FormatUint(e, 10)
+		}
+	}
+	return r.cfg.Self
+}
+
 // ApplyAsync applies a KindApply request on this replica and returns the
 // resulting set before the write is durable, so the coordinator can send it
 // to the other replicas while this replica's fsync runs. The write counts
@@ -145,7 +171,7 @@ func (r *Replica) applyAsync(req *Request) (*Response, func() error, error) {
 	// rather than editing shared ones, so it is updated in place.
 	set, _, wait, err := r.store.UpdateAsync(req.Key, func(cur version.Set) (version.Set, error) {
 		d, err := cur.Update(version.Write{
-			Node: r.cfg.Self, Context: req.Write.Context,
+			Node: r.actor(), Context: req.Write.Context,
 			Value: req.Write.Value, ContentType: req.Write.ContentType, Deleted: req.Write.Deleted,
 			WriteTime:    now.UnixNano(),
 			CounterFloor: uint64(now.UnixMicro()),

@@ -95,3 +95,30 @@ func TestReplicaSloppyReadIncludesHint(t *testing.T) {
 		t.Fatalf("a read for another owner answered %+v, %v; want the data only", resp, err)
 	}
 }
+
+// epochStore is a mapStore whose store replaced corrupt records.
+type epochStore struct {
+	mapStore
+	epoch uint64
+}
+
+func (s epochStore) ActorEpoch() uint64 { return s.epoch }
+
+// After its store healed a corrupt record, a replica issues dots under a
+// new actor name: counters it issued before may live on in other replicas.
+func TestReplicaIssuesUnderActorEpoch(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		epoch uint64
+		want  string
+	}{{0, "n1"}, {2, "n1~2"}} {
+		r := NewReplica(ReplicaConfig{Self: "n1", MaxSiblings: 10}, epochStore{mapStore{}, tt.epoch}, mapHints{}, clock.NewFake())
+		resp, err := r.Handle(ctx, &Request{Kind: KindApply, Key: []byte("k"), Write: &WriteRequest{Value: []byte("v")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Dot.Node != tt.want {
+			t.Fatalf("epoch %d: dot %v, want actor %s", tt.epoch, resp.Dot, tt.want)
+		}
+	}
+}

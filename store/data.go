@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
 
@@ -56,7 +57,7 @@ func (s *Store) Get(k []byte) (set version.Set, err error) {
 // record's ReapAfter.
 func (s *Store) Update(k []byte, fn func(cur version.Set) (version.Set, error)) (version.Set, bool, error) {
 	s.m.updates.Add(1)
-	return s.update(k, fn, nil)
+	return s.update(k, fn, nil, false)
 }
 
 // UpdateAsync is Update that returns as soon as the write is applied and
@@ -67,13 +68,19 @@ func (s *Store) Update(k []byte, fn func(cur version.Set) (version.Set, error)) 
 // written or the store does not sync.
 func (s *Store) UpdateAsync(k []byte, fn func(cur version.Set) (version.Set, error)) (set version.Set, changed bool, wait func() error, err error) {
 	s.m.updates.Add(1)
-	set, changed, err = s.update(k, fn, &wait)
+	set, changed, err = s.update(k, fn, &wait, false)
 	return set, changed, wait, err
 }
 
 // Merge syncs an incoming set into the stored one (version.Sync, then
 // ResolveLWW when lww is set). Replication, read repair, hint replay and
 // anti-entropy all use it; merging a set already reflected costs no write.
+//
+// A stored record that is corrupt (it does not decode, and not because
+// its format is newer than this version) is healed: its raw bytes move to
+// the quarantine (ScanQuarantine), the incoming set takes its place, and
+// the actor epoch advances (ActorEpoch). Update does not heal: issuing a
+// dot needs the record's history.
 func (s *Store) Merge(k []byte, in version.Set, lww bool) (version.Set, bool, error) {
 	s.m.merges.Add(1)
 	return s.update(k, func(cur version.Set) (version.Set, error) {
@@ -82,7 +89,7 @@ func (s *Store) Merge(k []byte, in version.Set, lww bool) (version.Set, bool, er
 			out.ResolveLWW()
 		}
 		return out, nil
-	}, nil)
+	}, nil, true)
 }
 
 // update applies fn to k's record under the key's stripe lock. The lock is
@@ -90,7 +97,7 @@ func (s *Store) Merge(k []byte, in version.Set, lww bool) (version.Set, bool, er
 // behind each other's memtable inserts, not behind their fsyncs; a later
 // writer's sync covers every earlier WAL entry. With async set, the wait
 // for the sync is handed to the caller instead of done here.
-func (s *Store) update(k []byte, fn func(cur version.Set) (version.Set, error), async *func() error) (res version.Set, changed bool, err error) {
+func (s *Store) update(k []byte, fn func(cur version.Set) (version.Set, error), async *func() error, heal bool) (res version.Set, changed bool, err error) {
 	if _, _, err := DecodeKey(k); err != nil {
 		return version.Set{}, false, err
 	}
@@ -112,15 +119,26 @@ func (s *Store) update(k []byte, fn func(cur version.Set) (version.Set, error), 
 		}
 	}()
 
+	// corrupt is set when the stored record does not decode and this
+	// write replaces it (heal). A record whose framing is bad is absent
+	// from Scan, hence from the Merkle trees, so its old bytes are nil
+	// for OnWrite; one whose set bytes are bad is present with them.
+	corrupt := false
 	old, _, found, err := s.readData(hash, row, k)
 	if err != nil {
-		return version.Set{}, false, err
+		if !heal || !healable(err) {
+			return version.Set{}, false, err
+		}
+		corrupt, old, found = true, record{}, false
 	}
 	var cur version.Set
 	if found {
 		if cur, err = DecodeSet(old.Set); err != nil {
 			s.m.errors.Add(1)
-			return version.Set{}, false, &CorruptError{Key: bytes.Clone(k), Err: err}
+			if !heal || !healable(err) {
+				return version.Set{}, false, &CorruptError{Key: bytes.Clone(k), Err: err}
+			}
+			corrupt, cur = true, version.Set{}
 		}
 	}
 	inUser = true
@@ -134,12 +152,20 @@ func (s *Store) update(k []byte, fn func(cur version.Set) (version.Set, error), 
 	if !next.IsEmpty() {
 		newBytes = EncodeSet(next)
 	}
-	if bytes.Equal(newBytes, old.Set) { // nil for an absent row
+	if !corrupt && bytes.Equal(newBytes, old.Set) { // nil for an absent row
 		s.m.unchanged.Add(1)
 		return next, false, nil
 	}
 
 	b := s.db.NewBatch()
+	var epoch uint64
+	if corrupt {
+		if epoch, err = s.quarantine(b, row, hash, k); err != nil {
+			_ = b.Close()
+			s.m.errors.Add(1)
+			return version.Set{}, false, err
+		}
+	}
 	var stored []byte
 	if newBytes == nil {
 		_ = b.Delete(row, nil)
@@ -153,6 +179,13 @@ func (s *Store) update(k []byte, fn func(cur version.Set) (version.Set, error), 
 	wait, err := s.commitNoSyncWait(b, s.cfg.Sync)
 	if err != nil {
 		return version.Set{}, false, err
+	}
+	if corrupt {
+		// Published before the key's lock is released: no dot for this
+		// key is issued under the old actor after the heal.
+		s.epoch.Store(epoch)
+		s.m.quarantined.Add(1)
+		s.log.Warn().Bytes("key", k).Uint64("actor_epoch", epoch).Msg("replaced a corrupt record by a merge; its bytes are quarantined")
 	}
 	if newBytes == nil {
 		s.rows.drop(hash, row)
@@ -183,8 +216,10 @@ func (s *Store) update(k []byte, fn func(cur version.Set) (version.Set, error), 
 // (then key order), from a consistent snapshot. fn gets the row's encoded
 // key and its canonical set bytes; it must not retain or modify the slices.
 // fn may call other Store methods, but not Close. An error from fn stops
-// the scan and is returned as is; a record that does not decode stops it
-// with a *CorruptError.
+// the scan and is returned as is. A record whose framing does not decode
+// is skipped and counted in Metrics.Skipped: to anti-entropy the key looks
+// absent here, so a peer's copy is merged in, which heals it (Merge). The
+// set bytes are handed out undecoded.
 func (s *Store) Scan(lo, hi uint64, fn func(hash uint64, k []byte, setBytes []byte) error) (err error) {
 	if lo > hi {
 		return nil
@@ -208,9 +243,10 @@ func (s *Store) Scan(lo, hi uint64, fn func(hash uint64, k []byte, setBytes []by
 // scanRecords calls fn for every row in [lower, upper) from a consistent
 // snapshot, with the row's hash and encoded key (from parse) and its
 // decoded record; *inUser is set while fn runs. A row key that does not
-// parse or a record that does not decode stops it with a *CorruptError; an
-// error from fn stops it and is returned as is. what names the scan in
-// errors.
+// parse or a record that does not decode is skipped and counted (one bad
+// row must not stop anti-entropy or hint replay for all the others); an
+// error from fn stops the scan and is returned as is. what names the scan
+// in errors.
 func (s *Store) scanRecords(what string, lower, upper []byte, parse func(row []byte) (uint64, []byte, bool),
 	inUser *bool, fn func(hash uint64, k []byte, rec record) error) (err error) {
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
@@ -227,8 +263,8 @@ func (s *Store) scanRecords(what string, lower, upper []byte, parse func(row []b
 	for valid := it.First(); valid; valid = it.Next() {
 		hash, k, ok := parse(it.Key())
 		if !ok {
-			s.m.errors.Add(1)
-			return &CorruptError{Key: bytes.Clone(it.Key()), Err: fmt.Errorf("bad row key")}
+			s.skip(what, it.Key(), errors.New("bad row key"))
+			continue
 		}
 		v, err := it.ValueAndErr()
 		if err != nil {
@@ -237,8 +273,8 @@ func (s *Store) scanRecords(what string, lower, upper []byte, parse func(row []b
 		}
 		rec, err := decodeRecord(v)
 		if err != nil {
-			s.m.errors.Add(1)
-			return &CorruptError{Key: bytes.Clone(k), Err: err}
+			s.skip(what, k, err)
+			continue
 		}
 		*inUser = true
 		err = fn(hash, k, rec)
@@ -252,4 +288,11 @@ func (s *Store) scanRecords(what string, lower, upper []byte, parse func(row []b
 		return fmt.Errorf("store: %s: %w", what, err)
 	}
 	return nil
+}
+
+// skip counts a row a scan passes over because it does not decode.
+func (s *Store) skip(what string, k []byte, err error) {
+	s.m.errors.Add(1)
+	s.m.skipped.Add(1)
+	s.log.Warn().Str("scan", what).Bytes("key", k).Err(err).Msg("skipping a row that does not decode")
 }

@@ -35,7 +35,12 @@
 // be on every replica) lives beside setBytes, never inside. An unknown
 // format byte decodes to a *FormatError, malformed bytes to an error
 // matching ErrCorrupt; a stored row that fails is reported as a
-// *CorruptError naming its key. Decoders never panic (fuzzed), and no
+// *CorruptError naming its key. Scans skip such rows (Metrics.Skipped),
+// and Merge heals a corrupt one (not one in a newer format): the raw bytes
+// go to the quarantine ('q' rows, ScanQuarantine), the incoming set takes
+// their place, and the actor epoch advances so that this node never
+// reissues a dot the lost record may have held (ActorEpoch). Get and Update
+// keep failing on the record until then. Decoders never panic (fuzzed), and no
 // length prefix can make them allocate more than the input justifies
 // (msgpack/v5.4.1's own allocation limit for slices is broken; the input's
 // structure is vetted first).

@@ -10,6 +10,7 @@ type counters struct {
 	bytesWritten, walSyncs   atomic.Uint64
 	hintsAdded, hintsDeleted atomic.Uint64
 	marked, reaped, errors   atomic.Uint64
+	quarantined, skipped     atomic.Uint64
 }
 
 // Metrics is a snapshot of a Store's counters and of pebble's state.
@@ -38,6 +39,10 @@ type Metrics struct {
 	// Errors counts failed operations: I/O errors, corrupt records,
 	// pebble background errors and storage failures.
 	Errors uint64
+	// Quarantined counts corrupt records a merge replaced (their bytes
+	// are kept, see ScanQuarantine). Skipped counts rows a scan passed
+	// over because their key or framing did not decode.
+	Quarantined, Skipped uint64
 	// Failed reports that a storage failure stopped the Store.
 	Failed bool
 	// RowCacheHits and RowCacheMisses count data-row reads answered by the
@@ -78,6 +83,8 @@ func (s *Store) Metrics() Metrics {
 		HintBytes:    s.totalHintBytes(),
 		Marked:       s.m.marked.Load(),
 		Reaped:       s.m.reaped.Load(),
+		Quarantined:  s.m.quarantined.Load(),
+		Skipped:      s.m.skipped.Load(),
 		Errors:       s.m.errors.Load(),
 		Failed:       s.failure.Load() != nil,
 	}

@@ -46,6 +46,9 @@ type Store struct {
 	hintBytes map[string]int64
 	hintCount map[string]int64
 
+	// epoch is the actor epoch (ActorEpoch).
+	epoch atomic.Uint64
+
 	m counters
 }
 
@@ -104,6 +107,10 @@ func Open(cfg Config, log zerolog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", cfg.Dir, err)
 	}
 	s.db = db
+	if err := s.loadActorEpoch(); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
 	if err := s.loadHintBytes(); err != nil {
 		_ = s.Close()
 		return nil, err
