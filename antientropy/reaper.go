@@ -53,7 +53,7 @@ type tombCandidate struct {
 }
 
 func (s *Service) tickSweep() {
-	parts := s.ring().PartitionsFor(s.cfg.NodeID, s.cfg.N)
+	parts := s.ring().PartitionsFor(s.cfg.NodeID, s.n())
 	if len(parts) == 0 {
 		return
 	}

@@ -227,7 +227,7 @@ func (s *Service) tickExchange() {
 // first.
 func (s *Service) replicated() []int {
 	r := s.ring()
-	parts := r.PartitionsFor(s.cfg.NodeID, s.cfg.N)
+	parts := r.PartitionsFor(s.cfg.NodeID, s.n())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	slices.SortStableFunc(parts, func(a, b int) int {
@@ -245,7 +245,7 @@ func (s *Service) replicated() []int {
 // nextPartition picks the background round's next partition: the lowest
 // prioritized one this node replicates, else the next in round-robin order.
 func (s *Service) nextPartition() (int, bool) {
-	parts := s.ring().PartitionsFor(s.cfg.NodeID, s.cfg.N)
+	parts := s.ring().PartitionsFor(s.cfg.NodeID, s.n())
 	if len(parts) == 0 {
 		return 0, false
 	}
@@ -328,6 +328,15 @@ func (s *Service) Run(ctx context.Context, partitions []int) (Report, error) {
 	return rep, errors.Join(errs...)
 }
 
+// n is how many of a partition's preference list are its replicas: N, or
+// the largest bucket's n when that is larger.
+func (s *Service) n() int {
+	if s.cfg.MaxN != nil {
+		return max(s.cfg.N, s.cfg.MaxN())
+	}
+	return s.cfg.N
+}
+
 // peers returns partition p's replicas other than this node.
 func (s *Service) peers(p int) ([]string, bool, error) {
 	r := s.ring()
@@ -337,11 +346,12 @@ func (s *Service) peers(p int) ([]string, bool, error) {
 	if p < 0 || p >= s.cfg.Partitions {
 		return nil, false, fmt.Errorf("%w: partition %d", ErrBadRequest, p)
 	}
-	prefs, err := r.PartitionPreference(p, min(s.cfg.N, r.Len()))
+	n := s.n()
+	prefs, err := r.PartitionPreference(p, min(n, r.Len()))
 	if err != nil {
 		return nil, false, fmt.Errorf("antientropy: preference list of partition %d: %w", p, err)
 	}
-	prefs = prefs[:min(len(prefs), s.cfg.N)]
+	prefs = prefs[:min(len(prefs), n)]
 	self := false
 	out := prefs[:0:0]
 	for _, id := range prefs {

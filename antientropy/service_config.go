@@ -31,9 +31,13 @@ type Config struct {
 	// round trips down to a differing leaf).
 	Fanout int
 	// N is the replication factor used to find a partition's replicas:
-	// the first N entries of its preference list. It must be at least the
-	// largest n of any bucket (Replicates narrows it per key). Default 3.
+	// the first N entries of its preference list (Replicates narrows it
+	// per key). Default 3.
 	N int
+	// MaxN, if set, returns the largest n of any bucket now. A partition
+	// is then exchanged with its first max(N, MaxN()) nodes, so keys of a
+	// bucket created later with a larger n reach all their replicas.
+	MaxN func() int
 
 	// Interval is the time between two background partition exchanges:
 	// each tick exchanges one partition (prioritized ones first, then

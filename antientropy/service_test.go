@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -468,5 +470,78 @@ func TestCloseCancelsRun(t *testing.T) {
 		}
 	case <-time.After(wallTimeout):
 		t.Fatal("run did not end after Close")
+	}
+}
+
+// TestMaxNReachesExtraReplicas: with N=2 and a bucket whose n is 3, keys
+// of that bucket reach their third replica once MaxN reports the larger
+// n; keys of n=2 buckets still stay off it.
+func TestMaxNReachesExtraReplicas(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		maxN   func() int
+		wantOn int // "wide" keys on their third replica
+	}{
+		{"without MaxN", nil, 0},
+		{"with MaxN", func() int { return 3 }, 40},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.N = 2
+			cfg.MaxN = tt.maxN
+			members := []string{"a", "b", "c"}
+			var c *testCluster
+			// n=3 for keys containing "wide", n=2 otherwise, as the
+			// node derives it from the key's bucket.
+			pref := func(k []byte) []string {
+				a := c.node("a")
+				prefs, _ := c.ring.PartitionPreference(a.svc.shape.Partition(a.st.hash(k)), 3)
+				return prefs
+			}
+			cfg.Replicates = func(k []byte, node string) bool {
+				n := 2
+				if bytes.Contains(k, []byte("wide")) {
+					n = 3
+				}
+				return slices.Contains(pref(k)[:n], node)
+			}
+			c = newTestCluster(t, cfg, members...)
+			for i := range 40 {
+				for _, kind := range []string{"wide", "narrow"} {
+					key := fmt.Sprintf("%s%02d", kind, i)
+					c.write(pref(testKey(key))[0], key, "v", false, true) // on its first replica
+				}
+			}
+			for _, id := range members {
+				if _, err := c.node(id).svc.RunOnce(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			on, stray := 0, 0
+			for i := range 40 {
+				for _, kind := range []string{"wide", "narrow"} {
+					k := testKey(fmt.Sprintf("%s%02d", kind, i))
+					for _, id := range members {
+						held := !c.node(id).st.Get(k).IsEmpty()
+						should := cfg.Replicates(k, id)
+						switch {
+						case held && !should:
+							stray++
+						case !held && should && kind == "narrow":
+							t.Fatalf("%s missing on its replica %s", k, id)
+						case held && should && kind == "wide":
+							on++
+						}
+					}
+				}
+			}
+			if stray != 0 {
+				t.Fatalf("%d keys on nodes that do not replicate them", stray)
+			}
+			// Each wide key has 3 replicas; the first two always converge.
+			if got := on - 2*40; got != tt.wantOn {
+				t.Fatalf("wide keys on their third replica: %d, want %d", got, tt.wantOn)
+			}
+		})
 	}
 }

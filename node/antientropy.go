@@ -50,6 +50,7 @@ func (n *Node) openAntiEntropy() error {
 	cfg.TombstoneGrace = n.cfg.TombstoneGrace
 	cfg.Replicates = n.replicates
 	cfg.LWW = n.keyLWW
+	cfg.MaxN = n.maxBucketN
 	if cfg.N < n.cfg.DefaultBucket.N {
 		cfg.N = n.cfg.DefaultBucket.N
 	}
@@ -72,4 +73,16 @@ func (n *Node) openAntiEntropy() error {
 	}
 	n.ae = ae
 	return nil
+}
+
+// maxBucketN returns the largest n of the default bucket and of every
+// bucket whose properties were set.
+func (n *Node) maxBucketN() int {
+	m := n.cfg.DefaultBucket.N
+	if n.gossip != nil {
+		for _, p := range n.gossip.Buckets() {
+			m = max(m, p.N)
+		}
+	}
+	return m
 }

@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/quorumkv/quorumkv/node"
 	"github.com/quorumkv/quorumkv/quorum"
 	"github.com/quorumkv/quorumkv/store"
+	"github.com/quorumkv/quorumkv/version"
 )
 
 func rootsEqual(c *testcluster.Cluster) (int, bool) {
@@ -232,5 +234,55 @@ func TestTreesSurviveCleanRestart(t *testing.T) {
 	// in between would rebuild (checked through the meta value).
 	if b, err := c.Node(0).Store().GetMeta("antientropy.trees"); err == nil && len(b) != 0 {
 		t.Fatalf("snapshot not consumed at start: %d bytes left", len(b))
+	}
+}
+
+// A bucket created with a larger n than the default reaches all its
+// replicas through anti-entropy: the exchange uses the largest bucket n,
+// not the default bucket's, to find a partition's replicas.
+func TestAntiEntropyReachesReplicasOfLargerBucket(t *testing.T) {
+	c := testcluster.Start(t, 5)
+	if r := c.Do(0, "PUT", "/v1/buckets/wide", []byte(`{"n":5,"r":2,"w":2}`), nil); r.Status != 200 {
+		t.Fatalf("PUT bucket: %d %s", r.Status, r.Body)
+	}
+	c.Eventually(10*time.Second, "every node to know the bucket", func() bool {
+		for i := 0; i < c.Size(); i++ {
+			var b struct{ N int }
+			if r := c.Do(i, "GET", "/v1/buckets/wide", nil, nil); json.Unmarshal(r.Body, &b) != nil || b.N != 5 {
+				return false
+			}
+		}
+		return true
+	})
+	key := store.EncodeKey([]byte("wide"), []byte("k"))
+	pref, err := c.Node(0).Ring().PreferenceList(key, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	index := func(id string) int {
+		for i := 0; i < c.Size(); i++ {
+			if c.Node(i).ID() == string(id) {
+				return i
+			}
+		}
+		t.Fatalf("no node %s", id)
+		return -1
+	}
+	first, last := index(string(pref[0])), index(string(pref[4]))
+	// A write only the first replica holds, as if the others had all
+	// missed it; the fifth is outside the default n=3.
+	if _, _, err := c.Node(first).Store().Update(key, func(cur version.Set) (version.Set, error) {
+		_, err := cur.Update(version.Write{Node: string(pref[0]), Context: cur.Context, Value: []byte("v"), WriteTime: 1})
+		return cur, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Do(first, "POST", "/v1/antientropy/run", nil, nil); r.Status != 200 {
+		t.Fatalf("anti-entropy run: %d %s", r.Status, r.Body)
+	}
+	for i, id := range pref {
+		if s := replicaSet(t, c, index(string(id)), "wide", "k"); len(s.Siblings) != 1 || string(s.Siblings[0].Value) != "v" {
+			t.Fatalf("replica %d (%s, node %d of the list; the last is %d) holds %v", i+1, id, index(string(id)), last, s.Dots())
+		}
 	}
 }
