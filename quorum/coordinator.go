@@ -408,8 +408,8 @@ func (c *Coordinator) dispatch(ctx context.Context, msg Message, req *Request, r
 // suspected ones count as primaries), the answer comes after R replies as
 // their causal merge, and replicas that replied stale are repaired before
 // the answer. With FanoutQuorum a failed read asks the next replica, and a
-// slow one, after SpeculateAfter, asks all the rest. Late replies are merged and repaired in the
-// background, waiting at most RepairWait.
+// slow one, after SpeculateAfter, asks all the rest. Late replies are
+// merged and repaired in the background, waiting at most RepairWait.
 func (c *Coordinator) Get(ctx context.Context, req GetRequest) (GetResult, error) {
 	if c.closed.Load() {
 		return GetResult{}, ErrClosed

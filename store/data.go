@@ -160,6 +160,10 @@ func (s *Store) update(k []byte, fn func(cur version.Set) (version.Set, error), 
 	b := s.db.NewBatch()
 	var epoch uint64
 	if corrupt {
+		// Heals are serialized from reading the epoch to publishing it, so
+		// that both the stored and the published epoch only grow.
+		s.epochMu.Lock()
+		defer s.epochMu.Unlock()
 		if epoch, err = s.quarantine(b, row, hash, k); err != nil {
 			_ = b.Close()
 			s.m.errors.Add(1)

@@ -46,8 +46,10 @@ type Store struct {
 	hintBytes map[string]int64
 	hintCount map[string]int64
 
-	// epoch is the actor epoch (ActorEpoch).
-	epoch atomic.Uint64
+	// epoch is the actor epoch (ActorEpoch); epochMu serializes heals,
+	// which advance it.
+	epoch   atomic.Uint64
+	epochMu sync.Mutex
 
 	m counters
 }
