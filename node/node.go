@@ -529,6 +529,9 @@ func (s sender) Send(ctx context.Context, to string, req *quorum.Request) (*quor
 		if errors.As(err, &re) && re.Code == quorum.CodeTooManySiblings {
 			return nil, fmt.Errorf("%w: %s", quorum.ErrTooManySiblings, re.Message)
 		}
+		if errors.As(err, &re) && re.Code == quorum.CodeCorrupt {
+			return nil, fmt.Errorf("%w: %s: %s", quorum.ErrCorruptReplica, to, re.Message)
+		}
 		return nil, err
 	}
 	var resp quorum.Response

@@ -17,7 +17,16 @@ var (
 	ErrTooManySiblings = errors.New("quorum: too many siblings")
 	// ErrClosed: the coordinator is shut down.
 	ErrClosed = errors.New("quorum: closed")
+	// ErrCorruptReplica: the replica's stored record for the key does not
+	// decode. A merge heals it, so a read repairs such a replica.
+	ErrCorruptReplica = errors.New("quorum: replica holds a corrupt record")
 )
+
+// healableError is implemented by a store error for a record that does
+// not decode and that a merge may replace (store.CorruptError).
+type healableError interface {
+	Healable() bool
+}
 
 // ParamError says which parameter is wrong and what it must be.
 type ParamError struct {

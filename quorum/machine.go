@@ -371,6 +371,9 @@ type ReadMachine struct {
 	// ask is how many targets Start reads; the rest stay idle until a
 	// read fails or Speculate is called.
 	ask int
+	// corrupt marks targets whose read failed on a corrupt record: they
+	// are repaired like stale ones, which heals the record.
+	corrupt []bool
 }
 
 // ReadOptions shape a read beyond its R.
@@ -423,7 +426,7 @@ func NewRead(targets []Target, r int, o ReadOptions) *ReadMachine {
 	}
 	return &ReadMachine{targets: ts, r: r, lww: o.LWW, standIns: standIns, sloppy: o.Sloppy, ask: ask,
 		state: make([]targetState, len(ts)), why: make([]string, len(ts)),
-		sets: make([]version.Set, len(ts)), repaired: make([]bool, len(ts))}
+		sets: make([]version.Set, len(ts)), repaired: make([]bool, len(ts)), corrupt: make([]bool, len(ts))}
 }
 
 // Start returns the first reads: one for every target, or for the first
@@ -506,8 +509,9 @@ func (m *ReadMachine) Step(r Reply) []Message {
 	if r.Err != nil {
 		m.state[r.Target] = tsFailed
 		m.why[r.Target] = r.Err.Error()
+		m.corrupt[r.Target] = errors.Is(r.Err, ErrCorruptReplica) && m.targets[r.Target].HintFor == ""
 		if m.answered {
-			return nil
+			return m.heal(r.Target, nil)
 		}
 		out := m.nextIdle()
 		m.checkImpossible()
@@ -566,17 +570,36 @@ next:
 }
 
 // repairs returns merges for every replied replica whose set differs from
-// the merge of all replies so far.
+// the merge of all replies so far, and for every replica whose read failed
+// on a corrupt record.
 func (m *ReadMachine) repairs() []Message {
 	var out []Message
 	for _, i := range m.order {
 		if m.state[i] == tsAcked && !m.sets[i].Equal(m.merged) {
-			m.state[i] = tsPending
-			m.repaired[i] = true
-			// A fallback is repaired as it was written: into its hint for
-			// the primary, which handoff delivers.
-			out = append(out, Message{Target: i, To: m.targets[i].Node, Kind: KindMerge, HintFor: m.targets[i].HintFor, Set: m.merged})
+			out = append(out, m.repair(i))
 		}
+	}
+	for i := range m.targets {
+		out = m.heal(i, out)
+	}
+	return out
+}
+
+// repair returns the merge that brings target i up to the merged set.
+func (m *ReadMachine) repair(i int) Message {
+	m.state[i] = tsPending
+	m.repaired[i] = true
+	// A fallback is repaired as it was written: into its hint for the
+	// primary, which handoff delivers.
+	return Message{Target: i, To: m.targets[i].Node, Kind: KindMerge, HintFor: m.targets[i].HintFor, Set: m.merged}
+}
+
+// heal appends the repair of target i to out if its read failed on a
+// corrupt record and it was not repaired yet: the merge replaces the
+// record (store.Store.Merge).
+func (m *ReadMachine) heal(i int, out []Message) []Message {
+	if m.corrupt[i] && m.state[i] == tsFailed && !m.repaired[i] {
+		out = append(out, m.repair(i))
 	}
 	return out
 }

@@ -221,6 +221,9 @@ func TestMachineScripts(t *testing.T) {
 				var r Reply
 				if d.Cmd == "fail" {
 					r = Reply{Target: m.Target, Kind: m.Kind, Err: errors.New(arg("err"))}
+					if arg("corrupt") == "true" {
+						r.Err = fmt.Errorf("%w: %s", ErrCorruptReplica, arg("err"))
+					}
 				} else {
 					r = s.serve(c, m)
 					r.Pending = arg("pending") == "true"

@@ -90,6 +90,9 @@ func (r *Replica) Handle(ctx context.Context, req *Request) (*Response, error) {
 	case KindRead:
 		set, err := r.store.Get(req.Key)
 		if err != nil {
+			if he := healableError(nil); errors.As(err, &he) && he.Healable() {
+				return nil, &CodedError{code: CodeCorrupt, Err: fmt.Errorf("%w: %v", ErrCorruptReplica, err)}
+			}
 			return nil, fmt.Errorf("read: %w", err)
 		}
 		if req.HintFor != "" && req.HintFor != r.cfg.Self {
@@ -192,6 +195,8 @@ func (r *Replica) applyAsync(req *Request) (*Response, func() error, error) {
 // Error codes carried across the transport.
 const (
 	CodeTooManySiblings = "too_many_siblings"
+	// CodeCorrupt carries ErrCorruptReplica.
+	CodeCorrupt = "corrupt_record"
 )
 
 // CodedError carries a stable code across the transport.

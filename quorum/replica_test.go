@@ -2,6 +2,8 @@ package quorum
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -119,6 +121,38 @@ func TestReplicaIssuesUnderActorEpoch(t *testing.T) {
 		}
 		if resp.Dot.Node != tt.want {
 			t.Fatalf("epoch %d: dot %v, want actor %s", tt.epoch, resp.Dot, tt.want)
+		}
+	}
+}
+
+// corruptStore fails every read as a store with a corrupt record does.
+type corruptStore struct {
+	mapStore
+	healable bool
+}
+
+type fakeCorrupt struct{ healable bool }
+
+func (e fakeCorrupt) Error() string  { return "corrupt record" }
+func (e fakeCorrupt) Healable() bool { return e.healable }
+
+func (s corruptStore) Get([]byte) (version.Set, error) {
+	return version.Set{}, fmt.Errorf("wrapped: %w", fakeCorrupt{s.healable})
+}
+
+// A read of a corrupt record fails with ErrCorruptReplica, coded for the
+// transport, so the coordinator repairs the replica; a record in a newer
+// format is an ordinary failure.
+func TestReplicaReadOfCorruptRecord(t *testing.T) {
+	for _, healable := range []bool{true, false} {
+		r := NewReplica(ReplicaConfig{Self: "n1", MaxSiblings: 10}, corruptStore{mapStore{}, healable}, mapHints{}, clock.NewFake())
+		_, err := r.Handle(context.Background(), &Request{Kind: KindRead, Key: []byte("k")})
+		var ce *CodedError
+		if got := errors.Is(err, ErrCorruptReplica) && errors.As(err, &ce) && ce.Code() == CodeCorrupt; got != healable {
+			t.Fatalf("healable=%v: err %v", healable, err)
+		}
+		if err == nil {
+			t.Fatal("a corrupt read succeeded")
 		}
 	}
 }

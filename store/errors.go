@@ -50,6 +50,11 @@ func (e *CorruptError) Error() string {
 // Unwrap returns ErrCorrupt and the decoding error.
 func (e *CorruptError) Unwrap() []error { return []error{ErrCorrupt, e.Err} }
 
+// Healable reports whether a merge replaces the record (see Store.Merge):
+// it does not decode, and not because its format is newer than this
+// version.
+func (e *CorruptError) Healable() bool { return healable(e) }
+
 // FormatError reports an encoded record or set whose leading format byte
 // this version does not know: written by a newer version, or garbage. It
 // matches ErrCorrupt.

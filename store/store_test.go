@@ -379,6 +379,9 @@ func TestCorruptRecord(t *testing.T) {
 				if errors.As(err, &fe) != tt.format {
 					t.Fatalf("%s error = %v, FormatError expected: %v", op, err, tt.format)
 				}
+				if ce.Healable() == tt.format {
+					t.Fatalf("%s error = %v: Healable %v for a FormatError %v", op, err, ce.Healable(), tt.format)
+				}
 			}
 			_, err := s.Get(k)
 			check("Get", err)
