@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -48,7 +49,7 @@ func (f *nodeFlags) register(cmd *cobra.Command, withAddrs bool) {
 	fl.Float64Var(&f.cfg.Detector.Threshold, "phi-threshold", f.cfg.Detector.Threshold, "phi accrual suspicion threshold")
 	fl.IntVar(&f.cfg.Limits.MaxSiblings, "max-siblings", f.cfg.Limits.MaxSiblings, "siblings per key before writes get 409")
 	fl.Int64Var(&f.cfg.Limits.MaxValueSize, "max-value-size", f.cfg.Limits.MaxValueSize, "largest value in bytes")
-	fl.BoolVar(&f.cfg.Pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the HTTP address")
+	fl.BoolVar(&f.cfg.Pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the HTTP address, with mutex and block profiles sampled")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fl.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of console text")
 }
@@ -75,6 +76,14 @@ func splitList(s string) []string {
 	return out
 }
 
+// With --pprof, one in pprofMutexFraction mutex contention events is
+// sampled, and about one blocking event per pprofBlockRate nanoseconds
+// spent blocked: cheap enough to leave on while profiling a loaded node.
+const (
+	pprofMutexFraction = 20
+	pprofBlockRate     = 100_000
+)
+
 func newServerCmd() *cobra.Command {
 	var f nodeFlags
 	cmd := &cobra.Command{
@@ -89,6 +98,12 @@ func newServerCmd() *cobra.Command {
 				return err
 			}
 			f.cfg.Join = splitList(f.join)
+			if f.cfg.Pprof {
+				// The process's own settings, so set here, not in the
+				// node: /debug/pprof/mutex and /block then have samples.
+				runtime.SetMutexProfileFraction(pprofMutexFraction)
+				runtime.SetBlockProfileRate(pprofBlockRate)
+			}
 			n, err := node.Open(f.cfg, log)
 			if err != nil {
 				return err
