@@ -165,12 +165,14 @@ func TestCoordinatorReadSpeculates(t *testing.T) {
 		err error
 	}
 	done := make(chan result, 1)
+	start := clk.Now()
 	go func() {
 		r, err := c.Get(context.Background(), GetRequest{Key: []byte("k"), Params: params323})
 		done <- result{r, err}
 	}()
-	// Until the speculative delay has passed, only a and b are asked.
-	clk.Advance(c.cfg.SpeculateAfter - time.Millisecond)
+	// The read's timer may be created after any given Advance, so time is
+	// stepped in 1 ms increments until the read answers; only the fake
+	// clock decides when it speculates.
 	deadline := time.After(5 * time.Second)
 	var res result
 wait:
@@ -181,7 +183,9 @@ wait:
 		case <-deadline:
 			t.Fatal("the read never speculated")
 		case <-time.After(time.Millisecond):
-			// The read's timer may not exist yet; keep stepping time.
+			if r := net.readCounts(); r["c"] > 0 && clk.Since(start) < c.cfg.SpeculateAfter {
+				t.Fatalf("c was asked %v after the read began, before the %v speculative delay", clk.Since(start), c.cfg.SpeculateAfter)
+			}
 			clk.Advance(time.Millisecond)
 		}
 	}

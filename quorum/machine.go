@@ -372,7 +372,8 @@ type ReadMachine struct {
 	// read fails or Speculate is called.
 	ask int
 	// corrupt marks targets whose read failed on a corrupt record: they
-	// are repaired like stale ones, which heals the record.
+	// are repaired like stale ones, which heals the record. It is nil
+	// until the first such failure.
 	corrupt []bool
 }
 
@@ -426,7 +427,7 @@ func NewRead(targets []Target, r int, o ReadOptions) *ReadMachine {
 	}
 	return &ReadMachine{targets: ts, r: r, lww: o.LWW, standIns: standIns, sloppy: o.Sloppy, ask: ask,
 		state: make([]targetState, len(ts)), why: make([]string, len(ts)),
-		sets: make([]version.Set, len(ts)), repaired: make([]bool, len(ts)), corrupt: make([]bool, len(ts))}
+		sets: make([]version.Set, len(ts)), repaired: make([]bool, len(ts))}
 }
 
 // Start returns the first reads: one for every target, or for the first
@@ -509,7 +510,12 @@ func (m *ReadMachine) Step(r Reply) []Message {
 	if r.Err != nil {
 		m.state[r.Target] = tsFailed
 		m.why[r.Target] = r.Err.Error()
-		m.corrupt[r.Target] = errors.Is(r.Err, ErrCorruptReplica) && m.targets[r.Target].HintFor == ""
+		if errors.Is(r.Err, ErrCorruptReplica) && m.targets[r.Target].HintFor == "" {
+			if m.corrupt == nil {
+				m.corrupt = make([]bool, len(m.targets))
+			}
+			m.corrupt[r.Target] = true
+		}
 		if m.answered {
 			return m.heal(r.Target, nil)
 		}
@@ -579,7 +585,7 @@ func (m *ReadMachine) repairs() []Message {
 			out = append(out, m.repair(i))
 		}
 	}
-	for i := range m.targets {
+	for i := range m.corrupt {
 		out = m.heal(i, out)
 	}
 	return out
@@ -598,7 +604,7 @@ func (m *ReadMachine) repair(i int) Message {
 // corrupt record and it was not repaired yet: the merge replaces the
 // record (store.Store.Merge).
 func (m *ReadMachine) heal(i int, out []Message) []Message {
-	if m.corrupt[i] && m.state[i] == tsFailed && !m.repaired[i] {
+	if m.corrupt != nil && m.corrupt[i] && m.state[i] == tsFailed && !m.repaired[i] {
 		out = append(out, m.repair(i))
 	}
 	return out
