@@ -39,7 +39,13 @@ func (s *Store) Get(k []byte) (set version.Set, err error) {
 	if err != nil || !found {
 		return version.Set{}, err
 	}
-	set, err = DecodeSet(rec.Set)
+	return s.decodeStored(k, rec)
+}
+
+// decodeStored decodes the set of a stored record of key k. A failure is
+// counted and reported as a *CorruptError naming k.
+func (s *Store) decodeStored(k []byte, rec record) (version.Set, error) {
+	set, err := DecodeSet(rec.Set)
 	if err != nil {
 		s.m.errors.Add(1)
 		return version.Set{}, &CorruptError{Key: bytes.Clone(k), Err: err}
@@ -133,10 +139,9 @@ func (s *Store) update(k []byte, fn func(cur version.Set) (version.Set, error), 
 	}
 	var cur version.Set
 	if found {
-		if cur, err = DecodeSet(old.Set); err != nil {
-			s.m.errors.Add(1)
+		if cur, err = s.decodeStored(k, old); err != nil {
 			if !heal || !healable(err) {
-				return version.Set{}, false, &CorruptError{Key: bytes.Clone(k), Err: err}
+				return version.Set{}, false, err
 			}
 			corrupt, cur = true, version.Set{}
 		}

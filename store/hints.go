@@ -42,10 +42,9 @@ func (s *Store) AddHint(owner string, k []byte, set version.Set) (err error) {
 	}
 	merged := set
 	if found {
-		cur, err := DecodeSet(old.Set)
+		cur, err := s.decodeStored(k, old)
 		if err != nil {
-			s.m.errors.Add(1)
-			return &CorruptError{Key: bytes.Clone(k), Err: err}
+			return err
 		}
 		merged = version.Sync(cur, set)
 	}
@@ -89,11 +88,7 @@ func (s *Store) Hint(owner string, k []byte) (set version.Set, err error) {
 	if err != nil || !found {
 		return version.Set{}, err
 	}
-	if set, err = DecodeSet(rec.Set); err != nil {
-		s.m.errors.Add(1)
-		return version.Set{}, &CorruptError{Key: bytes.Clone(k), Err: err}
-	}
-	return set, nil
+	return s.decodeStored(k, rec)
 }
 
 // ScanHints calls fn for every hint of owner, in hash order, from a
@@ -117,10 +112,9 @@ func (s *Store) ScanHints(owner string, fn func(k []byte, set version.Set) error
 		return 0, k, ok
 	}
 	return s.scanRecords("scan hints", lower, incrementBound(lower), parse, &inUser, func(_ uint64, k []byte, rec record) error {
-		set, err := DecodeSet(rec.Set)
+		set, err := s.decodeStored(k, rec)
 		if err != nil {
-			s.m.errors.Add(1)
-			return &CorruptError{Key: bytes.Clone(k), Err: err}
+			return err
 		}
 		return fn(k, set)
 	})

@@ -45,10 +45,9 @@ func (s *Store) MarkReapable(k []byte, expect version.Set, after time.Time) (err
 	if !bytes.Equal(rec.Set, EncodeSet(expect)) {
 		return fmt.Errorf("store: mark reapable %q: %w", k, ErrChanged)
 	}
-	set, err := DecodeSet(rec.Set)
+	set, err := s.decodeStored(k, rec)
 	if err != nil {
-		s.m.errors.Add(1)
-		return &CorruptError{Key: bytes.Clone(k), Err: err}
+		return err
 	}
 	if !set.Deleted() {
 		return fmt.Errorf("store: mark reapable %q: %w", k, ErrNotTombstone)
@@ -171,11 +170,10 @@ func (s *Store) reapOne(e reapEntry, inUser *bool) (reaped bool, err error) {
 	b := s.db.NewBatch()
 	_ = b.Delete(reapRow(e.after, e.hash, e.k), nil)
 	if found && rec.ReapAfter == e.after {
-		set, err := DecodeSet(rec.Set)
+		set, err := s.decodeStored(e.k, rec)
 		if err != nil {
 			_ = b.Close()
-			s.m.errors.Add(1)
-			return false, &CorruptError{Key: e.k, Err: err}
+			return false, err
 		}
 		if set.Deleted() {
 			_ = b.Delete(row, nil)
