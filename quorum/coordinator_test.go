@@ -147,11 +147,28 @@ func TestCoordinatorReadAsksNextOnFailure(t *testing.T) {
 	}
 }
 
+// timerWatch is a fake clock that reports every timer made for d, so a
+// test can step time once the code under test is waiting on it.
+type timerWatch struct {
+	*clock.Fake
+	d       time.Duration
+	created chan struct{}
+}
+
+func (w timerWatch) NewTimer(d time.Duration) clock.Timer {
+	t := w.Fake.NewTimer(d)
+	if d == w.d {
+		w.created <- struct{}{}
+	}
+	return t
+}
+
 // A replica that does not answer makes the read ask the idle one once the
-// speculative delay passes on the coordinator's clock.
+// speculative delay passes on the coordinator's clock, and not before.
 func TestCoordinatorReadSpeculates(t *testing.T) {
 	net := newReplicaNet()
-	clk := clock.NewFake()
+	delay := DefaultConfig().SpeculateAfter
+	clk := timerWatch{Fake: clock.NewFake(), d: delay, created: make(chan struct{}, 4)}
 	c := newTestCoordinator(t, net, clk, FanoutQuorum)
 	putAll(t, c, "k", "v")
 	release := make(chan struct{})
@@ -165,29 +182,32 @@ func TestCoordinatorReadSpeculates(t *testing.T) {
 		err error
 	}
 	done := make(chan result, 1)
-	start := clk.Now()
 	go func() {
 		r, err := c.Get(context.Background(), GetRequest{Key: []byte("k"), Params: params323})
 		done <- result{r, err}
 	}()
-	// The read's timer may be created after any given Advance, so time is
-	// stepped in 1 ms increments until the read answers; only the fake
-	// clock decides when it speculates.
-	deadline := time.After(5 * time.Second)
+	// A bound on a hung test, not a wait for the feature.
+	guard := time.After(5 * time.Second)
+	select {
+	case <-clk.created:
+	case <-guard:
+		t.Fatal("the read made no speculation timer")
+	}
+	clk.Advance(delay - time.Millisecond)
+	if n := net.readCounts()["c"]; n != 0 {
+		t.Fatalf("c was asked %d times before the %v speculative delay", n, delay)
+	}
+	select {
+	case r := <-done:
+		t.Fatalf("the read answered without its second replica: %+v", r)
+	default:
+	}
+	clk.Advance(time.Millisecond)
 	var res result
-wait:
-	for {
-		select {
-		case res = <-done:
-			break wait
-		case <-deadline:
-			t.Fatal("the read never speculated")
-		case <-time.After(time.Millisecond):
-			if r := net.readCounts(); r["c"] > 0 && clk.Since(start) < c.cfg.SpeculateAfter {
-				t.Fatalf("c was asked %v after the read began, before the %v speculative delay", clk.Since(start), c.cfg.SpeculateAfter)
-			}
-			clk.Advance(time.Millisecond)
-		}
+	select {
+	case res = <-done:
+	case <-guard:
+		t.Fatal("the read never speculated")
 	}
 	if res.err != nil {
 		t.Fatal(res.err)
