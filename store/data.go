@@ -169,11 +169,12 @@ func (s *Store) update(k []byte, fn func(cur version.Set) (version.Set, error), 
 		// that both the stored and the published epoch only grow.
 		s.epochMu.Lock()
 		defer s.epochMu.Unlock()
-		if epoch, err = s.quarantine(b, row, hash, k); err != nil {
+		if _, err = s.quarantineCopy(b, row); err != nil {
 			_ = b.Close()
 			s.m.errors.Add(1)
 			return version.Set{}, false, err
 		}
+		epoch = s.nextEpoch(b)
 	}
 	var stored []byte
 	if newBytes == nil {
@@ -244,7 +245,7 @@ func (s *Store) Scan(lo, hi uint64, fn func(hash uint64, k []byte, setBytes []by
 	if hi != math.MaxUint64 {
 		upper = dataBound(hi + 1)
 	}
-	return s.scanRecords("scan", dataBound(lo), upper, parseDataRow, &inUser, func(hash uint64, k []byte, rec record) error {
+	return s.scanRecords("scan", dataBound(lo), upper, parseDataRow, nil, &inUser, func(hash uint64, k []byte, rec record) error {
 		return fn(hash, k, rec.Set)
 	})
 }
@@ -253,11 +254,12 @@ func (s *Store) Scan(lo, hi uint64, fn func(hash uint64, k []byte, setBytes []by
 // snapshot, with the row's hash and encoded key (from parse) and its
 // decoded record; *inUser is set while fn runs. A row key that does not
 // parse or a record that does not decode is skipped and counted (one bad
-// row must not stop anti-entropy or hint replay for all the others); an
-// error from fn stops the scan and is returned as is. what names the scan
-// in errors.
+// row must not stop anti-entropy or hint replay for all the others), and
+// a record that does not decode is then passed to bad, if set, with its
+// *CorruptError. An error from fn or bad stops the scan and is returned as
+// is. what names the scan in errors.
 func (s *Store) scanRecords(what string, lower, upper []byte, parse func(row []byte) (uint64, []byte, bool),
-	inUser *bool, fn func(hash uint64, k []byte, rec record) error) (err error) {
+	bad func(k []byte, err error) error, inUser *bool, fn func(hash uint64, k []byte, rec record) error) (err error) {
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		s.m.errors.Add(1)
@@ -283,6 +285,11 @@ func (s *Store) scanRecords(what string, lower, upper []byte, parse func(row []b
 		rec, err := decodeRecord(v)
 		if err != nil {
 			s.skip(what, k, err)
+			if bad != nil {
+				if err := bad(k, &CorruptError{Key: k, Err: err}); err != nil {
+					return err
+				}
+			}
 			continue
 		}
 		*inUser = true

@@ -40,10 +40,12 @@
 // go to the quarantine ('q' rows, ScanQuarantine), the incoming set takes
 // their place, and the actor epoch advances so that this node never
 // reissues a dot the lost record may have held (ActorEpoch). Get and Update
-// keep failing on the record until then. Decoders never panic (fuzzed), and no
-// length prefix can make them allocate more than the input justifies
-// (msgpack/v5.4.1's own allocation limit for slices is broken; the input's
-// structure is vetted first).
+// keep failing on the record until then. A corrupt hint is quarantined
+// too: AddHint replaces it, and ScanHints drops it rather than stop the
+// replay of every other hint (the epoch stays: hints issue no dots).
+// Decoders never panic (fuzzed), and no length prefix can make them
+// allocate more than the input justifies (msgpack/v5.4.1's own allocation
+// limit for slices is broken; the input's structure is vetted first).
 //
 // # Writes
 //

@@ -13,7 +13,10 @@ import (
 // accepted on owner's behalf, to hand off when owner is reachable again.
 // A hint for an (owner, key) that already has one is merged with it
 // (version.Sync). An empty set is not stored. Hints are fsynced like data
-// writes when Config.Sync is set.
+// writes when Config.Sync is set. A stored hint that is corrupt (not one in
+// a newer format) is replaced by set, and its bytes are quarantined: its
+// write is lost here either way, and set is what can still be handed off.
+// The actor epoch does not change, since no dot is issued from a hint.
 func (s *Store) AddHint(owner string, k []byte, set version.Set) (err error) {
 	if err := validOwner(owner); err != nil {
 		return err
@@ -37,26 +40,46 @@ func (s *Store) AddHint(owner string, k []byte, set version.Set) (err error) {
 	defer mu.Unlock()
 
 	old, oldSize, found, err := s.readRow(row, k)
+	corrupt := false
 	if err != nil {
-		return err
+		if !healable(err) {
+			return err
+		}
+		corrupt = true
 	}
 	merged := set
 	if found {
 		cur, err := s.decodeStored(k, old)
-		if err != nil {
+		switch {
+		case err == nil:
+			merged = version.Sync(cur, set)
+		case healable(err):
+			corrupt = true
+		default:
 			return err
 		}
-		merged = version.Sync(cur, set)
 	}
 	newBytes := EncodeSet(merged)
-	if bytes.Equal(newBytes, old.Set) {
+	if !corrupt && bytes.Equal(newBytes, old.Set) {
 		return nil
 	}
 	val := encodeRecord(record{Set: newBytes})
 	b := s.db.NewBatch()
+	if corrupt {
+		if oldSize, err = s.quarantineCopy(b, row); err != nil {
+			_ = b.Close()
+			s.m.errors.Add(1)
+			return err
+		}
+		found = true
+	}
 	_ = b.Set(row, val, nil)
 	if err := s.commit(b, s.cfg.Sync); err != nil {
 		return err
+	}
+	if corrupt {
+		s.m.quarantined.Add(1)
+		s.log.Warn().Str("owner", owner).Bytes("key", k).Msg("replaced a corrupt hint by a new one; its bytes are quarantined")
 	}
 	delta, rows := int64(len(row)+len(val)), int64(0)
 	if found {
@@ -94,7 +117,11 @@ func (s *Store) Hint(owner string, k []byte) (set version.Set, err error) {
 // ScanHints calls fn for every hint of owner, in hash order, from a
 // consistent snapshot. fn must not retain k; the set is its own. fn may call
 // other Store methods (DeleteHint after a successful replay), but not Close.
-// An error from fn stops the scan and is returned as is.
+// An error from fn stops the scan and is returned as is. A hint that is
+// corrupt (not one in a newer format, which is skipped) is moved to the
+// quarantine instead of being handed to fn: its write cannot be handed off,
+// and left in place it would stop every replay and fail every sloppy read
+// of its key here. Both count in Metrics.Skipped.
 func (s *Store) ScanHints(owner string, fn func(k []byte, set version.Set) error) (err error) {
 	if err := validOwner(owner); err != nil {
 		return err
@@ -111,13 +138,61 @@ func (s *Store) ScanHints(owner string, fn func(k []byte, set version.Set) error
 		_, k, ok := parseHintRow(row)
 		return 0, k, ok
 	}
-	return s.scanRecords("scan hints", lower, incrementBound(lower), parse, &inUser, func(_ uint64, k []byte, rec record) error {
-		set, err := s.decodeStored(k, rec)
+	drop := func(k []byte, err error) error {
+		if !healable(err) {
+			return nil
+		}
+		return s.dropCorruptHint(owner, k)
+	}
+	return s.scanRecords("scan hints", lower, incrementBound(lower), parse, drop, &inUser, func(_ uint64, k []byte, rec record) error {
+		set, err := DecodeSet(rec.Set)
 		if err != nil {
-			return err
+			s.skip("scan hints", k, err)
+			return drop(k, &CorruptError{Key: k, Err: err})
 		}
 		return fn(k, set)
 	})
+}
+
+// dropCorruptHint moves owner's hint for k to the quarantine and deletes it,
+// if it is still corrupt (a concurrent AddHint may have replaced it).
+func (s *Store) dropCorruptHint(owner string, k []byte) error {
+	hash := s.cfg.Hash(k)
+	row := hintRow(owner, hash, k)
+	mu := s.stripe(hash)
+	mu.Lock()
+	defer mu.Unlock()
+	rec, _, found, err := s.readRow(row, k)
+	if err == nil {
+		if !found {
+			return nil
+		}
+		_, derr := DecodeSet(rec.Set)
+		if derr == nil {
+			return nil
+		}
+		err = &CorruptError{Key: k, Err: derr}
+	}
+	if !healable(err) {
+		return nil
+	}
+	b := s.db.NewBatch()
+	size, err := s.quarantineCopy(b, row)
+	if err != nil {
+		_ = b.Close()
+		s.m.errors.Add(1)
+		return err
+	}
+	_ = b.Delete(row, nil)
+	// Not fsynced: if a crash loses the batch, the hint is still corrupt
+	// and the next scan drops it again.
+	if err := s.commit(b, false); err != nil {
+		return err
+	}
+	s.m.quarantined.Add(1)
+	s.addHints(owner, -int64(len(row)+size), -1)
+	s.log.Warn().Str("owner", owner).Bytes("key", k).Msg("dropped a corrupt hint; its bytes are quarantined")
+	return nil
 }
 
 // DeleteHint deletes owner's hint for k if it still equals replayed, the

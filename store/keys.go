@@ -11,24 +11,18 @@ const (
 	prefixHint byte = 'h' // 'h' ‖ owner ‖ 0x00 ‖ be64(hash) ‖ k
 	prefixMeta byte = 'm' // 'm' ‖ name
 	prefixReap byte = 'r' // 'r' ‖ be64(reapAfter) ‖ be64(hash) ‖ k
-	// prefixQuarantine keeps the raw bytes of data records that did not
-	// decode and were replaced by a merge: 'q' ‖ be64(unix nanos) ‖ be64(hash) ‖ k.
+	// prefixQuarantine keeps the raw bytes of data records and hints that
+	// did not decode and were replaced or dropped: 'q' ‖ be64(unix nanos) ‖
+	// the row they were found at (a data or a hint row).
 	prefixQuarantine byte = 'q'
 )
 
-// quarantineRow returns 'q' ‖ be64(at) ‖ be64(hash) ‖ k.
-func quarantineRow(at int64, hash uint64, k []byte) []byte {
-	return timedRow(prefixQuarantine, at, hash, k)
-}
-
-// timedRow returns prefix ‖ be64(at) ‖ be64(hash) ‖ k: rows ordered by a
-// time first.
-func timedRow(prefix byte, at int64, hash uint64, k []byte) []byte {
-	out := make([]byte, 0, 17+len(k))
-	out = append(out, prefix)
+// quarantineRow returns 'q' ‖ be64(at) ‖ row.
+func quarantineRow(at int64, row []byte) []byte {
+	out := make([]byte, 0, 9+len(row))
+	out = append(out, prefixQuarantine)
 	out = binary.BigEndian.AppendUint64(out, uint64(at))
-	out = binary.BigEndian.AppendUint64(out, hash)
-	return append(out, k...)
+	return append(out, row...)
 }
 
 // EncodeKey encodes a user key (bucket, key) as
@@ -131,7 +125,11 @@ func metaRow(name string) []byte {
 // reapRow returns 'r' ‖ be64(after) ‖ be64(hash) ‖ k: the index entry that
 // lets Reap find marked tombstones without scanning every record.
 func reapRow(after int64, hash uint64, k []byte) []byte {
-	return timedRow(prefixReap, after, hash, k)
+	out := make([]byte, 0, 17+len(k))
+	out = append(out, prefixReap)
+	out = binary.BigEndian.AppendUint64(out, uint64(after))
+	out = binary.BigEndian.AppendUint64(out, hash)
+	return append(out, k...)
 }
 
 // parseReapRow splits a reap index key (k aliases row).

@@ -48,26 +48,36 @@ func (s *Store) loadActorEpoch() error {
 	return nil
 }
 
-// quarantine adds to b a copy of the raw bytes at row under the quarantine
-// prefix, and the next actor epoch. It returns that epoch, which the caller
-// publishes with s.epoch.Store once b is applied and before it releases the
-// key's lock. The caller holds the key's stripe lock.
-func (s *Store) quarantine(b *pebble.Batch, row []byte, hash uint64, k []byte) (uint64, error) {
+// quarantineCopy adds to b a copy of the raw bytes stored at row, under
+// the quarantine prefix, and returns their length. The caller holds the
+// row's stripe lock.
+func (s *Store) quarantineCopy(b *pebble.Batch, row []byte) (int, error) {
 	raw, closer, err := s.db.Get(row)
 	if err != nil {
 		return 0, fmt.Errorf("store: quarantine: %w", err)
 	}
-	_ = b.Set(quarantineRow(s.cfg.Clock.Now().UnixNano(), hash, k), raw, nil)
-	_ = closer.Close()
-	epoch := s.epoch.Load() + 1
-	_ = b.Set(metaRow(metaActorEpoch), binary.BigEndian.AppendUint64(nil, epoch), nil)
-	return epoch, nil
+	defer closer.Close()
+	_ = b.Set(quarantineRow(s.cfg.Clock.Now().UnixNano(), row), raw, nil) // Set copies raw
+	return len(raw), nil
 }
 
-// Quarantined is a record that did not decode and was replaced by a merge.
+// nextEpoch adds the next actor epoch to b and returns it. The caller holds
+// epochMu, and publishes the epoch with s.epoch.Store once b is applied and
+// before it releases the key's lock.
+func (s *Store) nextEpoch(b *pebble.Batch) uint64 {
+	epoch := s.epoch.Load() + 1
+	_ = b.Set(metaRow(metaActorEpoch), binary.BigEndian.AppendUint64(nil, epoch), nil)
+	return epoch
+}
+
+// Quarantined is a stored record that did not decode and was set aside: a
+// data record a merge replaced, or a hint that was replaced by a new hint or
+// dropped by a hint scan.
 type Quarantined struct {
-	// At is when it was replaced.
+	// At is when it was set aside.
 	At time.Time
+	// Owner is the replica a hint was held for; "" for a data record.
+	Owner string
 	// Key is the encoded user key.
 	Key []byte
 	// Raw is the stored value as it was found.
@@ -94,24 +104,41 @@ func (s *Store) ScanQuarantine(fn func(q Quarantined) error) (err error) {
 		}
 	}()
 	for valid := it.First(); valid; valid = it.Next() {
-		key := it.Key()
-		if len(key) < 17 {
-			continue
-		}
-		at := binary.BigEndian.Uint64(key[1:9])
-		if at > math.MaxInt64 {
+		q, ok := parseQuarantineRow(it.Key())
+		if !ok {
 			continue
 		}
 		v, err := it.ValueAndErr()
 		if err != nil {
 			return fmt.Errorf("store: scan quarantine: %w", err)
 		}
+		q.Raw = v
 		inUser = true
-		err = fn(Quarantined{At: time.Unix(0, int64(at)), Key: key[17:], Raw: v})
+		err = fn(q)
 		inUser = false
 		if err != nil {
 			return err
 		}
 	}
 	return it.Error()
+}
+
+// parseQuarantineRow splits a quarantine key into its time and the row the
+// record was found at (Key aliases key).
+func parseQuarantineRow(key []byte) (q Quarantined, ok bool) {
+	if len(key) < 10 || key[0] != prefixQuarantine {
+		return q, false
+	}
+	at := binary.BigEndian.Uint64(key[1:9])
+	if at > math.MaxInt64 {
+		return q, false
+	}
+	q.At = time.Unix(0, int64(at))
+	switch row := key[9:]; row[0] {
+	case prefixData:
+		_, q.Key, ok = parseDataRow(row)
+	case prefixHint:
+		q.Owner, q.Key, ok = parseHintRow(row)
+	}
+	return q, ok
 }
