@@ -189,7 +189,7 @@ func (s *Service) records(h uint64, dst []Record) ([]Record, error) {
 	err := s.st.Scan(h, h, func(h uint64, k, set []byte) error {
 		if _, err := s.cfg.DecodeSet(set); err != nil {
 			s.m.unreadable.Add(1)
-			s.log.Warn().Bytes("key", k).Err(err).Msg("not sending a record that does not decode")
+			s.unreadableLog.Warn().Bytes("key", k).Err(err).Msg("not sending a record that does not decode")
 			return nil
 		}
 		dst = append(dst, Record{Hash: h, Key: bytes.Clone(k), Set: bytes.Clone(set)})

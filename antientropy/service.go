@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/quorumkv/quorumkv/internal/clock"
 	"github.com/quorumkv/quorumkv/store"
@@ -31,6 +32,10 @@ type Service struct {
 	forest  *Forest
 	limiter *byteBucket
 	m       counters
+
+	// unreadableLog is log, sampled: a record that does not decode is met
+	// again on every exchange of its partition until it heals.
+	unreadableLog zerolog.Logger
 
 	runMu sync.Mutex // one exchange pass at a time: a background tick or a Run
 
@@ -96,6 +101,7 @@ func New(cfg Config, d Deps, log zerolog.Logger) (*Service, error) {
 		marked:   map[int]map[uint64]uint64{},
 		ctx:      ctx, cancel: cancel,
 	}
+	s.unreadableLog = log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute})
 	s.loadPriority()
 	return s, nil
 }

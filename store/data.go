@@ -306,9 +306,14 @@ func (s *Store) scanRecords(what string, lower, upper []byte, parse func(row []b
 	return nil
 }
 
+// skipLogBurst is how many skipped rows a minute are logged. Every scan
+// meets the same bad rows again (anti-entropy scans each partition every
+// round), so the log would repeat them forever; Metrics.Skipped counts all.
+const skipLogBurst = 5
+
 // skip counts a row a scan passes over because it does not decode.
 func (s *Store) skip(what string, k []byte, err error) {
 	s.m.errors.Add(1)
 	s.m.skipped.Add(1)
-	s.log.Warn().Str("scan", what).Bytes("key", k).Err(err).Msg("skipping a row that does not decode")
+	s.skipLog.Warn().Str("scan", what).Bytes("key", k).Err(err).Msg("skipping a row that does not decode")
 }

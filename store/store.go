@@ -18,6 +18,7 @@ import (
 type Store struct {
 	cfg     Config
 	log     zerolog.Logger
+	skipLog zerolog.Logger // log, sampled: a row a scan skips is met on every scan
 	db      *pebble.DB
 	stripes []sync.Mutex // per-key write serialization, indexed by hash
 	rows    *rowCache    // newest records of hot data rows; nil if disabled
@@ -66,6 +67,7 @@ func Open(cfg Config, log zerolog.Logger) (*Store, error) {
 	s := &Store{
 		cfg:       cfg,
 		log:       log,
+		skipLog:   log.Sample(&zerolog.BurstSampler{Burst: skipLogBurst, Period: time.Minute}),
 		stripes:   make([]sync.Mutex, cfg.LockStripes),
 		rows:      newRowCache(cfg.RowCacheSize),
 		idle:      make(chan struct{}, 1),

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/cespare/xxhash/v2"
 	"math"
 	"runtime"
 	"slices"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/quorumkv/quorumkv/internal/clock"
@@ -426,6 +426,34 @@ func TestCorruptRecord(t *testing.T) {
 	}
 	if s.ActorEpoch() != 0 || s.Metrics().Quarantined != 0 {
 		t.Fatalf("nothing was healed, yet epoch %d, quarantined %d", s.ActorEpoch(), s.Metrics().Quarantined)
+	}
+}
+
+// A row every scan skips (here one in a newer format, which nothing
+// replaces) is counted each time, but logged only a few times a minute:
+// anti-entropy scans every partition each round.
+func TestSkippedRowLogIsSampled(t *testing.T) {
+	var logs bytes.Buffer
+	s, err := Open(testConfig(vfs.NewMem()), zerolog.New(&logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	k := tk("k")
+	if err := s.db.Set(dataRow(s.cfg.Hash(k), k), []byte{7, 1, 2, 3}, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	const scans = 3 * skipLogBurst
+	for range scans {
+		if err := s.Scan(0, math.MaxUint64, func(uint64, []byte, []byte) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := s.Metrics().Skipped; got != scans {
+		t.Fatalf("Skipped = %d, want %d", got, scans)
+	}
+	if got := bytes.Count(logs.Bytes(), []byte("skipping a row that does not decode")); got != skipLogBurst {
+		t.Fatalf("%d skip lines logged in %d scans, want %d", got, scans, skipLogBurst)
 	}
 }
 
