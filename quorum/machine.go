@@ -510,7 +510,7 @@ func (m *ReadMachine) Step(r Reply) []Message {
 	if r.Err != nil {
 		m.state[r.Target] = tsFailed
 		m.why[r.Target] = r.Err.Error()
-		if errors.Is(r.Err, ErrCorruptReplica) && m.targets[r.Target].HintFor == "" {
+		if errors.Is(r.Err, ErrCorruptReplica) {
 			if m.corrupt == nil {
 				m.corrupt = make([]bool, len(m.targets))
 			}
@@ -602,7 +602,8 @@ func (m *ReadMachine) repair(i int) Message {
 
 // heal appends the repair of target i to out if its read failed on a
 // corrupt record and it was not repaired yet: the merge replaces the
-// record (store.Store.Merge).
+// record (store.Store.Merge), or for a fallback the hint it holds for the
+// primary (store.Store.AddHint).
 func (m *ReadMachine) heal(i int, out []Message) []Message {
 	if m.corrupt != nil && m.corrupt[i] && m.state[i] == tsFailed && !m.repaired[i] {
 		out = append(out, m.repair(i))

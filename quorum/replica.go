@@ -90,17 +90,14 @@ func (r *Replica) Handle(ctx context.Context, req *Request) (*Response, error) {
 	case KindRead:
 		set, err := r.store.Get(req.Key)
 		if err != nil {
-			if he := healableError(nil); errors.As(err, &he) && he.Healable() {
-				return nil, &CodedError{code: CodeCorrupt, Err: fmt.Errorf("%w: %v", ErrCorruptReplica, err)}
-			}
-			return nil, fmt.Errorf("read: %w", err)
+			return nil, readError("read", err)
 		}
 		if req.HintFor != "" && req.HintFor != r.cfg.Self {
 			// A sloppy read of a fallback: what it keeps for the
 			// primary it stands in for counts as its data.
 			hint, err := r.hints.Hint(req.HintFor, req.Key)
 			if err != nil {
-				return nil, fmt.Errorf("read hint: %w", err)
+				return nil, readError("read hint", err)
 			}
 			set = version.Sync(set, hint)
 		}
@@ -112,6 +109,17 @@ func (r *Replica) Handle(ctx context.Context, req *Request) (*Response, error) {
 		return &Response{}, nil
 	}
 	return nil, fmt.Errorf("%w: unknown request kind %d", ErrBadParam, req.Kind)
+}
+
+// readError wraps a failed read. A record (or hint) that is corrupt, not
+// merely in a newer format, is ErrCorruptReplica, coded for the transport:
+// the coordinator then repairs this replica, and the repair's merge
+// replaces the record.
+func readError(what string, err error) error {
+	if he := healableError(nil); errors.As(err, &he) && he.Healable() {
+		return &CodedError{code: CodeCorrupt, Err: fmt.Errorf("%w: %s: %v", ErrCorruptReplica, what, err)}
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 func (r *Replica) apply(req *Request) (*Response, error) {

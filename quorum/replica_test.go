@@ -140,19 +140,39 @@ func (s corruptStore) Get([]byte) (version.Set, error) {
 	return version.Set{}, fmt.Errorf("wrapped: %w", fakeCorrupt{s.healable})
 }
 
-// A read of a corrupt record fails with ErrCorruptReplica, coded for the
-// transport, so the coordinator repairs the replica; a record in a newer
-// format is an ordinary failure.
+// corruptHints fails every hint read as a store with a corrupt hint does.
+type corruptHints struct {
+	mapHints
+	healable bool
+}
+
+func (h corruptHints) Hint(string, []byte) (version.Set, error) {
+	return version.Set{}, fmt.Errorf("wrapped: %w", fakeCorrupt{h.healable})
+}
+
+// A read of a corrupt record, or a sloppy read of a corrupt hint, fails
+// with ErrCorruptReplica, coded for the transport, so the coordinator
+// repairs the replica; a record in a newer format is an ordinary failure.
 func TestReplicaReadOfCorruptRecord(t *testing.T) {
 	for _, healable := range []bool{true, false} {
-		r := NewReplica(ReplicaConfig{Self: "n1", MaxSiblings: 10}, corruptStore{mapStore{}, healable}, mapHints{}, clock.NewFake())
-		_, err := r.Handle(context.Background(), &Request{Kind: KindRead, Key: []byte("k")})
-		var ce *CodedError
-		if got := errors.Is(err, ErrCorruptReplica) && errors.As(err, &ce) && ce.Code() == CodeCorrupt; got != healable {
-			t.Fatalf("healable=%v: err %v", healable, err)
-		}
-		if err == nil {
-			t.Fatal("a corrupt read succeeded")
+		for _, tt := range []struct {
+			name    string
+			st      Store
+			hints   HintSink
+			hintFor string
+		}{
+			{"record", corruptStore{mapStore{}, healable}, mapHints{}, ""},
+			{"hint", mapStore{}, corruptHints{mapHints{}, healable}, "n2"},
+		} {
+			r := NewReplica(ReplicaConfig{Self: "n1", MaxSiblings: 10}, tt.st, tt.hints, clock.NewFake())
+			_, err := r.Handle(context.Background(), &Request{Kind: KindRead, Key: []byte("k"), HintFor: tt.hintFor})
+			var ce *CodedError
+			if got := errors.Is(err, ErrCorruptReplica) && errors.As(err, &ce) && ce.Code() == CodeCorrupt; got != healable {
+				t.Fatalf("%s, healable=%v: err %v", tt.name, healable, err)
+			}
+			if err == nil {
+				t.Fatalf("%s: a corrupt read succeeded", tt.name)
+			}
 		}
 	}
 }
