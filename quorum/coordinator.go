@@ -283,7 +283,7 @@ func (c *Coordinator) Put(ctx context.Context, req PutRequest) (PutResult, error
 	wr := &WriteRequest{Context: req.Context, Value: req.Value, ContentType: req.ContentType, Deleted: req.Deleted}
 	base := Request{Key: req.Key, Partition: part, LWW: req.Params.LWW}
 
-	opCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout(req.Params))
+	opCtx, cancel := context.WithTimeout(c.ctx, c.timeout(req.Params))
 	replies := make(chan Reply, 2*len(targets)+2)
 	c.wg.Add(1) // released by the background finisher
 	send := func(msgs []Message) {
@@ -376,6 +376,7 @@ func (c *Coordinator) dispatch(ctx context.Context, msg Message, req *Request, r
 			r := Reply{Target: msg.Target, Kind: msg.Kind, Err: err, Pending: pending}
 			if resp != nil {
 				r.Set, r.Dot = resp.Set, resp.Dot
+				r.HintRefused = msg.HintFor != "" && !resp.HintStored
 			}
 			return r
 		}
@@ -425,7 +426,7 @@ func (c *Coordinator) Get(ctx context.Context, req GetRequest) (GetResult, error
 	}
 	m := NewRead(targets, req.Params.R, o)
 	base := Request{Key: req.Key, Partition: part, LWW: req.Params.LWW}
-	opCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout(req.Params))
+	opCtx, cancel := context.WithTimeout(c.ctx, c.timeout(req.Params))
 	replies := make(chan Reply, 3*len(targets)+1)
 	c.wg.Add(1)
 	send := func(msgs []Message) {
@@ -442,6 +443,7 @@ func (c *Coordinator) Get(ctx context.Context, req GetRequest) (GetResult, error
 		defer t.Stop()
 		speculate = t.C()
 	}
+wait:
 	for !m.Done() || m.RepairsPending() {
 		select {
 		case r := <-replies:
@@ -453,11 +455,11 @@ func (c *Coordinator) Get(ctx context.Context, req GetRequest) (GetResult, error
 				send(msgs)
 			}
 		case <-opCtx.Done():
+			// Past the deadline nothing more can be sent: answer with
+			// what the read has, and leave the rest to finishRead.
 			m.Timeout()
 			c.m.timeouts.Add(1)
-			if m.RepairsPending() {
-				m.Finish()
-			}
+			break wait
 		}
 		if m.Done() && !m.RepairsPending() {
 			break

@@ -28,10 +28,14 @@ type replicaNet struct {
 	reads    map[string]int
 	fail     map[string]bool
 	hang     map[string]chan struct{} // closed to release the hung requests
+	// hangMerges hangs only a node's merges (repairs and replication).
+	hangMerges map[string]chan struct{}
+	// onMerge, if set, is called when a merge reaches a node.
+	onMerge func(to string)
 }
 
 func newReplicaNet() *replicaNet {
-	n := &replicaNet{replicas: map[string]*Replica{}, reads: map[string]int{}, fail: map[string]bool{}, hang: map[string]chan struct{}{}}
+	n := &replicaNet{replicas: map[string]*Replica{}, reads: map[string]int{}, fail: map[string]bool{}, hang: map[string]chan struct{}{}, hangMerges: map[string]chan struct{}{}}
 	for _, id := range []string{"a", "b", "c"} {
 		n.replicas[id] = NewReplica(ReplicaConfig{Self: id, MaxSiblings: 10}, mapStore{}, mapHints{}, clock.NewFake())
 	}
@@ -44,7 +48,14 @@ func (n *replicaNet) Send(ctx context.Context, to string, req *Request) (*Respon
 		n.reads[to]++
 	}
 	fail, hang := n.fail[to], n.hang[to]
+	if req.Kind == KindMerge && n.hangMerges[to] != nil {
+		hang = n.hangMerges[to]
+	}
+	onMerge := n.onMerge
 	n.mu.Unlock()
+	if req.Kind == KindMerge && onMerge != nil {
+		onMerge(to)
+	}
 	if fail {
 		return nil, errors.New("refused")
 	}
@@ -245,5 +256,61 @@ func TestParseFanout(t *testing.T) {
 	}
 	if _, err := ParseFanout("some"); !errors.Is(err, ErrBadParam) {
 		t.Fatalf("ParseFanout(some) = %v, want ErrBadParam", err)
+	}
+}
+
+// Close cancels the background work of finished requests (here a write's
+// last ack, from a replica that hangs) instead of waiting for their
+// deadlines.
+func TestCoordinatorCloseStopsBackgroundWork(t *testing.T) {
+	net := newReplicaNet()
+	release := make(chan struct{})
+	defer close(release)
+	net.hang["c"] = release
+	c := newTestCoordinator(t, net, clock.Real(), FanoutAll)
+	p := Params{N: 3, R: 2, W: 2, Sloppy: true, Timeout: 30 * time.Second}
+	if _, err := c.Put(context.Background(), PutRequest{Key: []byte("k"), Params: p, Value: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close still waits after 5 s for a write whose deadline is 30 s away")
+	}
+}
+
+// A read whose deadline passes while it waits for a blocking repair
+// answers with what it read, and counts one timeout, also when a late
+// stale reply is waiting for its own repair then.
+func TestCoordinatorReadDeadlineDuringRepair(t *testing.T) {
+	net := newReplicaNet()
+	st := mapStore{"k": written("a", "v1")}
+	net.replicas["a"] = NewReplica(ReplicaConfig{Self: "a", MaxSiblings: 10}, st, mapHints{}, clock.NewFake())
+	release, lateC := make(chan struct{}), make(chan struct{})
+	defer close(release)
+	net.hang["c"] = lateC         // c answers, stale, once the read has answered
+	net.hangMerges["b"] = release // b answers stale, and its repair hangs
+	var once sync.Once
+	net.onMerge = func(to string) {
+		if to == "b" { // the answer's repair of b: the read has answered
+			once.Do(func() { close(lateC) })
+		}
+	}
+	c := newTestCoordinator(t, net, clock.Real(), FanoutAll)
+	p := Params{N: 3, R: 2, W: 2, Sloppy: true, Timeout: 300 * time.Millisecond}
+	got, err := c.Get(context.Background(), GetRequest{Key: []byte("k"), Params: p})
+	if err != nil || len(got.Set.Siblings) != 1 || string(got.Set.Siblings[0].Value) != "v1" {
+		t.Fatalf("Get = %v, %v; want v1", got.Set.Dots(), err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.Metrics().Timeouts; n != 1 {
+		t.Fatalf("one read's deadline counted %d timeouts", n)
 	}
 }

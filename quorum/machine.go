@@ -66,6 +66,11 @@ type Reply struct {
 	// counts the issuer's ack when a second KindApply reply (with Pending
 	// false, or an error) reports the fsync.
 	Pending bool
+	// HintRefused marks the ack of a fallback that did not keep the hint:
+	// its owner's hint budget was full (the partition is then repaired by
+	// anti-entropy). The write still succeeds, but the receipt does not
+	// name the owner as hinted.
+	HintRefused bool
 }
 
 type targetState uint8
@@ -153,7 +158,9 @@ func (m *WriteMachine) issue() []Message {
 	m.tried[i] = true
 	m.state[i] = tsPending
 	t := m.targets[i]
-	return []Message{{Target: i, To: t.Node, Kind: KindApply}}
+	// A fallback that issues (every primary is down or failed) also keeps
+	// the result as a hint for the primary it stands in for.
+	return []Message{{Target: i, To: t.Node, Kind: KindApply, HintFor: t.HintFor}}
 }
 
 // Step feeds a reply and returns the messages it causes.
@@ -170,7 +177,7 @@ func (m *WriteMachine) Step(r Reply) []Message {
 			m.checkDone()
 			return nil
 		}
-		m.ack(r.Target)
+		m.ack(r.Target, !r.HintRefused)
 		return nil
 	}
 	if r.Kind == KindApply {
@@ -181,6 +188,8 @@ func (m *WriteMachine) Step(r Reply) []Message {
 				m.done, m.err = true, r.Err
 				return nil
 			}
+			// As at Start: nothing more is applied once W is out of reach.
+			m.finishIfImpossible()
 			if m.done {
 				return nil
 			}
@@ -188,7 +197,7 @@ func (m *WriteMachine) Step(r Reply) []Message {
 		}
 		m.issued, m.set, m.dot = true, r.Set, r.Dot
 		if !r.Pending {
-			m.ack(r.Target)
+			m.ack(r.Target, !r.HintRefused)
 		}
 		var out []Message
 		for i, t := range m.targets {
@@ -208,13 +217,13 @@ func (m *WriteMachine) Step(r Reply) []Message {
 		m.checkDone()
 		return nil
 	}
-	m.ack(r.Target)
+	m.ack(r.Target, !r.HintRefused)
 	return nil
 }
 
-func (m *WriteMachine) ack(i int) {
+func (m *WriteMachine) ack(i int, hintStored bool) {
 	m.state[i] = tsAcked
-	if h := m.targets[i].HintFor; h != "" {
+	if h := m.targets[i].HintFor; h != "" && hintStored {
 		m.hinted = append(m.hinted, h)
 	}
 	if m.counts(i) {
@@ -362,6 +371,8 @@ type ReadMachine struct {
 	answered bool
 	merged   version.Set
 	versions int
+	// answerN is how many replies (m.order[:answerN]) the answer merged.
+	answerN  int
 	repaired []bool
 	err      error
 	// standIns are the planned targets that stand in for a suspected
@@ -527,7 +538,7 @@ func (m *ReadMachine) Step(r Reply) []Message {
 	m.sets[r.Target] = r.Set
 	m.order = append(m.order, r.Target)
 	if !m.answered && len(m.order) >= m.r {
-		m.answered = true
+		m.answered, m.answerN = true, len(m.order)
 		m.merged = m.merge()
 		m.versions = m.distinct()
 		return m.repairs()
@@ -666,7 +677,7 @@ func (m *ReadMachine) Result() (ReadOutcome, error) {
 		return ReadOutcome{}, m.err
 	}
 	r := Receipt{Needed: m.r, Versions: m.versions}
-	for _, i := range m.order {
+	for _, i := range m.order[:m.answerN] { // the replies the answer merged
 		r.addReplica(m.targets[i])
 	}
 	for i, rep := range m.repaired {

@@ -101,6 +101,14 @@ func (s *sim) status(b *strings.Builder, c *simCoord) {
 	b.WriteString("\n")
 }
 
+// keepHint merges set into holder's hint for owner.
+func (s *sim) keepHint(holder, owner string, set version.Set) {
+	if s.hints[holder] == nil {
+		s.hints[holder] = map[string]version.Set{}
+	}
+	s.hints[holder][owner] = version.Sync(s.hints[holder][owner], set)
+}
+
 // serve runs a message at its replica the way Replica.Handle does.
 func (s *sim) serve(c *simCoord, m Message) Reply {
 	r := Reply{Target: m.Target, Kind: m.Kind}
@@ -115,12 +123,12 @@ func (s *sim) serve(c *simCoord, m Message) Reply {
 		}
 		*set = next
 		r.Set, r.Dot = next.Clone(), d
+		if m.HintFor != "" { // a fallback that issues keeps a hint too
+			s.keepHint(m.To, m.HintFor, next)
+		}
 	case KindMerge:
 		if m.HintFor != "" {
-			if s.hints[m.To] == nil {
-				s.hints[m.To] = map[string]version.Set{}
-			}
-			s.hints[m.To][m.HintFor] = version.Sync(s.hints[m.To][m.HintFor], m.Set)
+			s.keepHint(m.To, m.HintFor, m.Set)
 			return r
 		}
 		*set = version.Sync(*set, m.Set)
@@ -322,5 +330,42 @@ func TestPlan(t *testing.T) {
 				t.Fatalf("Plan = %v, want %s", got, tt.want)
 			}
 		})
+	}
+}
+
+// The receipt of a read names the replicas its answer merged, not the ones
+// that replied later (while a blocking repair held the answer back).
+func TestReadReceiptNamesMergedReplicas(t *testing.T) {
+	m := NewRead(parseTargets("a,b,c"), 2, ReadOptions{})
+	m.Start()
+	m.Step(Reply{Target: 0, Kind: KindRead, Set: written("a", "v1")})
+	if repairs := m.Step(Reply{Target: 1, Kind: KindRead}); len(repairs) != 1 {
+		t.Fatalf("the stale b got %d repairs, want 1", len(repairs))
+	}
+	m.Step(Reply{Target: 2, Kind: KindRead, Set: written("c", "concurrent")})
+	out, err := m.Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := out.Receipt.Replicas; len(got) != 2 || got[0] != "a" || got[1] != "b" {
+		t.Fatalf("receipt names %v, want [a b]: c's sibling is not in the answer %v", got, out.Set.Dots())
+	}
+}
+
+// A fallback that acks a write without keeping the hint (its owner's
+// budget is full) still counts, as the write must succeed, but the receipt
+// does not name its owner as hinted.
+func TestWriteReceiptOmitsRefusedHints(t *testing.T) {
+	m := NewWrite(parseTargets("a,d>b,e>c"), 3, true, "a")
+	m.Start()
+	for _, msg := range m.Step(Reply{Target: 0, Kind: KindApply, Set: written("a", "v")}) {
+		m.Step(Reply{Target: msg.Target, Kind: KindMerge, HintRefused: msg.To == "d"})
+	}
+	out, err := m.Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := out.Receipt.Hinted; len(got) != 1 || got[0] != "c" {
+		t.Fatalf("hinted = %v, want [c]: d kept no hint for b", got)
 	}
 }

@@ -88,11 +88,17 @@ func (r *Replica) Handle(ctx context.Context, req *Request) (*Response, error) {
 		}
 		return &Response{Set: set}, nil
 	case KindRead:
+		sloppy := req.HintFor != "" && req.HintFor != r.cfg.Self
 		set, err := r.store.Get(req.Key)
 		if err != nil {
+			if sloppy {
+				// A repair of this fallback goes into its hint and
+				// would not replace its own record: not ErrCorruptReplica.
+				return nil, fmt.Errorf("read: %w", err)
+			}
 			return nil, readError("read", err)
 		}
-		if req.HintFor != "" && req.HintFor != r.cfg.Self {
+		if sloppy {
 			// A sloppy read of a fallback: what it keeps for the
 			// primary it stands in for counts as its data.
 			hint, err := r.hints.Hint(req.HintFor, req.Key)
@@ -197,7 +203,23 @@ func (r *Replica) applyAsync(req *Request) (*Response, func() error, error) {
 		}
 		return nil, nil, fmt.Errorf("apply: %w", err)
 	}
-	return &Response{Set: set, Dot: dot}, wait, nil
+	if req.HintFor == "" || req.HintFor == r.cfg.Self {
+		return &Response{Set: set, Dot: dot}, wait, nil
+	}
+	// A fallback issued the dot because no primary could. Its own record
+	// keeps the dot's counter, so it never issues that dot again; the
+	// primary it stands in for gets the write from a hint, as it gets the
+	// merges other fallbacks keep for it. Both are durable before the ack.
+	if wait != nil {
+		if err := wait(); err != nil {
+			return nil, nil, fmt.Errorf("apply: %w", err)
+		}
+	}
+	stored, err := r.hints.Store(req.HintFor, req.Partition, req.Key, set)
+	if err != nil {
+		return nil, nil, fmt.Errorf("apply: store hint: %w", err)
+	}
+	return &Response{Set: set, Dot: dot, HintStored: stored}, nil, nil
 }
 
 // Error codes carried across the transport.

@@ -176,3 +176,58 @@ func TestReplicaReadOfCorruptRecord(t *testing.T) {
 		}
 	}
 }
+
+// fullHints is a HintSink whose owners' budgets are all full.
+type fullHints struct{ mapHints }
+
+func (fullHints) Store(string, int, []byte, version.Set) (bool, error) { return false, nil }
+
+// A fallback that issues the dot (no primary could) keeps the result as
+// its own record, which holds the dot's counter, and as a hint for the
+// primary it stands in for, durable before the ack. Through ApplyAsync
+// (the coordinator's own replica) too, with nothing left to wait for.
+func TestReplicaFallbackApplyKeepsHint(t *testing.T) {
+	ctx := context.Background()
+	for _, async := range []bool{false, true} {
+		st, hints := mapStore{}, mapHints{}
+		r := NewReplica(ReplicaConfig{Self: "n4", MaxSiblings: 10}, st, hints, clock.NewFake())
+		req := &Request{Kind: KindApply, Key: []byte("k"), HintFor: "n1", Write: &WriteRequest{Value: []byte("v")}}
+		var resp *Response
+		var err error
+		if async {
+			var wait func() error
+			resp, wait, err = r.ApplyAsync(ctx, req)
+			if wait != nil {
+				t.Fatal("a fallback's apply left a wait: its hint would not be durable at the ack")
+			}
+		} else {
+			resp, err = r.Handle(ctx, req)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Dot.Node != "n4" || !resp.HintStored {
+			t.Fatalf("async=%v: dot %v, hint stored %v; want a dot of n4 and the hint kept", async, resp.Dot, resp.HintStored)
+		}
+		if !st["k"].Equal(resp.Set) || !hints["n1/k"].Equal(resp.Set) {
+			t.Fatalf("async=%v: record %v, hint for n1 %v; want both %v", async, st["k"].Dots(), hints["n1/k"].Dots(), resp.Set.Dots())
+		}
+	}
+	// A full hint budget is reported, not an error: the write succeeds and
+	// anti-entropy repairs the primary.
+	r := NewReplica(ReplicaConfig{Self: "n4", MaxSiblings: 10}, mapStore{}, fullHints{}, clock.NewFake())
+	resp, err := r.Handle(ctx, &Request{Kind: KindApply, Key: []byte("k"), HintFor: "n1", Write: &WriteRequest{Value: []byte("v")}})
+	if err != nil || resp.HintStored {
+		t.Fatalf("full budget: %+v, %v; want HintStored false and no error", resp, err)
+	}
+}
+
+// On a fallback, a corrupt record of its own is an ordinary failure: the
+// repair of a fallback goes into its hint and would not replace the record.
+func TestReplicaFallbackOwnCorruptRecord(t *testing.T) {
+	r := NewReplica(ReplicaConfig{Self: "n4", MaxSiblings: 10}, corruptStore{mapStore{}, true}, mapHints{}, clock.NewFake())
+	_, err := r.Handle(context.Background(), &Request{Kind: KindRead, Key: []byte("k"), HintFor: "n1"})
+	if err == nil || errors.Is(err, ErrCorruptReplica) {
+		t.Fatalf("sloppy read of a fallback's corrupt record: %v; want a plain failure", err)
+	}
+}
