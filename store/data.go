@@ -58,7 +58,8 @@ func (s *Store) decodeStored(k []byte, rec record) (version.Set, error) {
 // one node are serialized; different keys are not. fn gets a set it may
 // modify and return. If fn returns an error nothing is written and the error
 // is returned. If the result equals the current set, nothing is written
-// (idempotent retries cost no fsync). A result that IsEmpty deletes the row.
+// (idempotent retries cost no fsync of their own), but the call still
+// returns only once the record it found is durable. A result that IsEmpty deletes the row.
 // Update returns the stored set and whether it changed. Any write resets the
 // record's ReapAfter.
 func (s *Store) Update(k []byte, fn func(cur version.Set) (version.Set, error)) (version.Set, bool, error) {
@@ -159,6 +160,19 @@ func (s *Store) update(k []byte, fn func(cur version.Set) (version.Set, error), 
 	}
 	if !corrupt && bytes.Equal(newBytes, old.Set) { // nil for an absent row
 		s.m.unchanged.Add(1)
+		mu.Unlock()
+		locked = false
+		wait, err := s.durableBarrier()
+		if err != nil {
+			return version.Set{}, false, err
+		}
+		if async != nil {
+			*async = wait
+		} else if wait != nil {
+			if err := wait(); err != nil {
+				return version.Set{}, false, err
+			}
+		}
 		return next, false, nil
 	}
 

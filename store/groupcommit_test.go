@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/quorumkv/quorumkv/version"
 )
 
 // countingFS counts syncs of WAL files (*.log) and makes each take
@@ -18,6 +19,8 @@ type countingFS struct {
 	vfs.FS
 	syncDelay time.Duration
 	syncs     atomic.Int64
+	// gate, when set, holds every WAL sync until it is closed.
+	gate atomic.Pointer[chan struct{}]
 }
 
 func (c *countingFS) wrap(name string, f vfs.File, err error) (vfs.File, error) {
@@ -50,6 +53,9 @@ type countingFile struct {
 }
 
 func (f *countingFile) sync() {
+	if g := f.fs.gate.Load(); g != nil {
+		<-*g
+	}
 	f.fs.syncs.Add(1)
 	if f.fs.syncDelay > 0 {
 		time.Sleep(f.fs.syncDelay)
@@ -131,5 +137,60 @@ func TestNoSyncDoesNotSyncPerWrite(t *testing.T) {
 	t.Logf("Sync=false: %d writes, %d WAL syncs", writes, syncs)
 	if syncs != 0 {
 		t.Fatalf("Sync=false: %d WAL syncs for %d writes, want none", syncs, writes)
+	}
+}
+
+// A write that finds its result already stored is not acknowledged before
+// that record is durable: the record may be another writer's, visible
+// while its fsync still runs (a retried replication, a hint replayed while
+// read repair writes the same set). Merge waits for a sync barrier;
+// AddHint holds the key's lock until its commit is durable.
+func TestUnchangedWriteWaitsForTheSyncItFound(t *testing.T) {
+	k := tk("k")
+	in := mustSet(t, "n1", "v")
+	for _, tt := range []struct {
+		name  string
+		write func(s *Store) error
+		find  func(s *Store) (version.Set, error)
+	}{
+		{"merge", func(s *Store) error { _, _, err := s.Merge(k, in, false); return err }, func(s *Store) (version.Set, error) { return s.Get(k) }},
+		{"hint", func(s *Store) error { return s.AddHint("n2", k, in) }, func(s *Store) (version.Set, error) { return s.Hint("n2", k) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := &countingFS{FS: vfs.NewMem()}
+			s := openTest(t, fs, nil)
+			gate := make(chan struct{})
+			fs.gate.Store(&gate)
+			var opened sync.Once
+			open := func() { opened.Do(func() { fs.gate.Store(nil); close(gate) }) }
+			t.Cleanup(open) // before the store's Close, which waits for the writes
+			first := make(chan error, 1)
+			go func() { first <- tt.write(s) }()
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+				got, err := tt.find(s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !got.IsEmpty() {
+					break // visible, its fsync held at the gate
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the first write never became visible")
+				}
+			}
+			second := make(chan error, 1)
+			go func() { second <- tt.write(s) }()
+			select {
+			case err := <-second:
+				t.Fatalf("the unchanged write was acknowledged (%v) while the write it found waits for its fsync", err)
+			case <-time.After(100 * time.Millisecond):
+			}
+			open()
+			for _, ch := range []chan error{first, second} {
+				if err := <-ch; err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
 	}
 }

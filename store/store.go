@@ -157,6 +157,24 @@ func (s *Store) commitNoSyncWait(b *pebble.Batch, durable bool) (wait func() err
 	}, nil
 }
 
+// durableBarrier is for a write that found its result already stored:
+// that record may be another writer's, applied but not yet synced (writers
+// release the key's lock before their fsync), and acknowledging on it
+// would let a crash lose what was acknowledged. The returned wait blocks
+// until every commit visible now is durable, by syncing an empty WAL
+// record behind them. It is nil when no synced commit is in flight:
+// s.syncing counts each from before it is visible until it is durable.
+// (Data rows are written only through commitNoSyncWait. AddHint needs no
+// barrier: it holds the key's lock until its own commit is durable.)
+func (s *Store) durableBarrier() (wait func() error, err error) {
+	if !s.cfg.Sync || s.syncing.Load() == 0 {
+		return nil, nil
+	}
+	b := s.db.NewBatch()
+	_ = b.LogData(nil, nil)
+	return s.commitNoSyncWait(b, true)
+}
+
 func (s *Store) syncWait(b *pebble.Batch, start time.Time, n int) (err error) {
 	var inUser bool
 	defer s.recoverPebble(&err, &inUser)
