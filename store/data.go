@@ -60,8 +60,8 @@ func (s *Store) decodeStored(k []byte, rec record) (version.Set, error) {
 // is returned. If the result equals the current set, nothing is written
 // (idempotent retries cost no fsync of their own), but the call still
 // returns only once the record it found is durable. A result that IsEmpty
-// deletes the row. Update returns the stored set and whether it changed. Any write resets the
-// record's ReapAfter.
+// deletes the row. Update returns the stored set and whether it changed.
+// Any write resets the record's ReapAfter.
 func (s *Store) Update(k []byte, fn func(cur version.Set) (version.Set, error)) (version.Set, bool, error) {
 	s.m.updates.Add(1)
 	return s.update(k, fn, nil, false)
