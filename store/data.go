@@ -178,11 +178,19 @@ func (s *Store) update(k []byte, fn func(cur version.Set) (version.Set, error), 
 
 	b := s.db.NewBatch()
 	var epoch uint64
+	epochHeld := false
+	defer func() {
+		if epochHeld {
+			s.epochMu.Unlock()
+		}
+	}()
 	if corrupt {
 		// Heals are serialized from reading the epoch to publishing it, so
-		// that both the stored and the published epoch only grow.
+		// that both the stored and the published epoch only grow. The lock
+		// is released once the epoch is published: not held through
+		// OnWrite (which may write other keys) or the fsync wait.
 		s.epochMu.Lock()
-		defer s.epochMu.Unlock()
+		epochHeld = true
 		if _, err = s.quarantineCopy(b, row); err != nil {
 			_ = b.Close()
 			s.m.errors.Add(1)
@@ -208,6 +216,8 @@ func (s *Store) update(k []byte, fn func(cur version.Set) (version.Set, error), 
 		// Published before the key's lock is released: no dot for this
 		// key is issued under the old actor after the heal.
 		s.epoch.Store(epoch)
+		s.epochMu.Unlock()
+		epochHeld = false
 		s.m.quarantined.Add(1)
 		s.log.Warn().Bytes("key", k).Uint64("actor_epoch", epoch).Msg("replaced a corrupt record by a merge; its bytes are quarantined")
 	}
@@ -259,21 +269,25 @@ func (s *Store) Scan(lo, hi uint64, fn func(hash uint64, k []byte, setBytes []by
 	if hi != math.MaxUint64 {
 		upper = dataBound(hi + 1)
 	}
-	return s.scanRecords("scan", dataBound(lo), upper, parseDataRow, nil, &inUser, func(hash uint64, k []byte, rec record) error {
-		return fn(hash, k, rec.Set)
+	return s.scanRecords("scan", dataBound(lo), upper, parseDataRow, nil, func(hash uint64, k []byte, rec record) error {
+		inUser = true // left set if fn panics: recoverPebble re-raises it
+		err := fn(hash, k, rec.Set)
+		inUser = false
+		return err
 	})
 }
 
 // scanRecords calls fn for every row in [lower, upper) from a consistent
 // snapshot, with the row's hash and encoded key (from parse) and its
-// decoded record; *inUser is set while fn runs. A row key that does not
+// decoded record. fn, not scanRecords, marks where the caller's code runs
+// (recoverPebble's inUser). A row key that does not
 // parse or a record that does not decode is skipped and counted (one bad
 // row must not stop anti-entropy or hint replay for all the others), and
 // a record that does not decode is then passed to bad, if set, with its
 // *CorruptError. An error from fn or bad stops the scan and is returned as
 // is. what names the scan in errors.
 func (s *Store) scanRecords(what string, lower, upper []byte, parse func(row []byte) (uint64, []byte, bool),
-	bad func(k []byte, err error) error, inUser *bool, fn func(hash uint64, k []byte, rec record) error) (err error) {
+	bad func(k []byte, err error) error, fn func(hash uint64, k []byte, rec record) error) (err error) {
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		s.m.errors.Add(1)
@@ -306,10 +320,7 @@ func (s *Store) scanRecords(what string, lower, upper []byte, parse func(row []b
 			}
 			continue
 		}
-		*inUser = true
-		err = fn(hash, k, rec)
-		*inUser = false
-		if err != nil {
+		if err := fn(hash, k, rec); err != nil {
 			return err
 		}
 	}

@@ -144,13 +144,16 @@ func (s *Store) ScanHints(owner string, fn func(k []byte, set version.Set) error
 		}
 		return s.dropCorruptHint(owner, k)
 	}
-	return s.scanRecords("scan hints", lower, incrementBound(lower), parse, drop, &inUser, func(_ uint64, k []byte, rec record) error {
+	return s.scanRecords("scan hints", lower, incrementBound(lower), parse, drop, func(_ uint64, k []byte, rec record) error {
 		set, err := DecodeSet(rec.Set)
 		if err != nil {
 			s.skip("scan hints", k, err)
 			return drop(k, &CorruptError{Key: k, Err: err})
 		}
-		return fn(k, set)
+		inUser = true // left set if fn panics: recoverPebble re-raises it
+		err = fn(k, set)
+		inUser = false
+		return err
 	})
 }
 

@@ -39,9 +39,10 @@ type Metrics struct {
 	// Errors counts failed operations: I/O errors, corrupt records,
 	// pebble background errors and storage failures.
 	Errors uint64
-	// Quarantined counts corrupt records a merge replaced (their bytes
-	// are kept, see ScanQuarantine). Skipped counts rows a scan passed
-	// over because their key or framing did not decode.
+	// Quarantined counts corrupt records set aside with their bytes kept
+	// (see ScanQuarantine): data records a merge replaced, and hints a
+	// new hint replaced or a hint scan dropped. Skipped counts rows a scan
+	// or Reap passed over because they did not decode.
 	Quarantined, Skipped uint64
 	// Failed reports that a storage failure stopped the Store.
 	Failed bool

@@ -57,8 +57,22 @@ func (s *Store) quarantineCopy(b *pebble.Batch, row []byte) (int, error) {
 		return 0, fmt.Errorf("store: quarantine: %w", err)
 	}
 	defer closer.Close()
-	_ = b.Set(quarantineRow(s.cfg.Clock.Now().UnixNano(), row), raw, nil) // Set copies raw
+	_ = b.Set(quarantineRow(s.quarantineTime(), row), raw, nil) // Set copies raw
 	return len(raw), nil
+}
+
+// quarantineTime is the time of a quarantine row: the clock's, but always
+// after the previous one, so that two copies of one row never share a key
+// (a coarse or a test clock may repeat a reading).
+func (s *Store) quarantineTime() int64 {
+	at := s.cfg.Clock.Now().UnixNano()
+	for {
+		last := s.lastQuarantine.Load()
+		next := max(at, last+1)
+		if s.lastQuarantine.CompareAndSwap(last, next) {
+			return next
+		}
+	}
 }
 
 // nextEpoch adds the next actor epoch to b and returns it. The caller holds

@@ -3,11 +3,16 @@ package store
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/quorumkv/quorumkv/version"
+	"github.com/rs/zerolog"
 )
 
 // A corrupt hint neither stops the replay of the others nor stays forever:
@@ -159,4 +164,141 @@ func sameStrings(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// A pebble panic while ScanHints drops a corrupt hint is the store's
+// failure (ErrFailed), like any pebble panic inside a Store method, not a
+// panic of the caller's callback.
+func TestScanHintsDropPanicFailsTheStore(t *testing.T) {
+	s := openTest(t, vfs.NewMem(), nil)
+	a := mustSet(t, "n1", "a")
+	var keys [][]byte
+	for i := range 20 {
+		k := tk(fmt.Sprint(i))
+		keys = append(keys, k)
+		if err := s.AddHint("n2", k, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every hint but the first in scan order gets set bytes that do not
+	// decode, so the scan calls the caller once, then drops hints.
+	first := true
+	if err := s.ScanHints("n2", func(k []byte, _ version.Set) error {
+		if first {
+			first = false
+			return nil
+		}
+		return s.db.Set(hintRow("n2", s.cfg.Hash(k), k), encodeRecord(record{Set: []byte{setFormat, 0x01}}), pebble.NoSync)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// A closed pebble panics on every call: it stands in for pebble
+	// failing while the drop commits.
+	dead, err := pebble.Open("dead", &pebble.Options{FS: vfs.NewMem(), Logger: pebbleLogger{log: zerolog.Nop()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = dead.Close()
+	live := s.db
+	defer func() { s.db = live }()
+	err = func() (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("panic escaped ScanHints: %v", p)
+			}
+		}()
+		return s.ScanHints("n2", func([]byte, version.Set) error {
+			s.db = dead // after the first hint, pebble "fails"
+			return nil
+		})
+	}()
+	s.db = live
+	if !errors.Is(err, ErrFailed) {
+		t.Fatalf("ScanHints = %v, want ErrFailed", err)
+	}
+	// The panic wedged the store, so its Close leaves pebble open (see
+	// Store.Close); the real pebble is fine here and is closed by hand.
+	if err := live.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A heal does not hold the epoch lock through OnWrite: an OnWrite that
+// merges another key (allowed, on another stripe) whose record is corrupt
+// too heals that one as well, instead of deadlocking on the epoch lock.
+func TestHealOnWriteMayHealAnotherKey(t *testing.T) {
+	var s *Store
+	var first, second []byte
+	var once sync.Once
+	var armed atomic.Bool // set once both records are corrupt
+	onWriteErr := make(chan error, 1)
+	s = openTest(t, vfs.NewMem(), func(c *Config) {
+		c.RowCacheSize = 0
+		c.OnWrite = func(ev WriteEvent) {
+			if armed.Load() && bytes.Equal(ev.Key, first) {
+				once.Do(func() {
+					_, _, err := s.Merge(second, mustSet(t, "n3", "y"), false)
+					onWriteErr <- err
+				})
+			}
+		}
+	})
+	first = tk("first")
+	for i := 0; ; i++ { // a key on another stripe than first
+		second = tk(fmt.Sprint("second", i))
+		if s.stripe(s.cfg.Hash(second)) != s.stripe(s.cfg.Hash(first)) {
+			break
+		}
+	}
+	for _, k := range [][]byte{first, second} {
+		if _, _, err := s.Update(k, write("n1", "v")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.db.Set(dataRow(s.cfg.Hash(k), k), []byte{recordFormat, 0xc1}, pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	armed.Store(true)
+	done := make(chan error, 1)
+	go func() { _, _, err := s.Merge(first, mustSet(t, "n2", "x"), false); done <- err }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the heal of first deadlocked: its OnWrite's heal of second waits for the epoch lock")
+	}
+	if err := <-onWriteErr; err != nil {
+		t.Fatal(err)
+	}
+	if s.ActorEpoch() != 2 || s.Metrics().Quarantined != 2 {
+		t.Fatalf("epoch %d, quarantined %d; want 2 and 2", s.ActorEpoch(), s.Metrics().Quarantined)
+	}
+}
+
+// Two quarantines of one row at the same clock reading (the test clock
+// stands still) keep both copies.
+func TestQuarantineKeepsEveryCopy(t *testing.T) {
+	s := openTest(t, vfs.NewMem(), nil)
+	k := tk("k")
+	row := hintRow("n2", s.cfg.Hash(k), k)
+	for i := range 2 {
+		if err := s.db.Set(row, []byte{recordFormat, 0xc1, byte(i)}, pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddHint("n2", k, mustSet(t, "n1", fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var raws [][]byte
+	if err := s.ScanQuarantine(func(q Quarantined) error {
+		raws = append(raws, bytes.Clone(q.Raw))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(raws) != 2 || raws[0][2] != 0 || raws[1][2] != 1 || s.Metrics().Quarantined != 2 {
+		t.Fatalf("quarantine holds %x (metric %d), want both copies in order", raws, s.Metrics().Quarantined)
+	}
 }

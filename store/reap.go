@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"time"
 
@@ -84,6 +85,9 @@ type reapEntry struct {
 // and is skipped. It calls OnWrite with New == nil for every record it
 // deletes, and returns how many it deleted. Deletions are not fsynced: one
 // lost in a crash leaves the marked tombstone, which a later Reap removes.
+// An index entry whose key or record does not decode is dropped and
+// counted in Metrics.Skipped (the record stays), so one bad record does
+// not stop the reaping of every other.
 func (s *Store) Reap(now time.Time, limit int) (n int, err error) {
 	if err := s.enter(); err != nil {
 		return 0, err
@@ -127,17 +131,29 @@ func (s *Store) dueReapEntries(cutoff int64, limit int) (_ []reapEntry, err erro
 		}
 	}()
 	var out []reapEntry
+	var bad [][]byte
 	for valid := it.First(); valid && (limit <= 0 || len(out) < limit); valid = it.Next() {
 		after, hash, k, ok := parseReapRow(it.Key())
 		if !ok {
-			s.m.errors.Add(1)
-			return nil, &CorruptError{Key: bytes.Clone(it.Key()), Err: fmt.Errorf("bad reap index key")}
+			// Not an entry Reap can act on, now or later: drop it.
+			s.skip("reap index", it.Key(), errors.New("bad reap index key"))
+			bad = append(bad, bytes.Clone(it.Key()))
+			continue
 		}
 		out = append(out, reapEntry{after: after, hash: hash, k: bytes.Clone(k)})
 	}
 	if err := it.Error(); err != nil {
 		s.m.errors.Add(1)
 		return nil, fmt.Errorf("store: reap: %w", err)
+	}
+	if len(bad) > 0 {
+		b := s.db.NewBatch()
+		for _, key := range bad {
+			_ = b.Delete(key, nil)
+		}
+		if err := s.commit(b, false); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
@@ -157,7 +173,10 @@ func incrementBound(b []byte) []byte {
 
 // reapOne deletes e's record if it is still marked with e.after and all
 // tombstones, and calls OnWrite, all under the key's lock; it always drops
-// the index entry. *inUser is set while OnWrite runs.
+// the index entry. A record that does not decode is kept and skipped (it
+// is not known to be a tombstone; a merge that heals it resets its mark),
+// so that one bad record cannot stop every later reap. *inUser is set
+// while OnWrite runs.
 func (s *Store) reapOne(e reapEntry, inUser *bool) (reaped bool, err error) {
 	mu := s.stripe(e.hash)
 	mu.Lock()
@@ -165,17 +184,20 @@ func (s *Store) reapOne(e reapEntry, inUser *bool) (reaped bool, err error) {
 	row := dataRow(e.hash, e.k)
 	rec, _, found, err := s.readData(e.hash, row, e.k)
 	if err != nil {
-		return false, err
+		if !errors.Is(err, ErrCorrupt) {
+			return false, err
+		}
+		s.skip("reap", e.k, err)
+		found = false
 	}
 	b := s.db.NewBatch()
 	_ = b.Delete(reapRow(e.after, e.hash, e.k), nil)
 	if found && rec.ReapAfter == e.after {
-		set, err := s.decodeStored(e.k, rec)
-		if err != nil {
-			_ = b.Close()
-			return false, err
-		}
-		if set.Deleted() {
+		set, err := DecodeSet(rec.Set)
+		switch {
+		case err != nil:
+			s.skip("reap", e.k, err)
+		case set.Deleted():
 			_ = b.Delete(row, nil)
 			reaped = true
 		}

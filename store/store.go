@@ -24,6 +24,8 @@ type Store struct {
 	rows    *rowCache    // newest records of hot data rows; nil if disabled
 	// syncing counts synced commits waiting for their WAL sync.
 	syncing atomic.Int64
+	// lastQuarantine is the time of the newest quarantine row written.
+	lastQuarantine atomic.Int64
 
 	// Lifecycle. Every operation counts itself in inflight; Close sets
 	// closing and waits for inflight to drain before closing pebble.

@@ -823,6 +823,73 @@ func TestReap(t *testing.T) {
 	}
 }
 
+// One marked record that no longer decodes (corrupt, or in a newer format
+// after a downgrade), or a bad index key, does not stop the reaping of the
+// others: its index entry is dropped and counted, and the record kept.
+func TestReapSkipsBadRecords(t *testing.T) {
+	t0 := clock.Epoch
+	for _, tt := range []struct {
+		name string
+		val  func(after int64) []byte
+	}{
+		{"bad framing", func(int64) []byte { return []byte{recordFormat, 0xc1} }},
+		{"bad set", func(after int64) []byte {
+			return encodeRecord(record{Set: []byte{setFormat, 0x01}, ReapAfter: after})
+		}},
+		{"newer format", func(int64) []byte { return []byte{7, 1, 2, 3} }},
+		{"bad index key", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := openTest(t, vfs.NewMem(), func(c *Config) { c.RowCacheSize = 0 })
+			var keys [][]byte
+			for i := range 5 {
+				k := tk(fmt.Sprint(i))
+				keys = append(keys, k)
+				if err := s.MarkReapable(k, tombstone(t, s, k), t0.Add(time.Duration(i)*time.Second)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			bad := dataRow(s.cfg.Hash(keys[0]), keys[0]) // the first one due
+			var badVal []byte
+			if tt.val == nil {
+				// An index key too short to parse, sorted before every other.
+				if err := s.db.Set([]byte{prefixReap, 0}, nil, pebble.Sync); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				badVal = tt.val(t0.UnixNano())
+				if err := s.db.Set(bad, badVal, pebble.Sync); err != nil {
+					t.Fatal(err)
+				}
+			}
+			n, err := s.Reap(t0.Add(time.Hour), 0)
+			want := 4
+			if tt.val == nil {
+				want = 5
+			}
+			if err != nil || n != want {
+				t.Fatalf("Reap = %d, %v; want %d reaped past the bad entry", n, err, want)
+			}
+			if s.Metrics().Skipped != 1 {
+				t.Fatalf("Skipped = %d, want 1", s.Metrics().Skipped)
+			}
+			if n, err := s.Reap(t0.Add(time.Hour), 0); err != nil || n != 0 || s.Metrics().Skipped != 1 {
+				t.Fatalf("second Reap = %d, %v, skipped %d: the bad entry should be gone", n, err, s.Metrics().Skipped)
+			}
+			if badVal != nil {
+				raw, closer, err := s.db.Get(bad)
+				if err != nil {
+					t.Fatalf("the bad record was deleted: %v", err)
+				}
+				if !bytes.Equal(raw, badVal) {
+					t.Fatalf("the bad record changed: %x", raw)
+				}
+				_ = closer.Close()
+			}
+		})
+	}
+}
+
 func TestReapLimit(t *testing.T) {
 	s := openTest(t, vfs.NewMem(), nil)
 	t0 := clock.Epoch
