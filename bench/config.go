@@ -67,9 +67,11 @@ type Config struct {
 	// Ops is the number of operations of the run phase. Default 0: no
 	// limit when Duration is set, else the operationcount property (where
 	// zero means no limit, which needs a maxexecutiontime). The load phase
-	// always inserts the configured records.
+	// inserts the configured records, unless Duration stops it first
+	// (Result.Incomplete).
 	Ops int64
-	// Duration caps each phase's wall time. Default 0: the maxexecutiontime
+	// Duration caps each phase's wall time, the load phase's too, as
+	// YCSB's maxexecutiontime does. Default 0: the maxexecutiontime
 	// property (seconds), or no cap when unset.
 	Duration time.Duration
 	// Target is an open-loop rate in operations per second: operation i is

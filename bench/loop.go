@@ -42,8 +42,14 @@ func (s *schedule) take() (intended time.Time, ok bool) {
 	} else {
 		intended = s.spec.clock.Now()
 	}
-	if s.spec.duration > 0 && !intended.Before(s.start.Add(s.spec.duration)) {
-		return time.Time{}, false
+	if s.spec.duration > 0 {
+		// Neither a slot due after the deadline nor, in an open loop
+		// that fell behind, one still due before it once the deadline
+		// has passed: the phase's wall time stays capped.
+		end := s.start.Add(s.spec.duration)
+		if !intended.Before(end) || !s.spec.clock.Now().Before(end) {
+			return time.Time{}, false
+		}
 	}
 	return intended, true
 }
@@ -72,6 +78,9 @@ func runLoop(ctx context.Context, spec loopSpec, start time.Time, rec *recorder,
 				}
 				started := spec.clock.Now()
 				op, err := step(ctx)
+				if err != nil && ctx.Err() != nil {
+					return // cut short by the interrupt: not the system's error
+				}
 				rec.record(op, intended, started, spec.clock.Now(), err)
 			}
 		}()

@@ -175,6 +175,48 @@ func TestLoopDurationLimit(t *testing.T) {
 	})
 }
 
+// An open loop that cannot keep up still stops at its duration: slots due
+// before the deadline but not yet started when it passes are not run, so
+// the phase's wall time stays capped (YCSB's maxexecutiontime).
+func TestOpenLoopBehindStopsAtDuration(t *testing.T) {
+	fc := clock.NewFake()
+	start := fc.Now()
+	rec, ops := observed(start)
+	// 1,000 ops/s for 100 ms is 100 slots; one thread serves one per 10 ms.
+	spec := loopSpec{clock: fc, threads: 1, duration: 100 * time.Millisecond, target: 1000}
+	runLoop(context.Background(), spec, start, rec, fakeStep(fc, 10*time.Millisecond))
+	got := ops()
+	if len(got) != 10 {
+		t.Fatalf("%d ops, want the 10 that started within the 100 ms", len(got))
+	}
+	if ran := fc.Now().Sub(start); ran != spec.duration {
+		t.Fatalf("the loop ran for %v, want %v", ran, spec.duration)
+	}
+}
+
+// Operations cut short by cancelling the run (Ctrl-C) are not recorded as
+// the system's errors.
+func TestLoopCancelRecordsNoErrors(t *testing.T) {
+	start := time.Now()
+	rec, ops := observed(start)
+	ctx, cancel := context.WithCancel(context.Background())
+	var inFlight sync.WaitGroup
+	inFlight.Add(4)
+	go func() { inFlight.Wait(); cancel() }() // every thread is inside a step
+	spec := loopSpec{clock: clock.Real(), threads: 4}
+	runLoop(ctx, spec, start, rec, func(context.Context, int) (stepFunc, func()) {
+		var once sync.Once
+		return func(ctx context.Context) (string, error) {
+			once.Do(inFlight.Done)
+			<-ctx.Done()
+			return "OP", ctx.Err()
+		}, func() {}
+	})
+	if n := len(ops()); n != 0 {
+		t.Fatalf("%d operations recorded for a cancelled run, want 0", n)
+	}
+}
+
 func TestLoopOpsLimitAcrossThreads(t *testing.T) {
 	var calls atomic.Int64
 	var workers, cleanups atomic.Int64

@@ -125,6 +125,9 @@ func WriteSummary(w io.Writer, r *Result) error {
 	if r.Interrupted {
 		b.WriteString(" (interrupted)")
 	}
+	if r.Incomplete {
+		b.WriteString(" (incomplete: the duration ended the load before every record was inserted)")
+	}
 	b.WriteString("\n")
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
 	rows := append(append([]OpSummary{}, r.Ops...), r.Total)

@@ -109,6 +109,9 @@ type Result struct {
 	Consistency Consistency `json:"consistency"`
 	// Interrupted is set when the phase was cancelled before its end.
 	Interrupted bool `json:"interrupted,omitempty"`
+	// Incomplete is set when the duration ended a load phase before it
+	// inserted every record: the run phase will miss the rest.
+	Incomplete bool `json:"incomplete,omitempty"`
 	// Total sums up all operations.
 	Total OpSummary `json:"total"`
 	// Ops sums up each operation type, by name.

@@ -176,6 +176,11 @@ func runPhase(ctx context.Context, cfg Config, pl *plan, db ycsb.DB, phase Phase
 		res.Nodes = len(strings.Split(p.GetString("etcd.endpoints", "127.0.0.1:2379"), ","))
 	}
 	rec.summarize(res, end.Sub(start))
+	if phase == PhaseLoad && spec.ops > 0 && res.Total.Count < spec.ops && ctx.Err() == nil {
+		res.Incomplete = true
+		cfg.Logger.Warn().Int64("inserted", res.Total.Count).Int64("records", spec.ops).
+			Dur("duration", spec.duration).Msg("the load phase ended at its duration before inserting every record")
+	}
 	if qkv != nil {
 		after := qkv.Metrics()
 		s := &SiblingStats{

@@ -132,6 +132,35 @@ func TestRunDurationOnly(t *testing.T) {
 	}
 }
 
+// A load phase that its duration ends before every record is inserted is
+// marked incomplete, in the result and its summary line: the run phase
+// would otherwise report reads of the missing records as not found.
+func TestLoadCutByDurationIsIncomplete(t *testing.T) {
+	for _, tt := range []struct {
+		records  int
+		duration time.Duration
+		want     bool
+	}{
+		{50, 10 * time.Second, false},
+		{1_000_000, 20 * time.Millisecond, true}, // far more than 20 ms of inserts
+	} {
+		cfg := memConfig("c", tt.records, 0)
+		cfg.Phases = []Phase{PhaseLoad}
+		cfg.Duration = tt.duration
+		load := runMem(t, cfg, newMemDB())[0]
+		if load.Incomplete != tt.want || (load.Total.Count < int64(tt.records)) != tt.want {
+			t.Fatalf("%d records in %v: %d inserted, incomplete %v", tt.records, tt.duration, load.Total.Count, load.Incomplete)
+		}
+		var b strings.Builder
+		if err := WriteSummary(&b, load); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(b.String(), "incomplete") != tt.want {
+			t.Fatalf("summary %q: incomplete should show: %v", b.String(), tt.want)
+		}
+	}
+}
+
 func TestResolve(t *testing.T) {
 	dir := t.TempDir()
 	file := dir + "/my.properties"

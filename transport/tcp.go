@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -226,7 +227,10 @@ func (t *TCP) call(ctx context.Context, addr, method string, body []byte) ([]byt
 	if method == "" {
 		return nil, fmt.Errorf("call to %s: %w: empty method", addr, ErrBadFrame)
 	}
-	f := frame{Kind: kindRequest, Method: method, From: t.cfg.NodeID, Body: body}
+	// Checked with the widest ID: the one assigned below may take up to 9
+	// bytes, and a frame over the limit would make the peer close the
+	// connection, failing every call on it.
+	f := frame{ID: math.MaxUint64, Kind: kindRequest, Method: method, From: t.cfg.NodeID, Body: body}
 	if n := f.size(); n > t.cfg.MaxFrameSize {
 		return nil, fmt.Errorf("call %s to %s: %w: %d bytes, limit %d", method, addr, ErrFrameTooLarge, n, t.cfg.MaxFrameSize)
 	}

@@ -561,6 +561,40 @@ func TestTCPFrameSizeLimits(t *testing.T) {
 	}
 }
 
+// The caller's size check counts the request ID at its widest: a body
+// that fits only with a short ID fails before it is sent, instead of
+// reaching the peer over the limit, which would close the connection and
+// fail every other call on it.
+func TestTCPRequestSizeCountsTheID(t *testing.T) {
+	const max = MinMaxFrameSize
+	srv, _ := newTCP(t, "srv", func(_ context.Context, req *Request) ([]byte, error) { return nil, nil },
+		func(c *TCPConfig) { c.MaxFrameSize = max })
+	cli, _ := newTCP(t, "cli", nil, func(c *TCPConfig) { c.MaxFrameSize = max })
+	ctx := ctxTimeout(t, 10*time.Second)
+	for range 300 { // IDs past 255 take three bytes
+		if _, err := cli.Call(ctx, srv.Addr(), "echo", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	body := 0 // the largest body whose frame fits with a one-byte ID
+	for n := max - 64; n <= max; n++ {
+		f := frame{Kind: kindRequest, Method: "echo", From: "cli", Body: make([]byte, n)}
+		if f.size() <= max {
+			body = n
+		}
+	}
+	sent := cli.Metrics().BytesOut
+	if _, err := cli.Call(ctx, srv.Addr(), "echo", make([]byte, body)); !errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrUnreachable) {
+		t.Fatalf("a request that fits only with a short ID: %v, want ErrFrameTooLarge before sending", err)
+	}
+	if cli.Metrics().BytesOut != sent || srv.Metrics().FramesRejected != 0 {
+		t.Fatalf("the request was sent (%d bytes) and rejected %d times", cli.Metrics().BytesOut-sent, srv.Metrics().FramesRejected)
+	}
+	if _, err := cli.Call(ctx, srv.Addr(), "echo", nil); err != nil {
+		t.Fatalf("the connection did not survive: %v", err)
+	}
+}
+
 func TestTCPConfigValidate(t *testing.T) {
 	tests := []struct {
 		name   string
