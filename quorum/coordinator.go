@@ -169,7 +169,9 @@ type Coordinator struct {
 	wg     sync.WaitGroup
 	pool   *gopool.Pool // runs dispatches and finishers on reusable goroutines
 	closed atomic.Bool
-	m      metrics
+	// closeMu orders enter's wg.Add before Close's wg.Wait.
+	closeMu sync.RWMutex
+	m       metrics
 }
 
 // New returns a coordinator. place returns the current ring (it changes on
@@ -197,9 +199,25 @@ func (c *Coordinator) spawn(f func()) {
 	}
 }
 
+// enter counts a new operation's background work in c.wg, unless Close
+// has begun: under closeMu, so that no Add races with Close's Wait while
+// the count is zero (which sync.WaitGroup forbids).
+func (c *Coordinator) enter() bool {
+	c.closeMu.RLock()
+	defer c.closeMu.RUnlock()
+	if c.closed.Load() {
+		return false
+	}
+	c.wg.Add(1)
+	return true
+}
+
 // Close stops background work and waits for it. It is idempotent.
 func (c *Coordinator) Close() error {
-	if c.closed.CompareAndSwap(false, true) {
+	c.closeMu.Lock()
+	first := c.closed.CompareAndSwap(false, true)
+	c.closeMu.Unlock()
+	if first {
 		c.cancel()
 	}
 	c.wg.Wait()
@@ -285,7 +303,10 @@ func (c *Coordinator) Put(ctx context.Context, req PutRequest) (PutResult, error
 
 	opCtx, cancel := context.WithTimeout(c.ctx, c.timeout(req.Params))
 	replies := make(chan Reply, 2*len(targets)+2)
-	c.wg.Add(1) // released by the background finisher
+	if !c.enter() { // released by the background finisher
+		cancel()
+		return PutResult{}, ErrClosed
+	}
 	send := func(msgs []Message) {
 		for _, msg := range msgs {
 			r := base
@@ -428,7 +449,10 @@ func (c *Coordinator) Get(ctx context.Context, req GetRequest) (GetResult, error
 	base := Request{Key: req.Key, Partition: part, LWW: req.Params.LWW}
 	opCtx, cancel := context.WithTimeout(c.ctx, c.timeout(req.Params))
 	replies := make(chan Reply, 3*len(targets)+1)
-	c.wg.Add(1)
+	if !c.enter() { // released by the background finisher
+		cancel()
+		return GetResult{}, ErrClosed
+	}
 	send := func(msgs []Message) {
 		for _, msg := range msgs {
 			r := base

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/quorumkv/quorumkv/internal/clock"
+	"github.com/quorumkv/quorumkv/version"
 )
 
 // fixedPlace is a three-node ring where every key's preference list is
@@ -312,5 +313,46 @@ func TestCoordinatorReadDeadlineDuringRepair(t *testing.T) {
 	}
 	if n := c.Metrics().Timeouts; n != 1 {
 		t.Fatalf("one read's deadline counted %d timeouts", n)
+	}
+}
+
+// Operations that race with Close either finish or fail with ErrClosed,
+// and Close waits for their background work (run with -race: an Add on
+// the WaitGroup racing with Close's Wait is reported).
+func TestCoordinatorCloseDuringOperations(t *testing.T) {
+	net := newReplicaNet()
+	c := newTestCoordinator(t, net, clock.Real(), FanoutAll)
+	p := Params{N: 3, R: 2, W: 2, Sloppy: true, Timeout: 5 * time.Second}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key := []byte{byte('a' + i)}
+			var seen version.Context // each write supersedes the last
+			for {
+				res, err := c.Put(context.Background(), PutRequest{Key: key, Params: p, Context: seen, Value: []byte("v")})
+				seen = res.Context
+				if err == nil {
+					_, err = c.Get(context.Background(), GetRequest{Key: key, Params: p})
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(20 * time.Millisecond)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, ErrClosed) && !errors.Is(err, ErrNotEnoughReplicas) {
+			t.Fatalf("an operation racing with Close failed with %v", err)
+		}
 	}
 }
