@@ -106,6 +106,13 @@ func TestSoakFaults(t *testing.T) {
 			Key: store.EncodeKey([]byte("soak"), []byte(k)), Params: quorum.Params{N: 3, R: 3, W: 2, Timeout: 5 * time.Second}})
 		if err != nil || len(res.Set.Live()) != 1 || string(res.Set.Live()[0].Value) != v {
 			lost++
+			if lost <= 5 { // say why, and what each node holds
+				t.Logf("lost %s: read error %v, %d live siblings, receipt %+v", k, err, len(res.Set.Live()), res.Receipt)
+				for i := 0; i < c.Size(); i++ {
+					set, gerr := c.Node(i).Store().Get(store.EncodeKey([]byte("soak"), []byte(k)))
+					t.Logf("  n%d holds %v (%v)", i+1, set.Dots(), gerr)
+				}
+			}
 		}
 	}
 	t.Logf("%d faults, %d writes attempted, %d acknowledged, %d failed, %d lost", faults, attempts.Load(), len(acked), failures.Load(), lost)
