@@ -195,3 +195,34 @@ func TestFailureHintBudgetOverflow(t *testing.T) {
 		t.Fatalf("/metrics does not show the overflow:\n%s", m)
 	}
 }
+
+// A write whose first issuer cannot be reached (the request never leaves
+// the coordinator) is issued by the next primary at once, before the
+// failure detector suspects the first: the transport's ErrNotSent reaches
+// the write as quorum.ErrNotApplied. A failure that leaves the outcome open
+// would instead fail the write (quorum's TestCoordinatorReissues...).
+func TestWriteReissuedWhenTheIssuerWasNotReached(t *testing.T) {
+	c := testcluster.Start(t, 5)
+	r0 := c.Node(0).Ring()
+	var key string
+	var pref []string
+	for k := 0; ; k++ {
+		key = fmt.Sprint("key", k)
+		pref, _ = r0.PreferenceList(store.EncodeKey([]byte("b"), []byte(key)), 3)
+		if !slices.Contains(pref[:3], "n1") { // n1 coordinates, a primary issues
+			break
+		}
+	}
+	c.Net.Block("n1.rpc", pref[0]+".rpc", true) // the first issuer, still trusted
+	r := c.Do(0, "PUT", "/v1/kv/b/"+key+"?w=2", []byte("v"), nil)
+	c.Net.Block("n1.rpc", pref[0]+".rpc", false)
+	if r.Status != 204 {
+		t.Fatalf("PUT with the first issuer unreachable: %d %s", r.Status, r.Body)
+	}
+	var idx int
+	fmt.Sscanf(pref[1], "n%d", &idx)
+	set := replicaSet(t, c, idx-1, "b", key)
+	if dots := set.Dots(); len(dots) != 1 || dots[0].Node == pref[0] {
+		t.Fatalf("%s holds %v: want one version, issued by another primary than %s", pref[1], dots, pref[0])
+	}
+}

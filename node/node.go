@@ -517,20 +517,23 @@ func (s sender) Send(ctx context.Context, to string, req *quorum.Request) (*quor
 	}
 	m, ok := s.n.meta(to)
 	if !ok {
-		return nil, fmt.Errorf("node: unknown member %q", to)
+		return nil, fmt.Errorf("%w: node: unknown member %q", quorum.ErrNotApplied, to)
 	}
 	body, err := wire.Marshal(req, req.SizeHint())
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", quorum.ErrNotApplied, err)
 	}
 	out, err := s.n.tr.Call(ctx, m.RPCAddr, rpcKV, body)
 	if err != nil {
 		var re *transport.RemoteError
-		if errors.As(err, &re) && re.Code == quorum.CodeTooManySiblings {
+		switch {
+		case errors.As(err, &re) && re.Code == quorum.CodeTooManySiblings:
 			return nil, fmt.Errorf("%w: %s", quorum.ErrTooManySiblings, re.Message)
-		}
-		if errors.As(err, &re) && re.Code == quorum.CodeCorrupt {
+		case errors.As(err, &re) && re.Code == quorum.CodeCorrupt:
 			return nil, fmt.Errorf("%w: %s: %s", quorum.ErrCorruptReplica, to, re.Message)
+		case errors.As(err, &re) && re.Code == quorum.CodeNotApplied,
+			errors.Is(err, transport.ErrNotSent):
+			return nil, fmt.Errorf("%w: %s: %w", quorum.ErrNotApplied, to, err)
 		}
 		return nil, err
 	}

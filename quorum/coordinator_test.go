@@ -3,6 +3,7 @@ package quorum
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -354,5 +355,66 @@ func TestCoordinatorCloseDuringOperations(t *testing.T) {
 		if !errors.Is(err, ErrClosed) && !errors.Is(err, ErrNotEnoughReplicas) {
 			t.Fatalf("an operation racing with Close failed with %v", err)
 		}
+	}
+}
+
+// applyThenFail fails every apply at a with err: after applying it, as a
+// connection reset after the request went out does, unless err says it
+// was not applied.
+type applyThenFail struct {
+	*replicaNet
+	err error
+}
+
+func (n applyThenFail) Send(ctx context.Context, to string, req *Request) (*Response, error) {
+	if to == "a" && req.Kind == KindApply {
+		if !errors.Is(n.err, ErrNotApplied) {
+			_, _ = n.replicaNet.Send(ctx, to, req)
+		}
+		return nil, n.err
+	}
+	return n.replicaNet.Send(ctx, to, req)
+}
+
+// An apply whose outcome is unknown is not issued again elsewhere: a was
+// perhaps applied, and a second issuer would give this one write a second
+// version, a sibling of the first. One known not to have been applied is.
+func TestCoordinatorReissuesOnlyWhatWasNotApplied(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		err     error
+		wantErr bool
+	}{
+		{"outcome unknown", errors.New("connection reset after the request went out"), true},
+		{"not applied", fmt.Errorf("%w: refused", ErrNotApplied), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			net := newReplicaNet()
+			cfg := DefaultConfig()
+			cfg.Self = "x" // not a replica: a remote primary issues
+			c, err := New(cfg, func() Placement { return fixedPlace{} }, func(string) bool { return true },
+				applyThenFail{net, tt.err}, clock.Real(), zerolog.Nop())
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := Params{N: 3, R: 2, W: 2, Sloppy: true, Timeout: 5 * time.Second}
+			_, err = c.Put(context.Background(), PutRequest{Key: []byte("k"), Params: p, Value: []byte("v")})
+			if err := c.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Put = %v, want an error: %v", err, tt.wantErr)
+			}
+			issuers := map[string]bool{}
+			for _, id := range []string{"a", "b", "c"} {
+				set, _ := net.replicas[id].store.Get([]byte("k"))
+				for _, d := range set.Dots() {
+					issuers[d.Node] = true
+				}
+			}
+			if len(issuers) > 1 {
+				t.Fatalf("one write got versions from %v", issuers)
+			}
+		})
 	}
 }

@@ -13,8 +13,12 @@
 //	                       (late acks are collected in the background)
 //
 // A write's dot is issued by a primary replica of the key (the coordinator's
-// own replica when it is one), so vector clocks only ever name the key's
-// replicas. Targets come from Plan: the first n nodes of the preference list
+// own replica when it is one; a fallback only when no primary can, and it
+// then keeps a hint for the primary too). If the issuer fails, the next
+// one is asked only when the first certainly did not apply the write
+// (ErrNotApplied: the request never reached it, or it refused before
+// applying); otherwise the write fails, since a second issuer would give
+// the write two versions. Targets come from Plan: the first n nodes of the preference list
 // that the failure detector trusts, a fallback for each suspected primary
 // (sloppy quorum: it keeps the write as a durable hint for the primary and
 // counts toward W unless the request says sloppy=false), and, when every
@@ -26,8 +30,9 @@
 // with its data for the key merged with the hint it keeps for the primary,
 // and counts toward R. The read answers after R replies with their causal
 // merge, and first repairs the replicas among those R that replied stale
-// (the receipt names them; a fallback is repaired into its hint). Replies that come later are merged and
-// repaired in the background, for at most Config.RepairWait.
+// (the receipt names them; a fallback is repaired into its hint). Replies
+// that come later are merged and repaired in the background, for at most
+// Config.RepairWait.
 //
 // Every answer carries a Receipt: which replicas answered, which fallbacks
 // stood in for whom, how many distinct versions a read saw, and what read

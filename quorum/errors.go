@@ -20,6 +20,13 @@ var (
 	// ErrCorruptReplica: the replica's stored record for the key does not
 	// decode. A merge heals it, so a read repairs such a replica.
 	ErrCorruptReplica = errors.New("quorum: replica holds a corrupt record")
+	// ErrNotApplied: the replica certainly did not apply the request (it
+	// never reached it, or the replica refused it before applying). Only
+	// after such a failure does a write ask another replica to issue its
+	// version: after any other failure the first may have applied it, and
+	// a second issuer would give one client write two versions, which
+	// meet as siblings.
+	ErrNotApplied = errors.New("quorum: request not applied")
 )
 
 // healableError is implemented by a store error for a record that does

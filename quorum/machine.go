@@ -188,6 +188,13 @@ func (m *WriteMachine) Step(r Reply) []Message {
 				m.done, m.err = true, r.Err
 				return nil
 			}
+			if !errors.Is(r.Err, ErrNotApplied) {
+				// The issuer may have applied the write (its reply was
+				// lost, say): another issuer would give it a second
+				// version. The write fails; it may have been applied.
+				m.done, m.err = true, m.quorumError(false)
+				return nil
+			}
 			// As at Start: nothing more is applied once W is out of reach.
 			m.finishIfImpossible()
 			if m.done {

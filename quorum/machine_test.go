@@ -232,6 +232,9 @@ func TestMachineScripts(t *testing.T) {
 					if arg("corrupt") == "true" {
 						r.Err = fmt.Errorf("%w: %s", ErrCorruptReplica, arg("err"))
 					}
+					if arg("notapplied") == "true" {
+						r.Err = fmt.Errorf("%w: %s", ErrNotApplied, arg("err"))
+					}
 				} else {
 					r = s.serve(c, m)
 					r.Pending = arg("pending") == "true"

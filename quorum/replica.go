@@ -201,7 +201,8 @@ func (r *Replica) applyAsync(req *Request) (*Response, func() error, error) {
 		if errors.Is(err, version.ErrTooManySiblings) {
 			return nil, nil, &CodedError{code: CodeTooManySiblings, Err: err}
 		}
-		return nil, nil, fmt.Errorf("apply: %w", err)
+		// UpdateAsync failed before the write became visible.
+		return nil, nil, &CodedError{code: CodeNotApplied, Err: fmt.Errorf("%w: apply: %w", ErrNotApplied, err)}
 	}
 	if req.HintFor == "" || req.HintFor == r.cfg.Self {
 		return &Response{Set: set, Dot: dot}, wait, nil
@@ -227,6 +228,8 @@ const (
 	CodeTooManySiblings = "too_many_siblings"
 	// CodeCorrupt carries ErrCorruptReplica.
 	CodeCorrupt = "corrupt_record"
+	// CodeNotApplied carries ErrNotApplied.
+	CodeNotApplied = "not_applied"
 )
 
 // CodedError carries a stable code across the transport.

@@ -23,6 +23,12 @@ var (
 	ErrServing = errors.New("transport: already serving")
 	// ErrInvalidConfig: a config failed Validate, or Serve got a nil handler.
 	ErrInvalidConfig = errors.New("transport: invalid config")
+	// ErrNotSent marks a failed call whose request never left this node
+	// (no connection could be had, the peer was known unreachable at
+	// once): the peer did not run it. It is wrapped together with the
+	// reason (ErrUnreachable, ErrClosed, ...). A call that fails without
+	// it may or may not have run at the peer.
+	ErrNotSent = errors.New("transport: request not sent")
 	// ErrTimeout: the call's deadline passed before a reply arrived.
 	// errors.Is(err, context.DeadlineExceeded) also holds for it.
 	ErrTimeout error = timeoutError{}

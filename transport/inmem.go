@@ -486,7 +486,7 @@ func (m *Mem) call(ctx context.Context, addr, method string, body []byte) ([]byt
 	req := &Request{From: m.nodeID, Method: method, Body: bytes.Clone(body)}
 	switch m.net.deliver(m, addr, c, req) {
 	case unreachable:
-		return nil, fmt.Errorf("call %s to %s: %w", method, addr, ErrUnreachable)
+		return nil, fmt.Errorf("call %s to %s: %w: %w", method, addr, ErrNotSent, ErrUnreachable)
 	case lost:
 		m.m.dropped.Add(1)
 	}

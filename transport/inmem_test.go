@@ -299,8 +299,12 @@ func TestMemDownDuringCall(t *testing.T) {
 	ch := asyncCall(context.Background(), nodes["a"], "b", "slow", nil)
 	<-started
 	n.Down("b")
-	if o := await(t, ch); !errors.Is(o.err, ErrUnreachable) {
-		t.Fatalf("call to crashed node: %v, want ErrUnreachable", o.err)
+	if o := await(t, ch); !errors.Is(o.err, ErrUnreachable) || errors.Is(o.err, ErrNotSent) {
+		t.Fatalf("call to crashed node: %v, want ErrUnreachable, and not ErrNotSent: the handler ran", o.err)
+	}
+	// A call to a node that is already down never leaves the caller.
+	if _, err := nodes["a"].Call(context.Background(), "b", "fast", nil); !errors.Is(err, ErrNotSent) || !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("call to a down node: %v, want ErrNotSent and ErrUnreachable", err)
 	}
 	waitFor(t, "handler ctx cancelled", ctxCancelled.Load)
 	n.Up("b")

@@ -256,16 +256,16 @@ func (t *TCP) call(ctx context.Context, addr, method string, body []byte) ([]byt
 	for attempt := 0; ; attempt++ {
 		if c, err = t.getConn(ctx, addr); err != nil {
 			if ctx.Err() != nil {
-				return nil, ctxError(ctx, method, addr)
+				return nil, fmt.Errorf("%w: %w", ErrNotSent, ctxError(ctx, method, addr))
 			}
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", ErrNotSent, err)
 		}
 		f.ID = t.nextID.Add(1)
 		if ch, err = c.register(f.ID); err == nil {
 			break
 		}
 		if attempt > 0 {
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", ErrNotSent, err)
 		}
 	}
 	if err := c.send(ctx, f); err != nil && ctx.Err() != nil {

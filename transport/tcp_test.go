@@ -314,8 +314,8 @@ func TestTCPUnreachable(t *testing.T) {
 	_ = ln.Close() // nothing listens there now
 	cli, _ := newTCP(t, "cli", nil, nil)
 	_, err = cli.Call(ctxTimeout(t, 5*time.Second), addr, "m", nil)
-	if !errors.Is(err, ErrUnreachable) {
-		t.Fatalf("err = %v, want ErrUnreachable", err)
+	if !errors.Is(err, ErrUnreachable) || !errors.Is(err, ErrNotSent) {
+		t.Fatalf("err = %v, want ErrUnreachable and ErrNotSent (the dial failed)", err)
 	}
 	if m := cli.Metrics(); m.DialFailures != 1 || m.ConnsDialed != 0 || m.Errors != 1 {
 		t.Fatalf("metrics %+v", m)
