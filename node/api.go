@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -160,9 +161,15 @@ func (n *Node) parseKeyRequest(r *http.Request, allowed []string) (*request, *er
 // that names the allowed parameters.
 func parseOptions(r *http.Request, allowed []string) (quorum.Options, *errorBody) {
 	opts := quorum.Options{Sloppy: true}
-	q := r.URL.Query()
 	bad := func(format string, a ...any) *errorBody {
 		return &errorBody{Code: CodeBadParameter, Error: fmt.Sprintf(format, a...) + "; allowed parameters: " + strings.Join(allowed, ", ")}
+	}
+	// url.ParseQuery, unlike URL.Query, reports the pairs it cannot parse
+	// (a ';' separator, a bad escape) instead of dropping them, which would
+	// run the request with weaker options than it asked for.
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return opts, bad("query %q: %v", r.URL.RawQuery, err)
 	}
 	names := make([]string, 0, len(q))
 	for name := range q {

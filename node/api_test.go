@@ -133,6 +133,11 @@ func TestAPIErrors(t *testing.T) {
 	}{
 		{"unknown parameter", "GET", "/v1/kv/b/k?q=1", nil, nil, 400, "bad_parameter", "allowed parameters: r, n, timeout, sloppy"},
 		{"w on a read", "GET", "/v1/kv/b/k?w=1", nil, nil, 400, "bad_parameter", "allowed parameters"},
+		// Pairs a lenient parser would drop, running the request with
+		// weaker options than it asked for.
+		{"semicolon separator", "PUT", "/v1/kv/b/k?w=all;sloppy=false", []byte("v"), nil, 400, "bad_parameter", "query"},
+		{"bad escape in a value", "PUT", "/v1/kv/b/k?w=al%zz", []byte("v"), nil, 400, "bad_parameter", "query"},
+		{"bad escape in a name", "GET", "/v1/kv/b/k?r=1&bogus%zz=1", nil, nil, 400, "bad_parameter", "query"},
 		{"r=0", "GET", "/v1/kv/b/k?r=0", nil, nil, 400, "bad_parameter", "r="},
 		{"r word", "GET", "/v1/kv/b/k?r=most", nil, nil, 400, "bad_parameter", "one, quorum or all"},
 		{"r above n", "GET", "/v1/kv/b/k?r=2", nil, nil, 400, "bad_parameter", "r=2"},

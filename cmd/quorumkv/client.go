@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,10 +14,15 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/quorumkv/quorumkv/antientropy"
 	"github.com/quorumkv/quorumkv/quorum"
 )
 
 // clientFlags are the flags of the commands that talk to a node over HTTP.
+// clientGrace is how much longer than --timeout the CLI waits for a node's
+// answer.
+const clientGrace = 2 * time.Second
+
 type clientFlags struct {
 	node    string
 	context string
@@ -24,6 +30,14 @@ type clientFlags struct {
 	timeout time.Duration
 	json    bool
 	sloppy  bool
+}
+
+// registerAdmin registers the flags of commands that are not reads or
+// writes of a key: the node and a client-side timeout.
+func (f *clientFlags) registerAdmin(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.node, "node", envOr("QUORUMKV_NODE", "http://127.0.0.1:8081"), "node to talk to (env QUORUMKV_NODE)")
+	fl.DurationVar(&f.timeout, "timeout", 0, "give up after this long (0: wait for the answer)")
 }
 
 func (f *clientFlags) register(cmd *cobra.Command, read bool) {
@@ -69,7 +83,16 @@ func (f *clientFlags) url(bucket, key string) string {
 }
 
 func (f *clientFlags) do(method, u string, body io.Reader, hdr map[string]string) (*http.Response, []byte, error) {
-	req, err := http.NewRequest(method, u, body)
+	ctx := context.Background()
+	if f.timeout > 0 {
+		// A key request passes the timeout to the node, which answers
+		// within it; the grace covers the network. An admin request has
+		// no server-side timeout, so this is its limit.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, f.timeout+clientGrace)
+		defer cancel()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -251,10 +274,7 @@ func newStatusCmd() *cobra.Command {
 					Phi       float64 `json:"phi"`
 					Share     float64 `json:"ring_share"`
 				}
-				Hints map[string]struct {
-					Count int64 `json:"count"`
-					Bytes int64 `json:"bytes"`
-				}
+				Hints map[string]antientropy.HintOwnerStats
 			}
 			if err := json.Unmarshal(body, &st); err != nil {
 				return err
@@ -266,13 +286,13 @@ func newStatusCmd() *cobra.Command {
 				fmt.Fprintf(w, "%-12s %-22s %-8s %-10v %6.2f %6.1f%%\n", m.ID, m.HTTPAddr, m.Gossip, m.Reachable, m.Phi, 100*m.Share)
 			}
 			for owner, h := range st.Hints {
-				fmt.Fprintf(w, "\nhints for %s: %d (%d bytes)", owner, h.Count, h.Bytes)
+				fmt.Fprintf(w, "\nhints for %s: %d (%d bytes), %d overflowed", owner, h.PendingHints, h.PendingBytes, h.Overflowed)
 			}
 			fmt.Fprintln(w)
 			return nil
 		},
 	}
-	f.register(cmd, true)
+	f.registerAdmin(cmd)
 	cmd.Flags().BoolVar(&raw, "raw", false, "print the raw JSON of GET /v1/cluster")
 	return cmd
 }
@@ -292,6 +312,6 @@ func newAntiEntropyCmd() *cobra.Command {
 			return err
 		},
 	}
-	f.register(cmd, true)
+	f.registerAdmin(cmd)
 	return cmd
 }

@@ -98,6 +98,9 @@ address and a curl example, and runs until interrupted. Data survives
 restarts of dev.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if count < 1 {
+				return fmt.Errorf("--nodes %d: a cluster needs at least one node", count)
+			}
 			log, err := f.logger()
 			if err != nil {
 				return err
