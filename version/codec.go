@@ -59,7 +59,8 @@ func MarshalContext(c Context) ([]byte, error) {
 }
 
 // UnmarshalContext decodes MarshalContext's output and checks that it is
-// well formed: no empty node names, no zero counters, a sorted cloud.
+// well formed: no empty node names, no zero counters and none above
+// MaxCounter, a sorted cloud.
 func UnmarshalContext(b []byte) (Context, error) {
 	if len(b) == 0 || b[0] != contextFormat {
 		return Context{}, fmt.Errorf("%w: unknown format", ErrBadContext)
@@ -71,13 +72,16 @@ func UnmarshalContext(b []byte) (Context, error) {
 	if err := msgpack.Unmarshal(b[1:], &c); err != nil {
 		return Context{}, fmt.Errorf("%w: %v", ErrBadContext, err)
 	}
-	for n := range c.VV {
+	for n, counter := range c.VV {
 		if n == "" {
 			return Context{}, fmt.Errorf("%w: empty node name", ErrBadContext)
 		}
+		if counter > MaxCounter {
+			return Context{}, fmt.Errorf("%w: counter %d of %s above %d", ErrBadContext, counter, n, MaxCounter)
+		}
 	}
 	for _, d := range c.Cloud {
-		if d.Node == "" || d.Counter == 0 {
+		if d.Node == "" || d.Counter == 0 || d.Counter > MaxCounter {
 			return Context{}, fmt.Errorf("%w: bad dot %v", ErrBadContext, d)
 		}
 	}

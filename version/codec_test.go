@@ -3,6 +3,7 @@ package version
 import (
 	"encoding/base64"
 	"errors"
+	"math"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -53,4 +54,32 @@ func FuzzDecodeContext(f *testing.F) {
 			t.Fatalf("re-encode of %q: %v %+v %+v", s, err, again, c)
 		}
 	})
+}
+
+// A context naming a counter above MaxCounter is malformed, and a write can
+// never issue one: the counter would otherwise wrap around to 0, which
+// every context counts as seen, so the acknowledged write would be dropped
+// at its first merge.
+func TestCountersStayBelowMaxCounter(t *testing.T) {
+	for _, c := range []Context{
+		{VV: map[string]uint64{"a": math.MaxUint64}},
+		{VV: map[string]uint64{"a": MaxCounter + 1}},
+		{Cloud: []Dot{{Node: "a", Counter: MaxCounter + 1}}},
+	} {
+		if _, err := DecodeContext(EncodeContext(c)); !errors.Is(err, ErrBadContext) {
+			t.Errorf("DecodeContext(%+v) = %v, want ErrBadContext", c, err)
+		}
+	}
+	if _, err := DecodeContext(EncodeContext(Context{VV: map[string]uint64{"a": MaxCounter}})); err != nil {
+		t.Fatalf("a context at MaxCounter: %v", err)
+	}
+	var s Set
+	if _, err := s.Update(Write{Node: "b", Value: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	before := s.Clone()
+	_, err := s.Update(Write{Node: "a", Value: []byte("y"), Context: Context{VV: map[string]uint64{"a": MaxCounter}}})
+	if !errors.Is(err, ErrCounterExhausted) || !s.Equal(before) {
+		t.Fatalf("Update past MaxCounter = %v, set %v; want ErrCounterExhausted and no change", err, s.Dots())
+	}
 }

@@ -14,7 +14,17 @@ var (
 	ErrTooManySiblings = errors.New("version: too many siblings")
 	// ErrNoNode means a write was applied without naming the issuing node.
 	ErrNoNode = errors.New("version: write without a node")
+	// ErrCounterExhausted means the issuing node's counter for the key
+	// would pass MaxCounter (only a forged context can bring it there).
+	ErrCounterExhausted = errors.New("version: counter exhausted")
 )
+
+// MaxCounter bounds dot counters. Real counters stay far below it: they
+// start at the write's time in microseconds (Write.CounterFloor) and grow
+// by one per write. A context naming a larger counter is malformed, and no
+// write issues one, so a counter never wraps around to zero (which every
+// context would count as seen, dropping the write).
+const MaxCounter uint64 = 1 << 62
 
 // Sibling is one stored version of a key's value.
 type Sibling struct {
@@ -138,6 +148,9 @@ func (s *Set) Update(w Write) (Dot, error) {
 	counter := max(s.Context.Max(w.Node), w.Context.Max(w.Node)) + 1
 	if s.IsEmpty() && counter < w.CounterFloor {
 		counter = w.CounterFloor
+	}
+	if counter > MaxCounter || counter == 0 {
+		return Dot{}, fmt.Errorf("%w: %s would issue counter %d", ErrCounterExhausted, w.Node, counter)
 	}
 	dot := Dot{Node: w.Node, Counter: counter}
 	kept := make([]Sibling, 0, len(s.Siblings)+1)
