@@ -63,14 +63,17 @@
 // loop: an exchange is a single bounded pass (one descent, one listing, one
 // transfer), and a leaf where the exchange moved nothing is remembered by
 // its (local, remote) hash pair, so later exchanges skip it until either
-// side changes — leaving only the descent to it (a few hundred bytes) per
-// exchange. MaxSettled bounds the memory.
+// side changes, or until the background round starts over (which nodes
+// replicate a key may change meanwhile) — leaving only the descent to it
+// (a few hundred bytes) per exchange. MaxSettled bounds the memory.
 //
 // Pacing. The background loop exchanges one partition per Config.Interval
-// (prioritized partitions first: Prioritize, persisted through Meta, is what
-// hinted handoff calls when a hint could not be kept), and every call is
-// charged to a byte token bucket (Config.BytesPerSecond). RunOnce/Run run
-// a full pass on demand (POST /v1/antientropy/run, the CLI).
+// (prioritized partitions take every other tick, in turn, so one that
+// cannot clear does not starve the rest: Prioritize, persisted through
+// Meta, is what hinted handoff calls when a hint could not be kept), and
+// every call is charged to a byte token bucket (Config.BytesPerSecond).
+// RunOnce/Run run a full pass on demand (POST /v1/antientropy/run, the
+// CLI), which also re-examines settled leaves.
 //
 // Deletes. A tombstone is reaped only when every replica of its key holds
 // it (or a newer tombstone) and TombstoneGrace has passed since its latest

@@ -43,12 +43,16 @@ type Service struct {
 	starting bool       // Start was called
 	started  bool       // Start finished: trees built, loops running
 	closed   bool
-	priority map[int]bool                     // partitions to exchange first (persisted)
-	settled  map[settledKey]LeafDiff          // unresolvable leaf differences, by peer
-	cursor   int                              // next partition of the background round
-	sweepAt  int                              // next partition of the sweep round
-	marked   map[int]map[uint64]uint64        // per partition: key hash → record hash of tombstones marked
-	hooks    struct{ afterTick func(string) } // test hook: called after each loop tick ("exchange", "sweep", "reap")
+	priority map[int]bool            // partitions to exchange first (persisted)
+	settled  map[settledKey]LeafDiff // unresolvable leaf differences, by peer
+	cursor   int                     // next partition of the background round
+	// prioCursor is the next prioritized partition; lastPriority says the
+	// last background pick was a prioritized one.
+	prioCursor   int
+	lastPriority bool
+	sweepAt      int                              // next partition of the sweep round
+	marked       map[int]map[uint64]uint64        // per partition: key hash → record hash of tombstones marked
+	hooks        struct{ afterTick func(string) } // test hook: called after each loop tick ("exchange", "sweep", "reap")
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -248,8 +252,14 @@ func (s *Service) replicated() []int {
 	return parts
 }
 
-// nextPartition picks the background round's next partition: the lowest
-// prioritized one this node replicates, else the next in round-robin order.
+// nextPartition picks the background round's next partition. Prioritized
+// partitions this node replicates take every other tick, in turn; the
+// round-robin over all its partitions takes the rest, so that a priority
+// that cannot clear (a replica stays down) does not starve the others.
+// Each time the round-robin starts over, the memory of settled leaves is
+// forgotten: which nodes replicate a key may have changed since (the ring,
+// a bucket's n), and a leaf skipped as settled would then never reach a
+// new replica.
 func (s *Service) nextPartition() (int, bool) {
 	parts := s.ring().PartitionsFor(s.cfg.NodeID, s.n())
 	if len(parts) == 0 {
@@ -257,14 +267,29 @@ func (s *Service) nextPartition() (int, bool) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, p := range parts {
-		if s.priority[p] {
-			return p, true
+	if !s.lastPriority {
+		var prio []int
+		for _, p := range parts {
+			if s.priority[p] {
+				prio = append(prio, p)
+			}
+		}
+		if len(prio) > 0 {
+			i, _ := slices.BinarySearch(prio, s.prioCursor)
+			if i == len(prio) {
+				i = 0
+			}
+			s.prioCursor, s.lastPriority = prio[i]+1, true
+			return prio[i], true
 		}
 	}
+	s.lastPriority = false
 	i, _ := slices.BinarySearch(parts, s.cursor)
 	if i == len(parts) {
 		i = 0
+	}
+	if i == 0 {
+		clear(s.settled)
 	}
 	s.cursor = parts[i] + 1
 	return parts[i], true
@@ -317,6 +342,11 @@ func (s *Service) Run(ctx context.Context, partitions []int) (Report, error) {
 	defer s.runMu.Unlock()
 	if partitions == nil {
 		partitions = s.replicated()
+		// A full round asked for now re-examines settled leaves too
+		// (see nextPartition).
+		s.mu.Lock()
+		clear(s.settled)
+		s.mu.Unlock()
 	}
 	var rep Report
 	var errs []error
