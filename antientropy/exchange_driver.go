@@ -150,8 +150,6 @@ func (s *Service) replicates(k []byte, node string) bool {
 	return s.cfg.Replicates == nil || s.cfg.Replicates(k, node)
 }
 
-func (s *Service) lww(k []byte) bool { return s.cfg.LWW != nil && s.cfg.LWW(k) }
-
 // peerSet decodes set bytes received from a peer: a format byte and
 // msgpack, whose lengths are checked before decoding (see checkMsgpack).
 func (s *Service) peerSet(k, b []byte) (version.Set, error) {
@@ -174,7 +172,7 @@ func (s *Service) merge(k, setBytes []byte) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	_, changed, err := s.st.Merge(k, set, s.lww(k))
+	_, changed, err := s.st.Merge(k, set)
 	if err != nil {
 		return false, fmt.Errorf("antientropy: merge %q: %w", k, err)
 	}

@@ -128,7 +128,7 @@ func (c *testCluster) replicate(t *testing.T, d *datadriven.TestData, node, key 
 	d.ScanArgs(t, "replicate", &to)
 	set := c.node(node).st.Get(testKey(key))
 	for _, id := range to {
-		if _, _, err := c.node(id).st.Merge(testKey(key), set, false); err != nil {
+		if _, _, err := c.node(id).st.Merge(testKey(key), set); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -54,7 +54,7 @@ func BenchmarkRebuild(b *testing.B) {
 		for i := range *benchKeys {
 			var set version.Set
 			_, _ = set.Update(version.Write{Node: "a", Value: val, WriteTime: int64(i + 1)})
-			if _, _, err := st.Merge(store.EncodeKey([]byte("b"), fmt.Appendf(nil, "key%08d", i)), set, false); err != nil {
+			if _, _, err := st.Merge(store.EncodeKey([]byte("b"), fmt.Appendf(nil, "key%08d", i)), set); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -72,7 +72,7 @@ func applyOp(st *memStore, op storeOp, tick int64) {
 	if op.kind == 4 {
 		var in version.Set
 		_, _ = in.Update(version.Write{Node: "z", Value: []byte(op.value), WriteTime: tick})
-		_, _, _ = st.Merge(k, in, false)
+		_, _, _ = st.Merge(k, in)
 		return
 	}
 	_, _ = st.Update(k, func(cur version.Set) (version.Set, error) {

@@ -239,7 +239,7 @@ func TestHasTomb(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			k := testKey("t" + string(rune('a'+i)))
 			if tc.local != nil {
-				if _, _, err := c.node("a").st.Merge(k, *tc.local, false); err != nil {
+				if _, _, err := c.node("a").st.Merge(k, *tc.local); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -260,7 +260,7 @@ func (c *testCluster) replicateTo(from, key string, to ...string) {
 	c.t.Helper()
 	set := c.node(from).st.Get(testKey(key))
 	for _, id := range to {
-		if _, _, err := c.node(id).st.Merge(testKey(key), set, false); err != nil {
+		if _, _, err := c.node(id).st.Merge(testKey(key), set); err != nil {
 			c.t.Fatal(err)
 		}
 	}

@@ -89,9 +89,6 @@ type Config struct {
 	// served only to, nodes that should hold them. nil means every replica
 	// of a partition holds all its keys.
 	Replicates func(k []byte, node string) bool
-	// LWW reports whether k belongs to a last-write-wins bucket; merges
-	// then resolve to one sibling. nil means no key does.
-	LWW func(k []byte) bool
 	// DecodeSet decodes canonical set bytes. Set bytes from peers are
 	// checked first as a format byte followed by one msgpack value, with
 	// sane lengths (see checkMsgpack). Default store.DecodeSet.
@@ -120,7 +117,6 @@ func DefaultConfig() Config {
 		ReapInterval:       time.Minute,      // store.Reap once a minute
 		ReapBatch:          10000,            // records per Reap call
 		Replicates:         nil,              // every replica holds every key
-		LWW:                nil,              // no LWW buckets
 		DecodeSet:          store.DecodeSet,  // the store's canonical codec
 	}
 }

@@ -11,10 +11,10 @@ import (
 // satisfies it.
 type Store interface {
 	Scanner
-	// Merge syncs an incoming set into the stored one (version.Sync; then
-	// last-write-wins resolution when lww) and reports whether the stored
-	// set changed.
-	Merge(k []byte, in version.Set, lww bool) (version.Set, bool, error)
+	// Merge syncs an incoming set into the stored one (version.Sync, never
+	// a last-write-wins resolution) and reports whether the stored set
+	// changed.
+	Merge(k []byte, in version.Set) (version.Set, bool, error)
 	// MarkReapable records that the tombstone-only record k, if it still
 	// equals expect, may be deleted from after on.
 	MarkReapable(k []byte, expect version.Set, after time.Time) error

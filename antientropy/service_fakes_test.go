@@ -164,7 +164,7 @@ func (s *memStore) Update(k []byte, fn func(cur version.Set) (version.Set, error
 
 // Merge merges in. Like store.Store, it heals a record whose set bytes do
 // not decode by replacing them.
-func (s *memStore) Merge(k []byte, in version.Set, lww bool) (version.Set, bool, error) {
+func (s *memStore) Merge(k []byte, in version.Set) (version.Set, bool, error) {
 	s.mu.Lock()
 	h := s.hash(k)
 	if b, i, ok := s.find(h, k); ok {
@@ -176,9 +176,6 @@ func (s *memStore) Merge(k []byte, in version.Set, lww bool) (version.Set, bool,
 	var out version.Set
 	changed, err := s.Update(k, func(cur version.Set) (version.Set, error) {
 		out = version.Sync(cur, in)
-		if lww {
-			out.ResolveLWW()
-		}
 		return out, nil
 	})
 	return out, changed, err

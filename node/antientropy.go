@@ -49,7 +49,6 @@ func (n *Node) openAntiEntropy() error {
 	cfg.Partitions = n.cfg.Partitions
 	cfg.TombstoneGrace = n.cfg.TombstoneGrace
 	cfg.Replicates = n.replicates
-	cfg.LWW = n.keyLWW
 	cfg.MaxN = n.maxBucketN
 	if cfg.N < n.cfg.DefaultBucket.N {
 		cfg.N = n.cfg.DefaultBucket.N

@@ -583,17 +583,8 @@ func (n *Node) serveRPC(ctx context.Context, req *transport.Request) ([]byte, er
 func (n *Node) deliverHint(ctx context.Context, owner string, k []byte, set version.Set) error {
 	ctx, cancel := context.WithTimeout(ctx, internalTimeout)
 	defer cancel()
-	_, err := sender{n}.Send(ctx, owner, &quorum.Request{Kind: quorum.KindMerge, Key: k, Set: set, LWW: n.keyLWW(k)})
+	_, err := sender{n}.Send(ctx, owner, &quorum.Request{Kind: quorum.KindMerge, Key: k, Set: set})
 	return err
-}
-
-// keyLWW reports whether the key's bucket is last-write-wins.
-func (n *Node) keyLWW(k []byte) bool {
-	bucket, _, err := store.DecodeKey(k)
-	if err != nil {
-		return false
-	}
-	return n.bucketProps(string(bucket)).Conflict == gossip.ConflictLWW
 }
 
 // bucketProps returns a bucket's properties, or the defaults.

@@ -568,13 +568,12 @@ func (m *ReadMachine) checkImpossible() {
 	}
 }
 
+// merge is the causal merge of the replies so far. It is what repairs
+// send, unresolved also for a last-write-wins bucket (see Result).
 func (m *ReadMachine) merge() version.Set {
 	var out version.Set
 	for _, i := range m.order {
 		out = version.Sync(out, m.sets[i])
-	}
-	if m.lww {
-		out.ResolveLWW()
 	}
 	return out
 }
@@ -692,7 +691,14 @@ func (m *ReadMachine) Result() (ReadOutcome, error) {
 			r.Repaired = append(r.Repaired, m.targets[i].Node)
 		}
 	}
-	return ReadOutcome{Set: m.merged, Receipt: r}, nil
+	set := m.merged
+	if m.lww {
+		// Only the answer is resolved: replicas keep every concurrent
+		// sibling, so that any order of merges agrees on the winner.
+		set = set.Clone()
+		set.ResolveLWW()
+	}
+	return ReadOutcome{Set: set, Receipt: r}, nil
 }
 
 // RepairedCount returns how many repairs were acked.

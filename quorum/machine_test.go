@@ -372,3 +372,39 @@ func TestWriteReceiptOmitsRefusedHints(t *testing.T) {
 		t.Fatalf("hinted = %v, want [c]: d kept no hint for b", got)
 	}
 }
+
+// In a last-write-wins bucket replicas keep every concurrent sibling, and
+// only a read's answer is resolved. With a's clock behind, A (time 1001)
+// overwrote C (1003) with C's context while B (1002) was written
+// concurrently. Resolving in storage made the winner depend on the order
+// of merges, and merging two such winners lost both; now every order of
+// replies gives the same answer, B, and repairs carry A and B.
+func TestLWWReadResolvesOnlyTheAnswer(t *testing.T) {
+	var a, b, c version.Set
+	dc, _ := c.Update(version.Write{Node: "c", Value: []byte("C"), WriteTime: 1003, LWW: true})
+	_, _ = b.Update(version.Write{Node: "b", Value: []byte("B"), WriteTime: 1002, LWW: true})
+	a = c.Clone() // a got C by replication, then the client overwrote it there
+	_, _ = a.Update(version.Write{Node: "a", Context: version.WriteContext(version.Context{}, dc), Value: []byte("A"), WriteTime: 1001, LWW: true})
+	sets := []version.Set{a, b, c}
+	all := version.Sync(version.Sync(a, b), c)
+	for _, order := range [][]int{{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}} {
+		m := NewRead(parseTargets("a,b,c"), 3, ReadOptions{LWW: true})
+		m.Start()
+		var repairs []Message
+		for _, i := range order {
+			repairs = append(repairs, m.Step(Reply{Target: i, Kind: KindRead, Set: sets[i].Clone()})...)
+		}
+		out, err := m.Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if live := out.Set.Live(); len(live) != 1 || string(live[0].Value) != "B" {
+			t.Fatalf("order %v: answer %v, want B", order, out.Set.Dots())
+		}
+		for _, r := range repairs {
+			if !r.Set.Equal(all) || len(r.Set.Live()) != 2 {
+				t.Fatalf("order %v: repair of %s carries %v, want the unresolved merge %v", order, r.To, r.Set.Dots(), all.Dots())
+			}
+		}
+	}
+}

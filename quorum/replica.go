@@ -17,7 +17,7 @@ type Store interface {
 	// UpdateAsync applies a write and returns before its fsync; wait
 	// (nil when there is nothing to wait for) returns once it is durable.
 	UpdateAsync(k []byte, fn func(cur version.Set) (version.Set, error)) (version.Set, bool, func() error, error)
-	Merge(k []byte, in version.Set, lww bool) (version.Set, bool, error)
+	Merge(k []byte, in version.Set) (version.Set, bool, error)
 	MarkReapable(k []byte, expect version.Set, after time.Time) error
 }
 
@@ -79,7 +79,7 @@ func (r *Replica) Handle(ctx context.Context, req *Request) (*Response, error) {
 			}
 			return &Response{HintStored: stored}, nil
 		}
-		set, _, err := r.store.Merge(req.Key, req.Set, req.LWW)
+		set, _, err := r.store.Merge(req.Key, req.Set)
 		if err != nil {
 			return nil, fmt.Errorf("merge: %w", err)
 		}

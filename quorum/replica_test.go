@@ -25,7 +25,7 @@ func (s mapStore) UpdateAsync(k []byte, fn func(version.Set) (version.Set, error
 	return next.Clone(), true, nil, nil
 }
 
-func (s mapStore) Merge(k []byte, in version.Set, _ bool) (version.Set, bool, error) {
+func (s mapStore) Merge(k []byte, in version.Set) (version.Set, bool, error) {
 	s[string(k)] = version.Sync(s[string(k)], in)
 	return s[string(k)].Clone(), true, nil
 }

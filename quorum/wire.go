@@ -16,7 +16,9 @@ type Request struct {
 	Set version.Set `msgpack:"s"`
 	// Write to apply (KindApply).
 	Write *WriteRequest `msgpack:"w,omitempty"`
-	// LWW: the bucket is last-write-wins.
+	// LWW: the bucket is last-write-wins. An apply then supersedes every
+	// sibling the replica holds; merges never resolve (store.Store.Merge),
+	// reads resolve what they return.
 	LWW bool `msgpack:"l,omitempty"`
 	// AckOnly: answer a merge without the resulting set (the write path
 	// only counts acks). A replica that does not know the field sends

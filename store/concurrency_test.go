@@ -115,7 +115,7 @@ func TestConcurrentMergesConverge(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for _, set := range sets[r] {
-				if _, _, err := s.Merge(k, set, false); err != nil {
+				if _, _, err := s.Merge(k, set); err != nil {
 					t.Error(err)
 					return
 				}

@@ -79,23 +79,23 @@ func (s *Store) UpdateAsync(k []byte, fn func(cur version.Set) (version.Set, err
 	return set, changed, wait, err
 }
 
-// Merge syncs an incoming set into the stored one (version.Sync, then
-// ResolveLWW when lww is set). Replication, read repair, hint replay and
-// anti-entropy all use it; merging a set already reflected costs no write.
+// Merge syncs an incoming set into the stored one (version.Sync).
+// Replication, read repair, hint replay and anti-entropy all use it;
+// merging a set already reflected costs no write. It never resolves
+// siblings, also not for a last-write-wins bucket: a resolution drops the
+// losers while their dots stay in the context, so replicas that merged in
+// different orders would keep different winners, and merging those would
+// drop both. Reads resolve what they return instead.
 //
 // A stored record that is corrupt (it does not decode, and not because
 // its format is newer than this version) is healed: its raw bytes move to
 // the quarantine (ScanQuarantine), the incoming set takes its place, and
 // the actor epoch advances (ActorEpoch). Update does not heal: issuing a
 // dot needs the record's history.
-func (s *Store) Merge(k []byte, in version.Set, lww bool) (version.Set, bool, error) {
+func (s *Store) Merge(k []byte, in version.Set) (version.Set, bool, error) {
 	s.m.merges.Add(1)
 	return s.update(k, func(cur version.Set) (version.Set, error) {
-		out := version.Sync(cur, in)
-		if lww {
-			out.ResolveLWW()
-		}
-		return out, nil
+		return version.Sync(cur, in), nil
 	}, nil, true)
 }
 

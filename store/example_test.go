@@ -34,7 +34,7 @@ func Example() {
 	if _, err := remote.Update(version.Write{Node: "n2", Value: []byte("v2")}); err != nil {
 		panic(err)
 	}
-	merged, changed, err := s.Merge(k, remote, false)
+	merged, changed, err := s.Merge(k, remote)
 	if err != nil {
 		panic(err)
 	}
@@ -43,7 +43,7 @@ func Example() {
 		fmt.Println(sib.Dot, string(sib.Value))
 	}
 	// Merging the same version again writes nothing.
-	_, changed, _ = s.Merge(k, remote, false)
+	_, changed, _ = s.Merge(k, remote)
 	fmt.Println("changed again:", changed)
 	// Output:
 	// changed: true

@@ -237,7 +237,7 @@ func TestHealOnWriteMayHealAnotherKey(t *testing.T) {
 		c.OnWrite = func(ev WriteEvent) {
 			if armed.Load() && bytes.Equal(ev.Key, first) {
 				once.Do(func() {
-					_, _, err := s.Merge(second, mustSet(t, "n3", "y"), false)
+					_, _, err := s.Merge(second, mustSet(t, "n3", "y"))
 					onWriteErr <- err
 				})
 			}
@@ -260,7 +260,7 @@ func TestHealOnWriteMayHealAnotherKey(t *testing.T) {
 	}
 	armed.Store(true)
 	done := make(chan error, 1)
-	go func() { _, _, err := s.Merge(first, mustSet(t, "n2", "x"), false); done <- err }()
+	go func() { _, _, err := s.Merge(first, mustSet(t, "n2", "x")); done <- err }()
 	select {
 	case err := <-done:
 		if err != nil {

@@ -103,7 +103,7 @@ func TestUpdateUnchangedWritesNothing(t *testing.T) {
 			t.Fatalf("no-op Update = %+v, %v, %v", got, changed, err)
 		}
 		// Merging what is already there is a no-op too (idempotent retry).
-		if _, changed, err := s.Merge(k, first, false); err != nil || changed {
+		if _, changed, err := s.Merge(k, first); err != nil || changed {
 			t.Fatalf("repeated Merge changed=%v err=%v", changed, err)
 		}
 	}
@@ -228,29 +228,30 @@ func TestMerge(t *testing.T) {
 	if _, err := b.Update(version.Write{Node: "n2", Value: []byte("b"), WriteTime: 20}); err != nil {
 		t.Fatal(err)
 	}
-	got, changed, err := s.Merge(k, a, false)
+	got, changed, err := s.Merge(k, a)
 	if err != nil || !changed || !got.Equal(a) {
 		t.Fatalf("Merge(a) = %+v, %v, %v", got, changed, err)
 	}
-	got, changed, err = s.Merge(k, b, false)
+	got, changed, err = s.Merge(k, b)
 	if err != nil || !changed || !slices.Equal(values(got), []string{"a", "b"}) {
 		t.Fatalf("Merge(b) = %v, %v, %v", values(got), changed, err)
 	}
 	if !got.Equal(version.Sync(a, b)) {
 		t.Fatal("merge result is not version.Sync")
 	}
-	// LWW keeps the latest write only.
-	lk := tk("lww")
-	if _, _, err := s.Merge(lk, a, true); err != nil {
+	// Merge never resolves, whatever the bucket: concurrent siblings are
+	// kept, and reads of a last-write-wins bucket resolve what they return.
+	lk := tk("other")
+	if _, _, err := s.Merge(lk, b); err != nil {
 		t.Fatal(err)
 	}
-	got, _, err = s.Merge(lk, b, true)
-	if err != nil || !slices.Equal(values(got), []string{"b"}) {
-		t.Fatalf("LWW merge = %v, %v", values(got), err)
+	got, _, err = s.Merge(lk, a)
+	if err != nil || !slices.Equal(values(got), []string{"a", "b"}) {
+		t.Fatalf("merge in the other order = %v, %v", values(got), err)
 	}
 	stored, _ := s.Get(lk)
-	if !stored.Equal(got) {
-		t.Fatal("LWW result not stored")
+	if !stored.Equal(got) || !stored.Equal(version.Sync(a, b)) {
+		t.Fatal("the merge result is not stored, or depends on the order")
 	}
 	if m := s.Metrics(); m.Merges != 4 || m.Writes != 4 {
 		t.Fatalf("metrics = %+v", m)
@@ -408,7 +409,7 @@ func TestCorruptRecord(t *testing.T) {
 			}
 			// A future format is left alone by Merge, too.
 			if tt.format {
-				_, _, err = s.Merge(k, mustSet(t, "n2", "x"), false)
+				_, _, err = s.Merge(k, mustSet(t, "n2", "x"))
 				check("Merge", err)
 				raw, closer, err := s.db.Get(row)
 				if err != nil {
@@ -518,7 +519,7 @@ func TestMergeHealsCorruptRecord(t *testing.T) {
 			digest = scanDigest()
 
 			in := mustSet(t, "n2", "from a peer")
-			got, changed, err := s.Merge(k, in, false)
+			got, changed, err := s.Merge(k, in)
 			if err != nil || !changed || !got.Equal(in) {
 				t.Fatalf("Merge = %v, %v, %v; want the incoming set", got.Dots(), changed, err)
 			}
@@ -543,7 +544,7 @@ func TestMergeHealsCorruptRecord(t *testing.T) {
 				t.Fatalf("epoch %d, quarantined %d; want 1 and 1", s.ActorEpoch(), s.Metrics().Quarantined)
 			}
 			// A healthy key merges as before: no quarantine, no new epoch.
-			if _, _, err := s.Merge(other, in, false); err != nil || s.ActorEpoch() != 1 {
+			if _, _, err := s.Merge(other, in); err != nil || s.ActorEpoch() != 1 {
 				t.Fatalf("healthy merge: %v, epoch %d", err, s.ActorEpoch())
 			}
 			// The epoch survives a restart.
@@ -930,7 +931,7 @@ func TestCloseIdempotentAndRefuses(t *testing.T) {
 	checks := map[string]error{}
 	_, checks["Get"] = s.Get(k)
 	_, _, checks["Update"] = s.Update(k, write("n1", "v"))
-	_, _, checks["Merge"] = s.Merge(k, version.Set{}, false)
+	_, _, checks["Merge"] = s.Merge(k, version.Set{})
 	checks["Scan"] = s.Scan(0, 1, nil)
 	checks["MarkReapable"] = s.MarkReapable(k, version.Set{}, clock.Epoch)
 	_, checks["Reap"] = s.Reap(clock.Epoch, 0)
@@ -1027,7 +1028,7 @@ func TestConcurrentHealsAdvanceEpoch(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, _, err := s.Merge(k, in, false); err != nil {
+			if _, _, err := s.Merge(k, in); err != nil {
 				errs <- err
 			}
 		}()
