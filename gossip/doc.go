@@ -75,7 +75,10 @@
 // peer is trusted again at its RecoveryHeartbeats-th consecutive timely
 // heartbeat, counting the late one (3 by default, so about two intervals
 // after it comes back), and a late heartbeat during recovery restarts the
-// count. A peer never heard from is available: the detector judges only
+// count. Only when RecoveryHeartbeats heartbeats in a row are late does
+// their interval enter the window: that is the peer's rhythm now (its
+// heartbeat interval grew), and without learning it the peer would stay
+// suspected for good. A peer never heard from is available: the detector judges only
 // peers it has history for.
 //
 // The detector is pure: it reads time from a clock.Clock, does no I/O and

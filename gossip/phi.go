@@ -107,6 +107,7 @@ type peer struct {
 	last      time.Time // arrival of the latest heartbeat
 	suspected bool
 	recovery  int // consecutive timely heartbeats while suspected, counting the late one that ended the silence
+	late      int // consecutive late heartbeats
 }
 
 // flip is a pending OnChange call.
@@ -160,7 +161,14 @@ func (d *Detector) Heartbeat(name string) {
 			flips = append(flips, flip{name, false})
 		}
 		p.recovery = 1
+		// Late again and again: no longer an outage but the peer's
+		// rhythm, slower than the window knows (its heartbeat interval
+		// changed, say). Learn it, or the peer stays suspected forever.
+		if p.late++; p.late >= d.cfg.RecoveryHeartbeats {
+			p.win.add(now.Sub(p.last).Seconds(), false, d.cfg.WindowSize)
+		}
 	} else {
+		p.late = 0
 		p.win.add(now.Sub(p.last).Seconds(), false, d.cfg.WindowSize)
 		if p.suspected {
 			p.recovery++

@@ -256,6 +256,21 @@ func TestRecoveredPeerTrustedAgain(t *testing.T) {
 	}
 }
 
+// A peer whose heartbeat rhythm slows for good (its interval went from 1 s
+// to 3 s) is suspected, then learnt: after a few late heartbeats in a row
+// their interval enters the window and the peer is trusted again.
+func TestSlowerRhythmIsLearnt(t *testing.T) {
+	d, clk, log := newTestDetector(DefaultDetectorConfig())
+	steady(d, clk, "p", 100, time.Second)
+	for i := 0; i < 30 && !(len(log.list()) == 2 && d.Available("p")); i++ {
+		clk.Advance(3 * time.Second)
+		d.Heartbeat("p")
+	}
+	if got := log.list(); !slices.Equal(got, []flip{{"p", false}, {"p", true}}) || !d.Available("p") {
+		t.Fatalf("after 30 heartbeats 3 s apart: flips %v, available %v; want suspected, then trusted", got, d.Available("p"))
+	}
+}
+
 // Suspicion that nobody polled for is still noticed when the late heartbeat
 // arrives, so the outcome does not depend on polling.
 func TestLateHeartbeatWithoutPolling(t *testing.T) {
