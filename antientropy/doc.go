@@ -94,7 +94,9 @@
 // owner has a byte budget (HandoffConfig.MaxHintBytesPerOwner); a hint that
 // would exceed it is not kept, the write still succeeds, the overflow is
 // counted, and the key's partition is queued for priority anti-entropy
-// (Service.Prioritize), which repairs the owner instead.
+// (Service.Prioritize), which repairs the owner instead. A fallback that
+// does not replicate the partition asks its replicas to queue it
+// (MethodPrioritize).
 //
 //	write ─▶ Handoff.Store ─▶ store 'h' rows ─▶ replay loop (Interval, Kick)
 //	                                   │              │ Available(owner)?

@@ -13,7 +13,7 @@ import (
 
 func msgpackUnmarshal(b []byte, v any) error { return msgpack.Unmarshal(b, v) }
 
-var fuzzMethods = []string{MethodHashes, MethodLeafKeys, MethodFetch, MethodPush, MethodHasTomb}
+var fuzzMethods = []string{MethodHashes, MethodLeafKeys, MethodFetch, MethodPush, MethodHasTomb, MethodPrioritize}
 
 // FuzzHandleRPC feeds arbitrary bodies to every ae.* method of a started
 // service holding a few records: it must answer or fail with an error,
@@ -38,6 +38,7 @@ func FuzzHandleRPC(f *testing.F) {
 		encodeMsg(&FetchRequest{Shape: code, Partition: p, Hashes: []uint64{h, h + 1}}),
 		encodeMsg(&PushRequest{Shape: code, Partition: p, Records: []Record{rec}}),
 		encodeMsg(&HasTombRequest{Shape: code, Partition: p, Items: []Record{rec}}),
+		encodeMsg(&PrioritizeRequest{Partition: p}),
 		{}, {0x90}, {0xdc, 0xff, 0xff}, {0x95, 0xce, 0, 0, 0, 0},
 	}
 	for i, b := range seeds {
@@ -66,6 +67,8 @@ func FuzzHandleRPC(f *testing.F) {
 			resp = &PushResponse{}
 		case MethodHasTomb:
 			resp = &HasTombResponse{}
+		case MethodPrioritize:
+			resp = &struct{}{}
 		}
 		if err := decodeMsg(out, resp); err != nil {
 			t.Fatalf("%s: reply does not decode: %v", method, err)

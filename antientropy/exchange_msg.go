@@ -16,7 +16,15 @@ const (
 	MethodFetch    = "ae.fetch"    // records by key hash
 	MethodPush     = "ae.push"     // records to merge
 	MethodHasTomb  = "ae.hastomb"  // does the peer hold these tombstones?
+	// MethodPrioritize asks a replica to queue a partition for priority
+	// anti-entropy (a fallback's hint budget overflowed).
+	MethodPrioritize = "ae.prioritize"
 )
+
+// PrioritizeRequest names the partition to queue.
+type PrioritizeRequest struct {
+	Partition int `msgpack:"p"`
+}
 
 // Protocol limits: a request asking for more is refused with
 // ErrBadRequest. Config's batch sizes must stay within them.

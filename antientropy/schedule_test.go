@@ -2,9 +2,11 @@ package antientropy
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -68,5 +70,48 @@ func TestPriorityDoesNotStarveTheRound(t *testing.T) {
 	}
 	if got := a.svc.Prioritized(); len(got) != 1 || got[0] != 0 {
 		t.Fatalf("prioritized %v, want partition 0 still queued", got)
+	}
+}
+
+// A node that does not replicate a partition (a fallback whose hint budget
+// overflowed) cannot exchange it: Prioritize asks the partition's replicas
+// to queue it, and queues nothing itself.
+func TestPriorityOnANonReplicaIsForwarded(t *testing.T) {
+	cfg := testConfig()
+	cfg.N = 2
+	c := newTestCluster(t, cfg, "a", "b", "c", "d")
+	d := c.node("d")
+	p := -1
+	for q := range cfg.Partitions {
+		if !slices.Contains(c.ring.PartitionsFor("d", 2), q) {
+			p = q
+			break
+		}
+	}
+	if p < 0 {
+		t.Fatal("d replicates every partition")
+	}
+	replicas, err := c.ring.PartitionPreference(p, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replicas = replicas[:2] // the fake lists every member
+	d.svc.Prioritize(p)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		queued := 0
+		for _, id := range replicas {
+			if slices.Contains(c.node(id).svc.Prioritized(), p) {
+				queued++
+			}
+		}
+		if queued == len(replicas) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("partition %d queued on %d of its replicas %v", p, queued, replicas)
+		}
+	}
+	if got := d.svc.Prioritized(); len(got) != 0 || d.svc.Metrics().PrioritiesForwarded != 1 {
+		t.Fatalf("d queued %v and forwarded %d priorities; want none queued, 1 forwarded", got, d.svc.Metrics().PrioritiesForwarded)
 	}
 }

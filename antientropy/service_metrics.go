@@ -40,6 +40,10 @@ type Metrics struct {
 	TombstonesMarked  uint64 // tombstones marked reapable by sweeps
 	TombstonesReaped  uint64 // records deleted by the reaper
 	Prioritized       int    // partitions currently queued first
+
+	// PrioritiesForwarded counts partitions this node asked their
+	// replicas to queue, not replicating them itself.
+	PrioritiesForwarded uint64
 }
 
 type counters struct {
@@ -52,6 +56,8 @@ type counters struct {
 	bytesServed, rpcsServed, rpcErrors                   atomic.Uint64
 	inconsistencies                                      atomic.Uint64
 	tombChecked, tombMarked, tombReaped                  atomic.Uint64
+
+	prioritiesForwarded atomic.Uint64
 }
 
 // Metrics returns a snapshot of the counters.
@@ -60,7 +66,7 @@ func (s *Service) Metrics() Metrics {
 	s.mu.Lock()
 	prio := len(s.priority)
 	s.mu.Unlock()
-	return Metrics{
+	m := Metrics{
 		Exchanges:          c.exchanges.Load(),
 		ExchangeErrors:     c.exchangeErrors.Load(),
 		PartitionsCompared: c.partitionsCompared.Load(),
@@ -91,6 +97,8 @@ func (s *Service) Metrics() Metrics {
 		TombstonesReaped:   c.tombReaped.Load(),
 		Prioritized:        prio,
 	}
+	m.PrioritiesForwarded = c.prioritiesForwarded.Load()
+	return m
 }
 
 // Traffic counts the bytes of one exchange or sweep by method.

@@ -115,6 +115,19 @@ func (s *Service) serve(ctx context.Context, from, method string, body []byte) (
 			resp.Has[i] = has
 		}
 		return encodeMsg(&resp), nil
+
+	case MethodPrioritize:
+		var r PrioritizeRequest
+		if err := decodeMsg(body, &r); err != nil {
+			return nil, err
+		}
+		if r.Partition < 0 || r.Partition >= s.cfg.Partitions {
+			return nil, fmt.Errorf("%w: partition %d", ErrBadRequest, r.Partition)
+		}
+		if _, self, err := s.peers(r.Partition); err == nil && self {
+			s.queuePriority(r.Partition)
+		}
+		return encodeMsg(&struct{}{}), nil
 	}
 	return nil, fmt.Errorf("%w: %q", ErrUnknownMethod, method)
 }
