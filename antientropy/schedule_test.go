@@ -115,3 +115,4 @@ func TestPriorityOnANonReplicaIsForwarded(t *testing.T) {
 		t.Fatalf("d queued %v and forwarded %d priorities; want none queued, 1 forwarded", got, d.svc.Metrics().PrioritiesForwarded)
 	}
 }
+

@@ -35,7 +35,8 @@ func (f *Forest) encodeLeaves() []byte {
 	return b
 }
 
-// decodeLeaves loads leaves written by encodeLeaves for the same shape.
+// decodeLeaves loads leaves written by encodeLeaves for the same shape,
+// onto the write events the forest received before.
 func (f *Forest) decodeLeaves(b []byte) error {
 	s := f.shape
 	want := 5 + 8*s.Partitions()*s.Leaves()
@@ -52,7 +53,10 @@ func (f *Forest) decodeLeaves(b []byte) error {
 		pt := f.part(p)
 		pt.mu.Lock()
 		for i := 0; i < s.Leaves(); i++ {
-			pt.tree.SetLeaf(i, binary.LittleEndian.Uint64(b[off:]))
+			// A leaf is the XOR of its records' hashes: write events
+			// applied since New (to a zero leaf) stay on top of the
+			// snapshot.
+			pt.tree.SetLeaf(i, binary.LittleEndian.Uint64(b[off:])^pt.tree.Leaf(i))
 			off += 8
 		}
 		pt.mu.Unlock()
