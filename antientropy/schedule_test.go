@@ -115,4 +115,3 @@ func TestPriorityOnANonReplicaIsForwarded(t *testing.T) {
 		t.Fatalf("d queued %v and forwarded %d priorities; want none queued, 1 forwarded", got, d.svc.Metrics().PrioritiesForwarded)
 	}
 }
-
