@@ -242,6 +242,7 @@ func (g *Gossip) applyBucket(m *bucketMsg) {
 func (g *Gossip) applyMember(v versioned) {
 	g.mu.Lock()
 	changed, err := g.tbl.mergeMember(v)
+	cur := g.tbl.members[v.Meta.ID] // v, or this node's own entry outbidding it
 	g.mu.Unlock()
 	if errors.Is(err, ErrWrongCluster) {
 		g.n.rejected.Add(1)
@@ -251,6 +252,6 @@ func (g *Gossip) applyMember(v versioned) {
 		return
 	}
 	g.n.memberUpds.Add(1)
-	g.queueMember(v)
+	g.queueMember(cur)
 	g.notify()
 }

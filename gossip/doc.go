@@ -25,7 +25,10 @@
 // entries count as oldest) with tombstones winning; buckets merge
 // last-writer-wins on (Updated, UpdatedBy). Both merges keep the maximum of
 // a total order, so they are commutative, associative and idempotent: every
-// node converges on the same view whatever the delivery order. SetBucket
+// node converges on the same view whatever the delivery order. A node's
+// own entry changes only on that node (or by a tombstone): if a copy with a
+// higher version comes back, left from an earlier run whose clock ran
+// ahead, the node outbids it with its current entry. SetBucket
 // also broadcasts through a memberlist.TransmitLimitedQueue for fast
 // propagation, and nodes relay updates that were news to them.
 //

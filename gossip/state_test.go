@@ -160,11 +160,20 @@ func TestTableSelfEntryOnlyTombstoned(t *testing.T) {
 	tb := newTable("me", "c")
 	mine := versioned{Meta: Meta{ID: "me", Cluster: "c", HTTPAddr: "mine", State: StateUp}, Ver: 1}
 	tb.setMember(mine)
+	older := mine
+	older.Ver, older.Meta.HTTPAddr = 0, "theirs"
+	if changed, _ := tb.mergeMember(older); changed || tb.members["me"] != mine {
+		t.Fatalf("an older remote copy changed self: %+v", tb.members["me"])
+	}
+	// A newer copy comes from an earlier life whose clock ran ahead: self
+	// keeps its content and outbids it, so that it wins once gossiped.
 	newer := mine
 	newer.Ver, newer.Meta.HTTPAddr = 99, "theirs"
-	if changed, _ := tb.mergeMember(newer); changed || tb.members["me"] != mine {
-		t.Fatalf("remote entry replaced self: %+v", tb.members["me"])
+	changed, _ := tb.mergeMember(newer)
+	if got := tb.members["me"]; !changed || got.Meta != mine.Meta || got.Ver != 100 || !got.supersedes(newer) {
+		t.Fatalf("after a newer remote copy of self: %+v, changed %v; want mine at version 100", got, changed)
 	}
+	mine = tb.members["me"]
 	tomb := mine
 	tomb.Meta.State = StateRemoved
 	if changed, _ := tb.mergeMember(tomb); !changed || !tb.members["me"].Meta.Removed() {

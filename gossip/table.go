@@ -24,7 +24,11 @@ func newTable(self, cluster string) *table {
 }
 
 // mergeMember applies a remote member entry and reports whether the table
-// changed. The local node's entry is only replaced by a tombstone.
+// changed. The local node's entry is only replaced by a tombstone. A live
+// copy of it with a higher version comes from an earlier life of this
+// node, whose clock ran ahead of the current one (versions are clock
+// readings): the local entry then outbids it, keeping its content, so that
+// it wins everywhere once gossiped.
 func (t *table) mergeMember(v versioned) (changed bool, err error) {
 	if err := v.Meta.Validate(); err != nil {
 		return false, err
@@ -34,7 +38,12 @@ func (t *table) mergeMember(v versioned) (changed bool, err error) {
 	}
 	cur, ok := t.members[v.Meta.ID]
 	if v.Meta.ID == t.self && ok && !v.Meta.Removed() {
-		return false, nil
+		if cur.Meta.Removed() || !v.supersedes(cur) {
+			return false, nil
+		}
+		cur.Ver = v.Ver + 1
+		t.members[t.self] = cur
+		return true, nil
 	}
 	if ok && !v.supersedes(cur) {
 		return false, nil
