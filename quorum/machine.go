@@ -397,7 +397,8 @@ type ReadMachine struct {
 
 // ReadOptions shape a read beyond its R.
 type ReadOptions struct {
-	// LWW resolves the merged siblings last-write-wins.
+	// LWW resolves the answer last-write-wins; repairs still carry every
+	// concurrent sibling (see Result).
 	LWW bool
 	// Sloppy reads the fallbacks that stand in for suspected primaries.
 	Sloppy bool
