@@ -42,6 +42,19 @@ func (s *Store) Get(k []byte) (set version.Set, err error) {
 	return s.decodeStored(k, rec)
 }
 
+// decodeRead finishes a read of key k's stored record (readRow's or
+// readData's results): it decodes the set of a record that was found. A
+// record that does not decode comes back as a *CorruptError (healable
+// says whether a write may replace it); found then says whether its
+// framing decoded, in which case rec holds its set bytes.
+func (s *Store) decodeRead(k []byte, rec record, found bool, err error) (set version.Set, _ bool, _ error) {
+	if err != nil || !found {
+		return version.Set{}, false, err
+	}
+	set, err = s.decodeStored(k, rec)
+	return set, true, err
+}
+
 // decodeStored decodes the set of a stored record of key k. A failure is
 // counted and reported as a *CorruptError naming k.
 func (s *Store) decodeStored(k []byte, rec record) (version.Set, error) {
@@ -130,22 +143,11 @@ func (s *Store) update(k []byte, fn func(cur version.Set) (version.Set, error), 
 	// write replaces it (heal). A record whose framing is bad is absent
 	// from Scan, hence from the Merkle trees, so its old bytes are nil
 	// for OnWrite; one whose set bytes are bad is present with them.
-	corrupt := false
 	old, _, found, err := s.readData(hash, row, k)
-	if err != nil {
-		if !heal || !healable(err) {
-			return version.Set{}, false, err
-		}
-		corrupt, old, found = true, record{}, false
-	}
-	var cur version.Set
-	if found {
-		if cur, err = s.decodeStored(k, old); err != nil {
-			if !heal || !healable(err) {
-				return version.Set{}, false, err
-			}
-			corrupt, cur = true, version.Set{}
-		}
+	cur, found, err := s.decodeRead(k, old, found, err)
+	corrupt := err != nil
+	if corrupt && (!heal || !healable(err)) {
+		return version.Set{}, false, err
 	}
 	inUser = true
 	next, err := fn(cur)

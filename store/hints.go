@@ -40,24 +40,14 @@ func (s *Store) AddHint(owner string, k []byte, set version.Set) (err error) {
 	defer mu.Unlock()
 
 	old, oldSize, found, err := s.readRow(row, k)
-	corrupt := false
-	if err != nil {
-		if !healable(err) {
-			return err
-		}
-		corrupt = true
+	cur, found, err := s.decodeRead(k, old, found, err)
+	corrupt := err != nil
+	if corrupt && !healable(err) {
+		return err
 	}
 	merged := set
-	if found {
-		cur, err := s.decodeStored(k, old)
-		switch {
-		case err == nil:
-			merged = version.Sync(cur, set)
-		case healable(err):
-			corrupt = true
-		default:
-			return err
-		}
+	if found && !corrupt {
+		merged = version.Sync(cur, set)
 	}
 	newBytes := EncodeSet(merged)
 	if !corrupt && bytes.Equal(newBytes, old.Set) {
@@ -166,18 +156,8 @@ func (s *Store) dropCorruptHint(owner string, k []byte) error {
 	mu.Lock()
 	defer mu.Unlock()
 	rec, _, found, err := s.readRow(row, k)
-	if err == nil {
-		if !found {
-			return nil
-		}
-		_, derr := DecodeSet(rec.Set)
-		if derr == nil {
-			return nil
-		}
-		err = &CorruptError{Key: k, Err: derr}
-	}
-	if !healable(err) {
-		return nil
+	if _, _, err = s.decodeRead(k, rec, found, err); err == nil || !healable(err) {
+		return nil // gone, replaced meanwhile, or not to be replaced
 	}
 	b := s.db.NewBatch()
 	size, err := s.quarantineCopy(b, row)
