@@ -341,6 +341,11 @@ const skipLogBurst = 5
 // skip counts a row a scan passes over because it does not decode.
 func (s *Store) skip(what string, k []byte, err error) {
 	s.m.errors.Add(1)
+	s.passOver(what, k, err)
+}
+
+// passOver is skip for a failure the read already counted in Errors.
+func (s *Store) passOver(what string, k []byte, err error) {
 	s.m.skipped.Add(1)
 	s.skipLog.Warn().Str("scan", what).Bytes("key", k).Err(err).Msg("skipping a row that does not decode")
 }

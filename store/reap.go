@@ -183,24 +183,18 @@ func (s *Store) reapOne(e reapEntry, inUser *bool) (reaped bool, err error) {
 	defer mu.Unlock()
 	row := dataRow(e.hash, e.k)
 	rec, _, found, err := s.readData(e.hash, row, e.k)
-	if err != nil {
-		if !errors.Is(err, ErrCorrupt) {
-			return false, err
-		}
-		s.skip("reap", e.k, err)
-		found = false
+	set, found, err := s.decodeRead(e.k, rec, found, err)
+	if err != nil && !errors.Is(err, ErrCorrupt) {
+		return false, err
 	}
 	b := s.db.NewBatch()
 	_ = b.Delete(reapRow(e.after, e.hash, e.k), nil)
-	if found && rec.ReapAfter == e.after {
-		set, err := DecodeSet(rec.Set)
-		switch {
-		case err != nil:
-			s.skip("reap", e.k, err)
-		case set.Deleted():
-			_ = b.Delete(row, nil)
-			reaped = true
-		}
+	switch {
+	case err != nil: // counted in Errors by the read
+		s.passOver("reap", e.k, err)
+	case found && rec.ReapAfter == e.after && set.Deleted():
+		_ = b.Delete(row, nil)
+		reaped = true
 	}
 	if err := s.commit(b, false); err != nil {
 		return false, err

@@ -863,6 +863,7 @@ func TestReapSkipsBadRecords(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			errs := s.Metrics().Errors
 			n, err := s.Reap(t0.Add(time.Hour), 0)
 			want := 4
 			if tt.val == nil {
@@ -871,8 +872,8 @@ func TestReapSkipsBadRecords(t *testing.T) {
 			if err != nil || n != want {
 				t.Fatalf("Reap = %d, %v; want %d reaped past the bad entry", n, err, want)
 			}
-			if s.Metrics().Skipped != 1 {
-				t.Fatalf("Skipped = %d, want 1", s.Metrics().Skipped)
+			if s.Metrics().Skipped != 1 || s.Metrics().Errors-errs != 1 {
+				t.Fatalf("Skipped = %d, errors +%d; want the bad entry counted once in each", s.Metrics().Skipped, s.Metrics().Errors-errs)
 			}
 			if n, err := s.Reap(t0.Add(time.Hour), 0); err != nil || n != 0 || s.Metrics().Skipped != 1 {
 				t.Fatalf("second Reap = %d, %v, skipped %d: the bad entry should be gone", n, err, s.Metrics().Skipped)
