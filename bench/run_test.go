@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/quorumkv/quorumkv/internal/clock"
 )
 
 // runMem runs the phases of cfg against db with the real runner and
@@ -132,6 +134,18 @@ func TestRunDurationOnly(t *testing.T) {
 	}
 }
 
+// slowInserts is a memDB whose inserts each take d on a fake clock.
+type slowInserts struct {
+	*memDB
+	clk *clock.Fake
+	d   time.Duration
+}
+
+func (s slowInserts) Insert(ctx context.Context, table, key string, values map[string][]byte) error {
+	s.clk.Advance(s.d)
+	return s.memDB.Insert(ctx, table, key, values)
+}
+
 // A load phase that its duration ends before every record is inserted is
 // marked incomplete, in the result and its summary line: the run phase
 // would otherwise report reads of the missing records as not found.
@@ -141,13 +155,22 @@ func TestLoadCutByDurationIsIncomplete(t *testing.T) {
 		duration time.Duration
 		want     bool
 	}{
-		{50, 10 * time.Second, false},
-		{1_000_000, 20 * time.Millisecond, true}, // far more than 20 ms of inserts
+		{50, time.Second, false},             // 50 ms of inserts
+		{1000, 100 * time.Millisecond, true}, // 1 s of inserts
 	} {
 		cfg := memConfig("c", tt.records, 0)
 		cfg.Phases = []Phase{PhaseLoad}
 		cfg.Duration = tt.duration
-		load := runMem(t, cfg, newMemDB())[0]
+		fc := clock.NewFake()
+		cfg.Clock = fc
+		pl, err := cfg.resolve()
+		if err != nil {
+			t.Fatal(err)
+		}
+		load, err := runPhase(context.Background(), cfg, pl, slowInserts{newMemDB(), fc, time.Millisecond}, PhaseLoad)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if load.Incomplete != tt.want || (load.Total.Count < int64(tt.records)) != tt.want {
 			t.Fatalf("%d records in %v: %d inserted, incomplete %v", tt.records, tt.duration, load.Total.Count, load.Incomplete)
 		}
