@@ -325,6 +325,8 @@ func TestCoordinatorCloseDuringOperations(t *testing.T) {
 	c := newTestCoordinator(t, net, clock.Real(), FanoutAll)
 	p := Params{N: 3, R: 2, W: 2, Sloppy: true, Timeout: 5 * time.Second}
 	var wg sync.WaitGroup
+	var started sync.WaitGroup // every worker finished one write
+	started.Add(8)
 	errs := make(chan error, 8)
 	for i := range 8 {
 		wg.Add(1)
@@ -332,9 +334,14 @@ func TestCoordinatorCloseDuringOperations(t *testing.T) {
 			defer wg.Done()
 			key := []byte{byte('a' + i)}
 			var seen version.Context // each write supersedes the last
+			first := true
 			for {
 				res, err := c.Put(context.Background(), PutRequest{Key: key, Params: p, Context: seen, Value: []byte("v")})
 				seen = res.Context
+				if first {
+					first = false
+					started.Done()
+				}
 				if err == nil {
 					_, err = c.Get(context.Background(), GetRequest{Key: key, Params: p})
 				}
@@ -345,7 +352,7 @@ func TestCoordinatorCloseDuringOperations(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(20 * time.Millisecond)
+	started.Wait() // operations are running: Close races with them
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
