@@ -78,7 +78,7 @@ type ExchangeResult struct {
 	KeysMoved       int // of those, keys whose merge changed a side
 	// Stuck lists the leaves where the exchange found differences but
 	// moved nothing (every differing key is one the other side must not
-	// hold, or an expired tombstone the other side lacks). The Service
+	// hold, or a tombstone the other side reaped). The Service
 	// remembers their hash pairs and passes them back through Settled, so
 	// a difference that cannot be resolved costs only the descent to its
 	// leaf on later exchanges, not a listing and transfer each time.
@@ -302,10 +302,11 @@ func cmpEntry(a, b Entry) int {
 // diffLeaf compares one leaf's records and plans the transfers: a key
 // present on both sides with different records is pulled and pushed (each
 // side then merges the other's version), a key on one side only is sent to
-// the other — except a tombstone past its grace period, which is not
-// copied to a replica that lacks the key (it is about to be reaped, and
-// copying it back would undo the reap). Keys are compared by their hash;
-// records sharing a key hash travel together.
+// the other. That includes a tombstone past its grace period: a replica
+// that lacks the key may never have had it (it lost its disk, say), and
+// absence is no agreement to reap. A replica that reaped the key remembers
+// it (store.Store.Reap), so the copy changes nothing there. Keys are
+// compared by their hash; records sharing a key hash travel together.
 func diffLeaf(a, b []Entry) (fetch, push []uint64, plan leafPlan) {
 	if !slices.IsSortedFunc(a, cmpEntry) {
 		a = slices.Clone(a)
@@ -349,20 +350,11 @@ func diffLeaf(a, b []Entry) (fetch, push []uint64, plan leafPlan) {
 		case len(ga) > 0 && len(gb) > 0:
 			fetch = append(fetch, h)
 			push = append(push, h)
-		case len(ga) > 0 && !allExpired(ga):
+		case len(ga) > 0:
 			push = append(push, h)
-		case len(gb) > 0 && !allExpired(gb):
+		default:
 			fetch = append(fetch, h)
 		}
 	}
 	return fetch, push, plan
-}
-
-func allExpired(es []Entry) bool {
-	for _, e := range es {
-		if !e.Expired {
-			return false
-		}
-	}
-	return true
 }

@@ -21,14 +21,14 @@ func TestExchangeHealsUnreadableRecord(t *testing.T) {
 			if !c.rootsEqual("a", "b") {
 				t.Fatal("replicas differ before the corruption")
 			}
-			want := c.node("b").st.Get(testKey("k"))
+			want := c.node("b").st.get(testKey("k"))
 			c.node("a").st.putRaw(testKey("k"), []byte{0x01, 0xc1})
 
 			rep := c.exchange(initiator, other)
 			if !c.rootsEqual("a", "b") {
 				t.Fatalf("replicas differ after the exchange: %+v", rep)
 			}
-			if got := c.node("a").st.Get(testKey("k")); !got.Equal(want) {
+			if got := c.node("a").st.get(testKey("k")); !got.Equal(want) {
 				t.Fatalf("a holds %v after the exchange, want %v", got.Dots(), want.Dots())
 			}
 			// Started by b, a serves its records and must leave the bad one
@@ -36,7 +36,7 @@ func TestExchangeHealsUnreadableRecord(t *testing.T) {
 			if n := c.node("a").svc.Metrics().Unreadable; (n > 0) != (initiator == "b") {
 				t.Fatalf("unreadable records counted on a: %d", n)
 			}
-			if got := c.node("b").st.Get(testKey("k")); !got.Equal(want) {
+			if got := c.node("b").st.get(testKey("k")); !got.Equal(want) {
 				t.Fatalf("b was changed: %v", got.Dots())
 			}
 		})

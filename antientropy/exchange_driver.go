@@ -96,14 +96,12 @@ func (s *Service) exchange(ctx context.Context, p int, id string, peer Peer) (re
 // is rebuilt.
 func (s *Service) listLeaf(p, i int) ([]Entry, error) {
 	h0, w0 := s.forest.leafState(p, i)
-	now := s.clk.Now()
 	var out []Entry
 	var sum uint64
 	lo, hi := s.shape.LeafRange(p, i)
 	err := s.st.Scan(lo, hi, func(h uint64, k, set []byte) error {
 		e := Entry{Hash: h, KeyHash: RecordHash(k, set)}
 		sum ^= e.KeyHash
-		e.Expired = s.expiredBytes(set, now)
 		out = append(out, e)
 		return nil
 	})
@@ -118,21 +116,6 @@ func (s *Service) listLeaf(p, i int) ([]Entry, error) {
 		}
 	}
 	return out, nil
-}
-
-// expiredBytes reports whether set bytes hold a tombstone past its grace.
-func (s *Service) expiredBytes(b []byte, now time.Time) bool {
-	set, err := s.cfg.DecodeSet(b)
-	if err != nil {
-		return false
-	}
-	return s.expired(set, now)
-}
-
-// expired reports whether set is all tombstones and its grace period,
-// counted from its latest write time, is over.
-func (s *Service) expired(set version.Set, now time.Time) bool {
-	return set.Deleted() && !now.Before(reapTime(set, s.cfg.TombstoneGrace))
 }
 
 // reapTime is when a tombstone set may be reaped: its latest write time

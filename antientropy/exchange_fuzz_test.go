@@ -80,8 +80,8 @@ func FuzzHandleRPC(f *testing.F) {
 // leaf list check the exchange driver applies to a peer's answer.
 func FuzzDecodeReplies(f *testing.F) {
 	s := Shape{PartitionBits: 2, LeafBits: 6, FanoutBits: 2}
-	f.Add(encodeMsg(&LeafKeysResponse{Leaves: []LeafList{leafList([]Entry{{Hash: 0x0400000000000000, KeyHash: 7, Expired: true}})}}))
-	f.Add(encodeMsg(&LeafKeysResponse{Leaves: []LeafList{{Hashes: []uint64{1}, KeyHashes: nil, Expired: []uint32{3}}}}))
+	f.Add(encodeMsg(&LeafKeysResponse{Leaves: []LeafList{leafList([]Entry{{Hash: 0x0400000000000000, KeyHash: 7}})}}))
+	f.Add(encodeMsg(&LeafKeysResponse{Leaves: []LeafList{{Hashes: []uint64{1}, KeyHashes: nil}}}))
 	f.Add(encodeMsg(&FetchResponse{Records: []Record{{Hash: 1, Key: []byte("k"), Set: []byte{1}}}, Served: 1}))
 	f.Add(encodeMsg(&HashesResponse{Hashes: []uint64{1, 2, 3}}))
 	f.Add([]byte{0x91, 0x91, 0x93, 0x90, 0x90, 0x90})
@@ -121,7 +121,7 @@ func FuzzDecodeReplies(f *testing.F) {
 // allocating more than a small multiple of the input, and everything the
 // encoder produces is accepted.
 func FuzzCheckMsgpack(f *testing.F) {
-	f.Add(encodeMsg(&LeafKeysResponse{Leaves: []LeafList{leafList([]Entry{{Hash: 1 << 63, KeyHash: 7, Expired: true}})}}))
+	f.Add(encodeMsg(&LeafKeysResponse{Leaves: []LeafList{leafList([]Entry{{Hash: 1 << 63, KeyHash: 7}})}}))
 	f.Add(encodeMsg(&PushRequest{Shape: 1, Records: []Record{{Hash: 1, Key: []byte("k"), Set: []byte("set")}}}))
 	f.Add([]byte("\x91\xdd\xdd\xdd\xdd\xaf\x91\x8f"))
 	f.Add([]byte{0xdf, 0, 0, 0, 1, 0xa1, 'k', 0xc7, 1, 5, 0})
@@ -170,7 +170,7 @@ func TestCheckMsgpack(t *testing.T) {
 	}
 	for _, m := range []any{
 		&HashesRequest{Shape: 1, Partition: 3, Level: 2, Index: []uint32{0, 1, 70000}},
-		&LeafKeysResponse{Leaves: []LeafList{leafList([]Entry{{Hash: 1, KeyHash: 2, Expired: true}}), {}}},
+		&LeafKeysResponse{Leaves: []LeafList{leafList([]Entry{{Hash: 1, KeyHash: 2}}), {}}},
 		&FetchResponse{Records: []Record{{Hash: 1, Key: []byte("k"), Set: make([]byte, 70000)}}, Served: 1},
 	} {
 		if err := checkMsgpack(encodeMsg(m)); err != nil {

@@ -15,7 +15,8 @@ const (
 	MethodLeafKeys = "ae.leafkeys" // (key hash, record hash) lists of leaves
 	MethodFetch    = "ae.fetch"    // records by key hash
 	MethodPush     = "ae.push"     // records to merge
-	MethodHasTomb  = "ae.hastomb"  // does the peer hold these tombstones?
+	MethodHasTomb  = "ae.hastomb"  // may these tombstones be reaped, as far as the peer knows?
+	MethodMarkReap = "ae.markreap" // every node confirmed these tombstones: mark them reapable
 	// MethodPrioritize asks a replica to queue a partition for priority
 	// anti-entropy (a fallback's hint budget overflowed).
 	MethodPrioritize = "ae.prioritize"
@@ -63,13 +64,11 @@ type LeafKeysRequest struct {
 }
 
 // LeafList describes one leaf's records without their contents: parallel
-// lists of key hashes and record hashes (RecordHash), in key-hash order,
-// plus the positions of records that are tombstones past the grace period.
+// lists of key hashes and record hashes (RecordHash), in key-hash order.
 type LeafList struct {
 	_msgpack  struct{} `msgpack:",as_array"`
 	Hashes    []uint64
 	KeyHashes []uint64
-	Expired   []uint32
 }
 
 // LeafKeysResponse holds one LeafList per requested leaf, in request order.
@@ -118,8 +117,11 @@ type PushResponse struct {
 	Changed  []bool
 }
 
-// HasTombRequest asks whether the responder holds, for each item, a
-// tombstone set equal to or newer than the item's set.
+// HasTombRequest asks, for each item (a tombstone set), whether the
+// responder knows of nothing that reaping it could bring back: as one of
+// the key's replicas it holds the tombstones (or remembers reaping them),
+// and no hint or stray record it keeps for the key holds a live version
+// they do not supersede.
 type HasTombRequest struct {
 	_msgpack  struct{} `msgpack:",as_array"`
 	Shape     uint32
@@ -133,11 +135,26 @@ type HasTombResponse struct {
 	Has      []bool
 }
 
+// MarkReapRequest tells a replica that every node confirmed the items'
+// tombstone sets (HasTomb): it marks each record that still equals its
+// item reapable at the item's reap time.
+type MarkReapRequest struct {
+	_msgpack  struct{} `msgpack:",as_array"`
+	Shape     uint32
+	Partition int
+	Items     []Record
+}
+
+// MarkReapResponse says, per item, whether the record was marked.
+type MarkReapResponse struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Marked   []bool
+}
+
 // Entry is one record of a leaf as the exchange compares it.
 type Entry struct {
 	Hash    uint64 // key hash
 	KeyHash uint64 // RecordHash of key and set
-	Expired bool   // a tombstone past the grace period
 }
 
 // encodeMsg encodes a message with compact integers (a small index costs
@@ -259,14 +276,18 @@ func (r *HasTombRequest) validate(s Shape) error {
 	return checkRecords(s, r.Partition, r.Items)
 }
 
+func (r *MarkReapRequest) validate(s Shape) error {
+	if err := checkShape(s, r.Shape, r.Partition); err != nil {
+		return err
+	}
+	return checkRecords(s, r.Partition, r.Items)
+}
+
 // leafList packs entries for the wire.
 func leafList(es []Entry) LeafList {
 	l := LeafList{Hashes: make([]uint64, len(es)), KeyHashes: make([]uint64, len(es))}
 	for i, e := range es {
 		l.Hashes[i], l.KeyHashes[i] = e.Hash, e.KeyHash
-		if e.Expired {
-			l.Expired = append(l.Expired, uint32(i))
-		}
 	}
 	return l
 }
@@ -283,12 +304,6 @@ func (l LeafList) entries(s Shape, p, leaf int) ([]Entry, error) {
 			return nil, fmt.Errorf("%w: hash %016x outside leaf %d/%d", ErrProtocol, h, p, leaf)
 		}
 		out[i] = Entry{Hash: h, KeyHash: l.KeyHashes[i]}
-	}
-	for _, i := range l.Expired {
-		if int(i) >= len(out) {
-			return nil, fmt.Errorf("%w: expired index %d of %d", ErrProtocol, i, len(out))
-		}
-		out[i].Expired = true
 	}
 	return out, nil
 }

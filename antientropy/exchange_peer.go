@@ -12,6 +12,7 @@ type Peer interface {
 	Fetch(ctx context.Context, req *FetchRequest) (*FetchResponse, error)
 	Push(ctx context.Context, req *PushRequest) (*PushResponse, error)
 	HasTomb(ctx context.Context, req *HasTombRequest) (*HasTombResponse, error)
+	MarkReap(ctx context.Context, req *MarkReapRequest) (*MarkReapResponse, error)
 }
 
 // Caller sends one request and waits for its reply.
@@ -91,4 +92,10 @@ func (p *RPCPeer) Push(ctx context.Context, req *PushRequest) (*PushResponse, er
 func (p *RPCPeer) HasTomb(ctx context.Context, req *HasTombRequest) (*HasTombResponse, error) {
 	var resp HasTombResponse
 	return &resp, p.call(ctx, MethodHasTomb, req, &resp)
+}
+
+// MarkReap implements Peer.
+func (p *RPCPeer) MarkReap(ctx context.Context, req *MarkReapRequest) (*MarkReapResponse, error) {
+	var resp MarkReapResponse
+	return &resp, p.call(ctx, MethodMarkReap, req, &resp)
 }

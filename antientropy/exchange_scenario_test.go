@@ -126,7 +126,7 @@ func (c *testCluster) replicate(t *testing.T, d *datadriven.TestData, node, key 
 	}
 	var to []string
 	d.ScanArgs(t, "replicate", &to)
-	set := c.node(node).st.Get(testKey(key))
+	set := c.node(node).st.get(testKey(key))
 	for _, id := range to {
 		if _, _, err := c.node(id).st.Merge(testKey(key), set); err != nil {
 			t.Fatal(err)

@@ -14,7 +14,6 @@ import (
 
 func TestDiffLeaf(t *testing.T) {
 	e := func(h, kh uint64) Entry { return Entry{Hash: h, KeyHash: kh} }
-	x := func(h, kh uint64) Entry { return Entry{Hash: h, KeyHash: kh, Expired: true} }
 	tests := []struct {
 		name        string
 		local       []Entry
@@ -29,9 +28,6 @@ func TestDiffLeaf(t *testing.T) {
 		{"different record", []Entry{e(1, 10)}, []Entry{e(1, 11)}, []uint64{1}, []uint64{1}, 1},
 		{"mixed", []Entry{e(1, 10), e(2, 20), e(4, 40)}, []Entry{e(2, 21), e(3, 30), e(4, 40)},
 			[]uint64{2, 3}, []uint64{1, 2}, 3},
-		{"expired tombstone not pushed to a replica lacking it", []Entry{x(1, 10)}, nil, nil, nil, 1},
-		{"expired tombstone not pulled when lacking it", nil, []Entry{x(1, 10)}, nil, nil, 1},
-		{"expired tombstone still merged with a present key", []Entry{x(1, 10)}, []Entry{e(1, 11)}, []uint64{1}, []uint64{1}, 1},
 		{"hash collision: same pair", []Entry{e(5, 1), e(5, 2)}, []Entry{e(5, 2), e(5, 1)}, nil, nil, 0},
 		{"hash collision: one key differs", []Entry{e(5, 1), e(5, 2)}, []Entry{e(5, 1), e(5, 3)}, []uint64{5}, []uint64{5}, 1},
 		{"hash collision: one key missing", []Entry{e(5, 1), e(5, 2)}, []Entry{e(5, 1)}, []uint64{5}, []uint64{5}, 1},

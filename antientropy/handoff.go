@@ -17,8 +17,10 @@ import (
 // that already has one merges the two with version.Sync.
 type HintStore interface {
 	// AddHint durably stores set as a hint for owner, merging it into any
-	// hint already held for k.
-	AddHint(owner string, k []byte, set version.Set) error
+	// hint already held for k. With limit > 0 a hint that would grow
+	// owner's hint bytes past limit is not stored (stored == false, no
+	// error); one that does not grow them always is.
+	AddHint(owner string, k []byte, set version.Set, limit int64) (stored bool, err error)
 	// ScanHints calls fn for every hint held for owner. fn must not retain
 	// k or the set's slices; an error from fn stops the scan and is
 	// returned.
@@ -68,10 +70,6 @@ type Handoff struct {
 	mu sync.Mutex // guards the fields below
 	// closed is set by Close; Store refuses hints afterwards.
 	closed bool
-	// reserved holds, per owner, the hint bytes of Store calls between the
-	// budget check and the end of AddHint, so concurrent Stores cannot
-	// overrun the budget together.
-	reserved map[string]int64
 	// replaying holds the owners with a pass running.
 	replaying map[string]bool
 	// owners holds per-owner counters; totals hold their sums plus
@@ -118,7 +116,6 @@ func NewHandoff(cfg HandoffConfig, st HintStore, clk clock.Clock, log zerolog.Lo
 		cancel:    cancel,
 		stop:      make(chan struct{}),
 		kick:      make(chan struct{}, 1),
-		reserved:  make(map[string]int64),
 		replaying: make(map[string]bool),
 		owners:    make(map[string]*hintOwnerCounters),
 	}, nil
@@ -170,13 +167,15 @@ func (h *Handoff) Hint(owner string, k []byte) (version.Set, error) {
 }
 
 // Store keeps set as a durable hint for owner, the intended replica of k in
-// partition. If the hint could take owner's pending hint bytes past
+// partition. If the hint would take owner's pending hint bytes past
 // MaxHintBytesPerOwner it is not kept: Store returns stored=false and a nil
 // error, counts the overflow and calls Prioritize(partition) so
-// anti-entropy repairs the owner instead. If the store fails, Store also
-// prioritizes the partition and returns the error. Either way the caller's
-// write should still succeed. An empty set carries nothing to hand off:
-// Store returns true and stores nothing.
+// anti-entropy repairs the owner instead. A hint that does not grow what is
+// held for k (a tombstone replacing the value it deletes) is always kept,
+// budget or not: refusing it would leave the superseded hint to be handed
+// off, possibly after the key was reaped. If the store fails, Store also
+// prioritizes the partition and returns the error. An empty set carries
+// nothing to hand off: Store returns true and stores nothing.
 func (h *Handoff) Store(owner string, partition int, k []byte, set version.Set) (stored bool, err error) {
 	if owner == "" || strings.IndexByte(owner, 0) >= 0 {
 		return false, fmt.Errorf("%w: %q", ErrHintBadOwner, owner)
@@ -184,39 +183,26 @@ func (h *Handoff) Store(owner string, partition int, k []byte, set version.Set) 
 	if set.IsEmpty() {
 		return true, nil
 	}
-	size := hintSize(owner, k, set)
 	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
+	closed := h.closed
+	h.mu.Unlock()
+	if closed {
 		return false, ErrHandoffClosed
 	}
-	if h.st.HintBytes(owner)+h.reserved[owner]+size > h.cfg.MaxHintBytesPerOwner {
-		h.countLocked(owner, func(c *handoffCounters) { c.overflowed++ })
-		h.mu.Unlock()
+	stored, err = h.st.AddHint(owner, k, set, h.cfg.MaxHintBytesPerOwner)
+	switch {
+	case err != nil:
+		h.count(owner, func(c *handoffCounters) { c.storeErrors++ })
+		h.log.Warn().Err(err).Str("owner", owner).Int("partition", partition).Msg("storing hint failed; partition prioritized")
+		h.cfg.Prioritize(partition)
+		return false, fmt.Errorf("store hint for %s: %w", owner, err)
+	case !stored:
+		h.count(owner, func(c *handoffCounters) { c.overflowed++ })
 		h.log.Debug().Str("owner", owner).Int("partition", partition).Msg("hint budget full; partition prioritized")
 		h.cfg.Prioritize(partition)
 		return false, nil
 	}
-	h.reserved[owner] += size
-	h.mu.Unlock()
-
-	err = h.st.AddHint(owner, k, set)
-
-	h.mu.Lock()
-	if h.reserved[owner] -= size; h.reserved[owner] == 0 {
-		delete(h.reserved, owner)
-	}
-	if err != nil {
-		h.countLocked(owner, func(c *handoffCounters) { c.storeErrors++ })
-	} else {
-		h.countLocked(owner, func(c *handoffCounters) { c.stored++ })
-	}
-	h.mu.Unlock()
-	if err != nil {
-		h.log.Warn().Err(err).Str("owner", owner).Int("partition", partition).Msg("storing hint failed; partition prioritized")
-		h.cfg.Prioritize(partition)
-		return false, fmt.Errorf("store hint for %s: %w", owner, err)
-	}
+	h.count(owner, func(c *handoffCounters) { c.stored++ })
 	return true, nil
 }
 

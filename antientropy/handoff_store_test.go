@@ -90,3 +90,7 @@ func TestHintSizeBoundsStoreGrowth(t *testing.T) {
 		hintSizeProperty(rt, st, fmt.Sprintf("c%d-", check))
 	})
 }
+
+func TestHandoffStoreTombstoneReplacesHintWhenFull(t *testing.T) {
+	testTombstoneReplacesHintWhenFull(t, openHintStore(t, vfs.NewMem()))
+}

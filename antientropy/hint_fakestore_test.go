@@ -34,23 +34,27 @@ func hintFakeRowBytes(owner string, k []byte, set version.Set) int64 {
 	return int64(1+len(owner)+1+8+len(k)) + int64(1+len(b))
 }
 
-func (s *hintFakeStore) AddHint(owner string, k []byte, set version.Set) error {
+func (s *hintFakeStore) AddHint(owner string, k []byte, set version.Set, limit int64) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m := s.hints[owner]
-	if m == nil {
-		m = map[string]version.Set{}
-		s.hints[owner] = m
-	}
-	if old, ok := m[string(k)]; ok {
-		s.bytes[owner] -= hintFakeRowBytes(owner, k, old)
+	var oldBytes int64
+	old, ok := s.hints[owner][string(k)]
+	if ok {
+		oldBytes = hintFakeRowBytes(owner, k, old)
 		set = version.Sync(old, set)
 	} else {
 		set = set.Clone()
 	}
-	m[string(k)] = set
-	s.bytes[owner] += hintFakeRowBytes(owner, k, set)
-	return nil
+	delta := hintFakeRowBytes(owner, k, set) - oldBytes
+	if delta > 0 && limit > 0 && s.bytes[owner]+delta > limit {
+		return false, nil
+	}
+	if s.hints[owner] == nil {
+		s.hints[owner] = map[string]version.Set{}
+	}
+	s.hints[owner][string(k)] = set
+	s.bytes[owner] += delta
+	return true, nil
 }
 
 func (s *hintFakeStore) Hint(owner string, k []byte) (version.Set, error) {
@@ -124,11 +128,11 @@ type hintFaulty struct {
 	failAdd, failDelete atomic.Bool
 }
 
-func (f *hintFaulty) AddHint(owner string, k []byte, set version.Set) error {
+func (f *hintFaulty) AddHint(owner string, k []byte, set version.Set, limit int64) (bool, error) {
 	if f.failAdd.Load() {
-		return errHintInjected
+		return false, errHintInjected
 	}
-	return f.HintStore.AddHint(owner, k, set)
+	return f.HintStore.AddHint(owner, k, set, limit)
 }
 
 func (f *hintFaulty) DeleteHint(owner string, k []byte, replayed version.Set) (bool, error) {

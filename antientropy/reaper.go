@@ -12,36 +12,40 @@ import (
 
 // Tombstone reaping.
 //
-// A tombstone may be deleted (reaped) only when every replica in its key's
-// preference list holds it (or something newer that is still all
-// tombstones), and its grace period — Config.TombstoneGrace after its
-// latest write time — is over. Then no replica holds a version the
-// tombstone supersedes, so no exchange, read repair or hint can bring the
-// old value back: the key stays deleted everywhere before and after.
+// A tombstone may be reaped only when nothing anywhere could bring back
+// what it deleted, and its grace period — Config.TombstoneGrace after its
+// latest write time — is over. Then the key stays deleted everywhere,
+// before and after.
 //
-// Who learns that every replica holds a tombstone:
-//   - the coordinator of a delete, when all N replicas acked it (it calls
-//     the store's MarkReapable itself);
-//   - otherwise the sweep here: it scans a partition for tombstone-only
-//     records not yet marked and asks each other replica of the key
-//     (ae.hastomb, in batches) whether it holds an equal-or-newer
-//     tombstone set. When all say yes, it marks the record reapable at
-//     reapTime (latest write time + grace: the same instant on every
-//     replica, so re-marking never postpones it).
+// The sweep establishes the first condition. It scans a partition this
+// node replicates for tombstone-only records not yet marked, and asks
+// every member of the ring, in batches (ae.hastomb), whether reaping each
+// is safe as far as that node knows (see hasTomb): a replica of the key
+// must hold the tombstones, or remember reaping them, and no node may keep
+// a hint or a stray record of the key with a live version they do not
+// supersede. The node answers the same question for itself. A replica
+// that lacks the key does not agree: it may never have received the
+// delete, and a hint for it may still carry the old value. A node that
+// cannot be reached does not agree either. When all agree, the node marks
+// its record reapable at reapTime (latest write time + grace: the same
+// instant on every replica) and tells the key's other replicas to mark
+// theirs (ae.markreap), so they all reap together. No coordinator marks a
+// tombstone: a delete acknowledged by every replica still says nothing of
+// the hints and strays elsewhere.
 //
-// The reaper loop calls the store's Reap, which deletes the marked records
-// whose time has come (rechecking that they did not change since).
-//
-// After the grace period, a replica that has no record of the key answers
-// yes too (see hasTomb), and exchanges do not copy an expired tombstone to
-// a replica that lacks the key. Without both rules the first replica to
-// reap would make the others' sweeps fail forever, or get the tombstone
-// copied back by the next exchange.
+// The reaper loop calls the store's Reap, which turns the marked records
+// whose time has come into memories of the reaped keys: for
+// store.Config.ReapMemory, a late version the tombstones superseded (a
+// message in flight, a hint replayed late) is dropped on arrival, and a
+// peer's sweep is told this replica agrees. Anti-entropy copies a
+// tombstone to a replica that lacks the key (absence is not agreement), and
+// the memory makes that copy a no-op on a replica that reaped it.
 
 // SweepReport summarises one tombstone sweep.
 type SweepReport struct {
 	Tombstones int     `json:"tombstones"` // unmarked tombstones found
-	Marked     int     `json:"marked"`     // marked reapable
+	Marked     int     `json:"marked"`     // marked reapable here
+	Notified   int     `json:"notified"`   // marks the other replicas made on being told
 	Traffic    Traffic `json:"traffic"`
 }
 
@@ -85,9 +89,17 @@ func (s *Service) Sweep(ctx context.Context, p int) (SweepReport, error) {
 
 func (s *Service) sweep(ctx context.Context, p int) (SweepReport, error) {
 	var rep SweepReport
-	peers, _, err := s.peers(p)
+	peers, self, err := s.peers(p)
 	if err != nil {
 		return rep, err
+	}
+	if !self {
+		return rep, fmt.Errorf("%w: %d", ErrNotReplica, p)
+	}
+	r := s.ring()
+	everyone, err := r.PartitionPreference(p, r.Len())
+	if err != nil {
+		return rep, fmt.Errorf("antientropy: members of partition %d: %w", p, err)
 	}
 	s.mu.Lock()
 	marked := s.marked[p]
@@ -98,7 +110,7 @@ func (s *Service) sweep(ctx context.Context, p int) (SweepReport, error) {
 	lo, hi := s.shape.PartitionRange(p)
 	err = s.st.Scan(lo, hi, func(h uint64, k, setBytes []byte) error {
 		set, err := s.cfg.DecodeSet(setBytes)
-		if err != nil || !set.Deleted() {
+		if err != nil || !set.Deleted() || !s.replicates(k, s.cfg.NodeID) {
 			return nil
 		}
 		kh := RecordHash(k, setBytes)
@@ -124,44 +136,113 @@ func (s *Service) sweep(ctx context.Context, p int) (SweepReport, error) {
 		batch := cands[:min(len(cands), s.cfg.SweepBatch)]
 		cands = cands[len(batch):]
 		ok := make([]bool, len(batch))
-		for i := range ok {
-			ok[i] = true
+		for i, c := range batch {
+			has, err := s.hasTomb(c.rec) // this node's own hints and strays
+			if err != nil {
+				errs = append(errs, err)
+			}
+			ok[i] = has && err == nil
 		}
-		for _, id := range peers {
+		for _, id := range everyone {
+			if id == s.cfg.NodeID {
+				continue
+			}
 			if err := s.askHasTomb(ctx, p, id, batch, ok, m); err != nil {
 				errs = append(errs, err)
 			}
 		}
+		var confirmed []tombCandidate
 		for i, c := range batch {
-			if !ok[i] {
-				continue
+			if ok[i] && s.markReapable(p, c.rec, c.set) {
+				still[c.rec.Hash] = c.kh
+				rep.Marked++
+				confirmed = append(confirmed, c)
 			}
-			if err := s.st.MarkReapable(c.rec.Key, c.set, reapTime(c.set, s.cfg.TombstoneGrace)); err != nil {
-				// Most likely a write slipped in since the scan; the
-				// next sweep looks again.
-				s.log.Debug().Err(err).Bytes("key", c.rec.Key).Msg("tombstone not marked")
-				continue
-			}
-			still[c.rec.Hash] = c.kh
-			rep.Marked++
-			s.m.tombMarked.Add(1)
+		}
+		n, err := s.tellReplicas(ctx, p, peers, confirmed, m)
+		rep.Notified += n
+		if err != nil {
+			errs = append(errs, err)
 		}
 	}
 	s.mu.Lock()
+	for h, kh := range s.marked[p] { // marks peers made meanwhile
+		if _, ok := still[h]; !ok {
+			still[h] = kh
+		}
+	}
 	s.marked[p] = still
 	s.mu.Unlock()
 	rep.Traffic = m.t
 	return rep, errors.Join(errs...)
 }
 
-// askHasTomb asks peer id about the batch's tombstones it should hold and
-// clears ok for every one it does not confirm (all of them if it cannot be
-// reached).
+// markReapable marks this node's record of rec reapable at its reap time,
+// if this node replicates the key and the record still equals set. It
+// reports whether it did.
+func (s *Service) markReapable(p int, rec Record, set version.Set) bool {
+	if !s.replicates(rec.Key, s.cfg.NodeID) {
+		return false
+	}
+	if err := s.st.MarkReapable(rec.Key, set, reapTime(set, s.cfg.TombstoneGrace)); err != nil {
+		// Most likely a write slipped in since the scan; the next sweep
+		// looks again.
+		s.log.Debug().Err(err).Bytes("key", rec.Key).Msg("tombstone not marked")
+		return false
+	}
+	s.m.tombMarked.Add(1)
+	s.mu.Lock()
+	if s.marked[p] == nil {
+		s.marked[p] = map[uint64]uint64{}
+	}
+	s.marked[p][rec.Hash] = RecordHash(rec.Key, rec.Set)
+	s.mu.Unlock()
+	return true
+}
+
+// tellReplicas asks the other replicas of each confirmed tombstone to mark
+// their records too (ae.markreap), and returns how many marks they made.
+// A replica that misses it marks on its own next sweep.
+func (s *Service) tellReplicas(ctx context.Context, p int, peers []string, confirmed []tombCandidate, m *meter) (int, error) {
+	n := 0
+	var errs []error
+	for _, id := range peers {
+		var items []Record
+		for _, c := range confirmed {
+			if s.replicates(c.rec.Key, id) {
+				items = append(items, c.rec)
+			}
+		}
+		if len(items) == 0 {
+			continue
+		}
+		addr, err := s.resolve(id)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("antientropy: mark reapable on %s: %w", id, err))
+			continue
+		}
+		resp, err := NewRPCPeer(s.caller, addr, m).MarkReap(ctx, &MarkReapRequest{Shape: s.shape.code(), Partition: p, Items: items})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("antientropy: mark reapable on %s: %w", id, err))
+			continue
+		}
+		for _, ok := range resp.Marked {
+			if ok {
+				n++
+			}
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+// askHasTomb asks node id whether each of the batch's tombstones may be
+// reaped (see hasTomb) and clears ok for every one it does not confirm
+// (all of them if it cannot be reached).
 func (s *Service) askHasTomb(ctx context.Context, p int, id string, batch []tombCandidate, ok []bool, m *meter) error {
 	var idx []int
 	var items []Record
 	for i, c := range batch {
-		if ok[i] && s.replicates(c.rec.Key, id) {
+		if ok[i] {
 			idx = append(idx, i)
 			items = append(items, c.rec)
 		}

@@ -51,8 +51,9 @@ type Service struct {
 	prioCursor   int
 	lastPriority bool
 	sweepAt      int                              // next partition of the sweep round
+	strayAt      int                              // next partition of the stray round
 	marked       map[int]map[uint64]uint64        // per partition: key hash → record hash of tombstones marked
-	hooks        struct{ afterTick func(string) } // test hook: called after each loop tick ("exchange", "sweep", "reap")
+	hooks        struct{ afterTick func(string) } // test hook: called after each loop tick ("exchange", "sweep", "reap", "strays")
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -168,10 +169,11 @@ func (s *Service) Start() error {
 	s.started = true
 	// Tickers are made here, not in the goroutines, so that time counts
 	// from Start (with a fake clock: from before Start returns).
-	s.wg.Add(3)
+	s.wg.Add(4)
 	go s.loop("exchange", s.clk.NewTicker(s.cfg.Interval), s.tickExchange)
 	go s.loop("sweep", s.clk.NewTicker(s.cfg.SweepInterval), s.tickSweep)
 	go s.loop("reap", s.clk.NewTicker(s.cfg.ReapInterval), s.tickReap)
+	go s.loop("strays", s.clk.NewTicker(s.cfg.StrayInterval), s.tickStrays)
 	return nil
 }
 

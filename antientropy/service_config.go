@@ -83,6 +83,13 @@ type Config struct {
 	ReapInterval time.Duration
 	// ReapBatch is the most records one Reap call deletes. Default 10000.
 	ReapBatch int
+	// StrayInterval is the time between two passes over one partition
+	// for records of keys this node does not replicate (the ring moved,
+	// or a bucket's n is smaller than the partition's): each is handed to
+	// the key's replicas as hints and dropped here. Default 30s.
+	StrayInterval time.Duration
+	// StrayBatch is the most such records one pass hands off. Default 512.
+	StrayBatch int
 
 	// Replicates reports whether node should hold key k (k is the encoded
 	// key; buckets may have different n). Records are pushed only to, and
@@ -116,6 +123,8 @@ func DefaultConfig() Config {
 		SweepBatch:         512,              // tombstones per ae.hastomb
 		ReapInterval:       time.Minute,      // store.Reap once a minute
 		ReapBatch:          10000,            // records per Reap call
+		StrayInterval:      30 * time.Second, // one partition checked for strays per 30 s
+		StrayBatch:         512,              // strays handed off per pass
 		Replicates:         nil,              // every replica holds every key
 		DecodeSet:          store.DecodeSet,  // the store's canonical codec
 	}
@@ -148,6 +157,8 @@ func (c Config) Validate() error {
 		{"SweepBatch", int64(c.SweepBatch)},
 		{"ReapInterval", int64(c.ReapInterval)},
 		{"ReapBatch", int64(c.ReapBatch)},
+		{"StrayInterval", int64(c.StrayInterval)},
+		{"StrayBatch", int64(c.StrayBatch)},
 	}
 	for _, f := range positive {
 		if f.v <= 0 {

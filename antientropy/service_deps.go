@@ -20,6 +20,19 @@ type Store interface {
 	MarkReapable(k []byte, expect version.Set, after time.Time) error
 	// Reap deletes up to limit marked tombstones whose time has come.
 	Reap(now time.Time, limit int) (int, error)
+	// Get returns a key's set: its record, or for a reaped key a set with
+	// no sibling and the reaped tombstones' context, or the zero Set.
+	Get(k []byte) (version.Set, error)
+	// HintOwners returns the owners this node keeps hints for, and Hint
+	// the hint kept for owner's key k (the zero Set if none).
+	HintOwners() []string
+	Hint(owner string, k []byte) (version.Set, error)
+	// AddHint durably keeps set as a hint for owner (limit <= 0: no
+	// budget), and Discard deletes k's record if it still equals expect:
+	// together they hand a record of a key this node does not replicate
+	// to the key's replicas.
+	AddHint(owner string, k []byte, set version.Set, limit int64) (bool, error)
+	Discard(k []byte, expect version.Set) (bool, error)
 }
 
 // Meta persists small node-local values. *store.Store satisfies it.

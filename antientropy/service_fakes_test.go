@@ -34,6 +34,11 @@ type memStore struct {
 	meta    map[string][]byte
 	scans   int // Scan calls
 	failGet bool
+	// reaped holds the memories of reaped keys (a context alone), as
+	// store.Store keeps them: not data, but merged against.
+	reaped map[string]version.Set
+	// hints holds hints by owner, then key.
+	hints map[string]map[string]version.Set
 }
 
 type memRow struct {
@@ -44,7 +49,8 @@ type memRow struct {
 }
 
 func newMemStore() *memStore {
-	return &memStore{hash: xxhash.Sum64, buckets: map[uint64][]memRow{}, meta: map[string][]byte{}}
+	return &memStore{hash: xxhash.Sum64, buckets: map[uint64][]memRow{}, meta: map[string][]byte{},
+		reaped: map[string]version.Set{}, hints: map[string]map[string]version.Set{}}
 }
 
 func cmpRow(r memRow, hash uint64, key []byte) int {
@@ -134,32 +140,102 @@ func (s *memStore) getLocked(h uint64, k []byte) (version.Set, []byte) {
 	return set, b[i].set
 }
 
-func (s *memStore) Get(k []byte) version.Set {
+// Get returns k's set, or a reaped key's memory.
+func (s *memStore) Get(k []byte) (version.Set, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	set, _ := s.getLocked(s.hash(k), k)
+	set, raw := s.getLocked(s.hash(k), k)
+	if raw == nil {
+		return s.reaped[string(k)].Clone(), nil
+	}
+	return set, nil
+}
+
+// get is Get for tests that know the key is readable.
+func (s *memStore) get(k []byte) version.Set {
+	set, _ := s.Get(k)
 	return set
 }
 
-// Update applies fn to k's set.
+// Update applies fn to k's set. Like store.Store, an absent key that was
+// reaped comes to fn as its memory, and a result with no sibling is kept
+// as a memory, not as data.
 func (s *memStore) Update(k []byte, fn func(cur version.Set) (version.Set, error)) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h := s.hash(k)
 	cur, old := s.getLocked(h, k)
+	mem, remembered := s.reaped[string(k)]
+	if old == nil && remembered {
+		cur = mem.Clone()
+	}
 	next, err := fn(cur.Clone())
 	if err != nil {
 		return false, err
 	}
-	var nb []byte
-	if !next.IsEmpty() {
-		nb = store.EncodeSet(next)
+	if len(next.Siblings) == 0 {
+		if next.Context.IsEmpty() || (remembered && next.Context.Equal(mem.Context)) {
+			if old == nil {
+				return false, nil
+			}
+		} else {
+			s.reaped[string(k)] = version.Set{Context: next.Context.Clone()}
+		}
+		if old != nil {
+			s.setLocked(h, k, nil)
+		}
+		return true, nil
 	}
-	if bytes.Equal(nb, old) && (nb == nil) == (old == nil) {
+	nb := store.EncodeSet(next)
+	if bytes.Equal(nb, old) {
 		return false, nil
 	}
+	delete(s.reaped, string(k))
 	s.setLocked(h, k, nb)
 	return true, nil
+}
+
+// AddHint keeps a hint for owner (no budget).
+func (s *memStore) AddHint(owner string, k []byte, set version.Set, _ int64) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hints[owner] == nil {
+		s.hints[owner] = map[string]version.Set{}
+	}
+	s.hints[owner][string(k)] = version.Sync(s.hints[owner][string(k)], set)
+	return true, nil
+}
+
+// Discard implements Store.
+func (s *memStore) Discard(k []byte, expect version.Set) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.hash(k)
+	_, raw := s.getLocked(h, k)
+	if raw == nil || !bytes.Equal(raw, store.EncodeSet(expect)) {
+		return false, nil
+	}
+	s.setLocked(h, k, nil)
+	return true, nil
+}
+
+// HintOwners implements Store.
+func (s *memStore) HintOwners() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.hints))
+	for o := range s.hints {
+		out = append(out, o)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Hint implements Store.
+func (s *memStore) Hint(owner string, k []byte) (version.Set, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hints[owner][string(k)].Clone(), nil
 }
 
 // Merge merges in. Like store.Store, it heals a record whose set bytes do
@@ -241,6 +317,8 @@ func (s *memStore) Reap(now time.Time, limit int) (int, error) {
 		victims = victims[:limit]
 	}
 	for _, v := range victims {
+		set, _ := s.getLocked(v.hash, v.key)
+		s.reaped[string(v.key)] = version.Set{Context: set.Context}
 		s.setLocked(v.hash, v.key, nil)
 	}
 	return len(victims), nil

@@ -26,7 +26,7 @@ type Metrics struct {
 	BytesHashes   uint64 // of sent+received: ae.hashes
 	BytesLeafKeys uint64 // of sent+received: ae.leafkeys
 	BytesRecords  uint64 // of sent+received: ae.fetch and ae.push
-	BytesSweep    uint64 // of sent+received: ae.hastomb
+	BytesSweep    uint64 // of sent+received: ae.hastomb and ae.markreap
 	BytesServed   uint64 // request and reply bodies of calls this node served
 	RPCsServed    uint64 // ae.* requests served
 	RPCErrors     uint64 // ae.* requests that failed
@@ -39,6 +39,7 @@ type Metrics struct {
 	TombstonesChecked uint64 // tombstones asked about in sweeps
 	TombstonesMarked  uint64 // tombstones marked reapable by sweeps
 	TombstonesReaped  uint64 // records deleted by the reaper
+	StraysHandedOff   uint64 // records of keys this node does not replicate, turned into hints and dropped
 	Prioritized       int    // partitions currently queued first
 
 	// PrioritiesForwarded counts partitions this node asked their
@@ -56,6 +57,7 @@ type counters struct {
 	bytesServed, rpcsServed, rpcErrors                   atomic.Uint64
 	inconsistencies                                      atomic.Uint64
 	tombChecked, tombMarked, tombReaped                  atomic.Uint64
+	straysHandedOff                                      atomic.Uint64
 
 	prioritiesForwarded atomic.Uint64
 }
@@ -95,6 +97,7 @@ func (s *Service) Metrics() Metrics {
 		TombstonesChecked:  c.tombChecked.Load(),
 		TombstonesMarked:   c.tombMarked.Load(),
 		TombstonesReaped:   c.tombReaped.Load(),
+		StraysHandedOff:    c.straysHandedOff.Load(),
 		Prioritized:        prio,
 	}
 	m.PrioritiesForwarded = c.prioritiesForwarded.Load()
@@ -148,7 +151,7 @@ func (m *meter) Done(method string, sent, received int) {
 	case MethodFetch, MethodPush:
 		m.t.Records += n
 		c.bytesRecords.Add(uint64(n))
-	case MethodHasTomb:
+	case MethodHasTomb, MethodMarkReap:
 		m.t.Sweep += n
 		c.bytesSweep.Add(uint64(n))
 	}

@@ -1,10 +1,8 @@
 package antientropy
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/quorumkv/quorumkv/transport"
 	"github.com/quorumkv/quorumkv/version"
@@ -106,13 +104,36 @@ func (s *Service) serve(ctx context.Context, from, method string, body []byte) (
 			return nil, err
 		}
 		resp := HasTombResponse{Has: make([]bool, len(r.Items))}
-		now := s.clk.Now()
 		for i, it := range r.Items {
-			has, err := s.hasTomb(it, now)
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			has, err := s.hasTomb(it)
 			if err != nil {
 				return nil, err
 			}
 			resp.Has[i] = has
+		}
+		return encodeMsg(&resp), nil
+
+	case MethodMarkReap:
+		var r MarkReapRequest
+		if err := decodeMsg(body, &r); err != nil {
+			return nil, err
+		}
+		if err := r.validate(s.shape); err != nil {
+			return nil, err
+		}
+		resp := MarkReapResponse{Marked: make([]bool, len(r.Items))}
+		for i, it := range r.Items {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			set, err := s.peerSet(it.Key, it.Set)
+			if err != nil {
+				return nil, err
+			}
+			resp.Marked[i] = s.markReapable(r.Partition, it, set)
 		}
 		return encodeMsg(&resp), nil
 
@@ -161,14 +182,16 @@ func (s *Service) serveFetch(ctx context.Context, from string, r *FetchRequest) 
 	return encodeMsg(&resp), nil
 }
 
-// hasTomb reports whether this node holds, for the item's key, a
-// tombstone-only set equal to or newer than the item's (merging the item
-// into it would change nothing). A node without the key counts as holding
-// it once the item's grace period is over: it has nothing the tombstone
-// must supersede, and anti-entropy no longer copies such a tombstone to a
-// replica lacking the key, so waiting for it would keep the tombstone
-// forever on the others.
-func (s *Service) hasTomb(it Record, now time.Time) (bool, error) {
+// hasTomb reports whether, as far as this node knows, the item's
+// tombstone set may be reaped: nothing here could bring back what it
+// deleted. As one of the key's replicas, the node must hold the tombstones
+// (its record equals the set or supersedes it, still all tombstones), or
+// remember reaping them; a replica that lacks the key entirely does not
+// agree, since it may never have received the delete (a lost disk) while a
+// hint for it holds the old value. And whatever else it keeps for the key,
+// a stray record of a partition it no longer replicates or a hint for any
+// owner, must hold no live version the tombstones do not supersede.
+func (s *Service) hasTomb(it Record) (bool, error) {
 	t, err := s.peerSet(it.Key, it.Set)
 	if err != nil {
 		return false, err
@@ -176,22 +199,42 @@ func (s *Service) hasTomb(it Record, now time.Time) (bool, error) {
 	if !t.Deleted() {
 		return false, nil
 	}
-	var found bool
-	var local version.Set
-	err = s.st.Scan(it.Hash, it.Hash, func(_ uint64, k, set []byte) error {
-		if !bytes.Equal(k, it.Key) {
-			return nil
-		}
-		found = true
-		var derr error
-		local, derr = s.cfg.DecodeSet(set)
-		return derr
-	})
+	local, err := s.st.Get(it.Key)
 	if err != nil {
 		return false, fmt.Errorf("antientropy: read %q: %w", it.Key, err)
 	}
-	if !found {
-		return s.expired(t, now), nil
+	if s.replicates(it.Key, s.cfg.NodeID) {
+		merged := version.Sync(local, t)
+		if len(local.Siblings) == 0 {
+			// Absent, or the memory of a reap: only the memory agrees.
+			if len(merged.Siblings) != 0 {
+				return false, nil
+			}
+		} else if !local.Deleted() || !merged.Equal(local) {
+			return false, nil
+		}
+	} else if !supersedes(t, local) {
+		return false, nil
 	}
-	return local.Deleted() && version.Sync(local, t).Equal(local), nil
+	for _, owner := range s.st.HintOwners() {
+		h, err := s.st.Hint(owner, it.Key)
+		if err != nil {
+			return false, fmt.Errorf("antientropy: read hint for %s of %q: %w", owner, it.Key, err)
+		}
+		if !supersedes(t, h) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// supersedes reports whether every live sibling of x is one t holds or
+// covers: merging x into t could bring no deleted value back.
+func supersedes(t, x version.Set) bool {
+	for _, sib := range x.Siblings {
+		if !sib.Deleted && !t.Has(sib.Dot) && !t.Context.Covers(sib.Dot) {
+			return false
+		}
+	}
+	return true
 }

@@ -522,7 +522,7 @@ func TestMaxNReachesExtraReplicas(t *testing.T) {
 				for _, kind := range []string{"wide", "narrow"} {
 					k := testKey(fmt.Sprintf("%s%02d", kind, i))
 					for _, id := range members {
-						held := !c.node(id).st.Get(k).IsEmpty()
+						held := !c.node(id).st.get(k).IsEmpty()
 						should := cfg.Replicates(k, id)
 						switch {
 						case held && !should:

@@ -107,7 +107,15 @@ func writeOpError(w http.ResponseWriter, err error) {
 	case errors.Is(err, quorum.ErrTooManySiblings):
 		writeError(w, http.StatusConflict, CodeTooManySiblings,
 			"the key has too many siblings: read it, resolve the siblings, and write back with the X-Context of that read")
+	case errors.As(err, &qe) && qe.TimedOut:
+		// The deadline passed with replicas still silent: 504, as for any
+		// gateway whose upstreams did not answer in time.
+		writeJSON(w, http.StatusGatewayTimeout, errorBody{
+			Error: fmt.Sprintf("%v; retry, raise timeout, or lower r/w. A timed-out write may still have been applied", qe),
+			Code:  CodeTimeout, Needed: qe.Needed, Answered: qe.Answered, Replied: qe.Replied, Failed: qe.Failed,
+		})
 	case errors.As(err, &qe):
+		// Replicas answered, with failures, or too few could be asked.
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{
 			Error: fmt.Sprintf("%v; retry, or lower r/w. A failed write may still have been applied on the replicas that acked it", qe),
 			Code:  CodeQuorum, Needed: qe.Needed, Answered: qe.Answered, Replied: qe.Replied, Failed: qe.Failed,

@@ -13,6 +13,7 @@ import (
 	"github.com/quorumkv/quorumkv/gossip"
 	"github.com/quorumkv/quorumkv/internal/clock"
 	"github.com/quorumkv/quorumkv/quorum"
+	"github.com/quorumkv/quorumkv/store"
 	"github.com/quorumkv/quorumkv/transport"
 )
 
@@ -69,6 +70,11 @@ type Config struct {
 	// TombstoneGrace is how long a tombstone held by every replica is kept
 	// before it is reaped.
 	TombstoneGrace time.Duration
+	// ReapMemory is how long a reaped key is remembered (see
+	// store.Config): a late copy of what its tombstones deleted is dropped
+	// meanwhile. It must be well past the longest a message may stay in
+	// flight.
+	ReapMemory time.Duration
 	// HintBudget is the most bytes of hints kept for one owner.
 	HintBudget int64
 	// AntiEntropy configures Merkle anti-entropy and tombstone reaping.
@@ -145,9 +151,10 @@ func DefaultConfig() Config {
 		SpeculateAfter:     quorum.DefaultConfig().SpeculateAfter, // 15 ms
 		HeartbeatInterval:  time.Second,                           // phi accrual heartbeats, as Cassandra's gossip rounds
 		Detector:           gossip.DefaultDetectorConfig(),
-		TombstoneGrace:     time.Hour,                   // Riak reaps after 3 s, Cassandra after 10 days; an hour covers a restart
-		HintBudget:         64 << 20,                    // per owner; past it, priority anti-entropy takes over
-		AntiEntropy:        antientropy.DefaultConfig(), // one partition exchange per 10 s, 8 MiB/s
+		TombstoneGrace:     time.Hour,                        // Riak reaps after 3 s, Cassandra after 10 days; an hour covers a restart
+		ReapMemory:         store.DefaultConfig().ReapMemory, // 6 h
+		HintBudget:         64 << 20,                         // per owner; past it, priority anti-entropy takes over
+		AntiEntropy:        antientropy.DefaultConfig(),      // one partition exchange per 10 s, 8 MiB/s
 		ShutdownTimeout:    10 * time.Second,
 	}
 }
@@ -174,6 +181,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.DefaultBucket.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("node: config: default bucket: %w", err))
+	}
+	if c.TombstoneGrace <= 0 || c.ReapMemory <= 0 {
+		errs = append(errs, errors.New("node: config: tombstone grace and reap memory must be positive"))
 	}
 	if c.RequestTimeout <= 0 || c.HeartbeatInterval <= 0 {
 		errs = append(errs, errors.New("node: config: timeouts must be positive"))

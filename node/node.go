@@ -112,6 +112,7 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	scfg.Hash = n.hash
 	scfg.Clock = n.clk
 	scfg.OnWrite = n.onWrite
+	scfg.ReapMemory = cfg.ReapMemory
 	if n.store, err = store.Open(scfg, log.With().Str("part", "store").Logger()); err != nil {
 		return n, fmt.Errorf("open store: %w", err)
 	}
@@ -158,7 +159,7 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	rcfg := quorum.DefaultReplicaConfig()
 	rcfg.Self = cfg.ID
 	rcfg.MaxSiblings = cfg.Limits.MaxSiblings
-	rcfg.TombstoneGrace = cfg.TombstoneGrace
+	rcfg.Replicates = func(k []byte) bool { return n.replicates(k, cfg.ID) }
 	n.replica = quorum.NewReplica(rcfg, n.store, n.handoff, n.clk)
 
 	gcfg := gossip.DefaultConfig()
@@ -531,6 +532,10 @@ func (s sender) Send(ctx context.Context, to string, req *quorum.Request) (*quor
 			return nil, fmt.Errorf("%w: %s", quorum.ErrTooManySiblings, re.Message)
 		case errors.As(err, &re) && re.Code == quorum.CodeCorrupt:
 			return nil, fmt.Errorf("%w: %s: %s", quorum.ErrCorruptReplica, to, re.Message)
+		case errors.As(err, &re) && re.Code == quorum.CodeHintRefused:
+			return nil, fmt.Errorf("%w: %w: %s: %s", quorum.ErrNotApplied, quorum.ErrHintRefused, to, re.Message)
+		case errors.As(err, &re) && re.Code == quorum.CodeNotReplica:
+			return nil, fmt.Errorf("%w: %s: %s", quorum.ErrNotReplica, to, re.Message)
 		case errors.As(err, &re) && re.Code == quorum.CodeNotApplied,
 			errors.Is(err, transport.ErrNotSent):
 			return nil, fmt.Errorf("%w: %s: %w", quorum.ErrNotApplied, to, err)

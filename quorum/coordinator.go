@@ -142,14 +142,13 @@ type Metrics struct {
 	HintedWrites                uint64 // writes where some copy went to a hint
 	ReadRepairs                 uint64 // reads that repaired at least one replica
 	ReplicasRepaired            uint64
-	TombstonesConfirmed         uint64
 	SpeculativeReads            uint64 // reads that asked more replicas after SpeculateAfter
 }
 
 type metrics struct {
 	puts, gets, writeFailures, readFailures, timeouts   atomic.Uint64
 	fallbackWrites, hintedWrites, readRepairs, repaired atomic.Uint64
-	tombsConfirmed, speculative                         atomic.Uint64
+	speculative                                         atomic.Uint64
 }
 
 // Coordinator serves client reads and writes on any node: it plans the
@@ -231,7 +230,7 @@ func (c *Coordinator) Metrics() Metrics {
 		WriteFailures: c.m.writeFailures.Load(), ReadFailures: c.m.readFailures.Load(),
 		Timeouts: c.m.timeouts.Load(), FallbackWrites: c.m.fallbackWrites.Load(),
 		HintedWrites: c.m.hintedWrites.Load(), ReadRepairs: c.m.readRepairs.Load(),
-		ReplicasRepaired: c.m.repaired.Load(), TombstonesConfirmed: c.m.tombsConfirmed.Load(),
+		ReplicasRepaired: c.m.repaired.Load(),
 		SpeculativeReads: c.m.speculative.Load(),
 	}
 }
@@ -266,14 +265,19 @@ type GetResult struct {
 	Receipt Receipt
 }
 
-func (c *Coordinator) plan(key []byte, n int) ([]Target, int, error) {
+// plan returns a request's targets, the spares past them (see Spares),
+// and the key's partition.
+func (c *Coordinator) plan(key []byte, n int) ([]Target, []string, int, error) {
 	p := c.place()
 	pref, err := p.PreferenceList(key, n)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%w: %v", ErrBadParam, err)
+		return nil, nil, 0, fmt.Errorf("%w: %v", ErrBadParam, err)
 	}
 	targets, err := Plan(pref, n, c.available, c.cfg.Self)
-	return targets, p.Partition(key), err
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	return targets, Spares(pref, n, targets, c.available), p.Partition(key), nil
 }
 
 func (c *Coordinator) timeout(p Params) time.Duration {
@@ -293,11 +297,11 @@ func (c *Coordinator) Put(ctx context.Context, req PutRequest) (PutResult, error
 		return PutResult{}, ErrClosed
 	}
 	c.m.puts.Add(1)
-	targets, part, err := c.plan(req.Key, req.Params.N)
+	targets, spares, part, err := c.plan(req.Key, req.Params.N)
 	if err != nil {
 		return PutResult{}, err
 	}
-	m := NewWrite(targets, req.Params.W, req.Params.Sloppy, c.cfg.Self)
+	m := NewWrite(targets, req.Params.W, req.Params.Sloppy, c.cfg.Self, spares)
 	wr := &WriteRequest{Context: req.Context, Value: req.Value, ContentType: req.ContentType, Deleted: req.Deleted}
 	base := Request{Key: req.Key, Partition: part, LWW: req.Params.LWW}
 
@@ -334,7 +338,7 @@ func (c *Coordinator) Put(ctx context.Context, req PutRequest) (PutResult, error
 		}
 	}
 	out, err := m.Result()
-	c.spawn(func() { c.finishWrite(opCtx, cancel, m, base, replies, send) })
+	c.spawn(func() { c.finishWrite(opCtx, cancel, m, replies, send) })
 	if err != nil {
 		c.m.writeFailures.Add(1)
 		if isTooManySiblings(err) {
@@ -352,33 +356,17 @@ func (c *Coordinator) Put(ctx context.Context, req PutRequest) (PutResult, error
 	return PutResult{Context: version.WriteContext(req.Context, out.Dot), Dot: out.Dot, Receipt: out.Receipt}, nil
 }
 
-// finishWrite collects the acks that came after the answer. When a delete
-// reached every primary, it tells them the tombstone may be reaped after
-// the grace period.
-func (c *Coordinator) finishWrite(ctx context.Context, cancel context.CancelFunc, m *WriteMachine, base Request, replies chan Reply, send func([]Message)) {
+// finishWrite collects the acks that came after the answer. Tombstones
+// are never marked reapable here: a delete acked by every replica may
+// still meet an older version in a hint or a stray copy elsewhere, which
+// only anti-entropy's sweep, asking every node, can rule out.
+func (c *Coordinator) finishWrite(ctx context.Context, cancel context.CancelFunc, m *WriteMachine, replies chan Reply, send func([]Message)) {
 	defer c.wg.Done()
 	defer cancel()
 	for !m.Settled() {
 		select {
 		case r := <-replies:
 			send(m.Step(r))
-		case <-ctx.Done():
-			return
-		}
-	}
-	out, err := m.Result()
-	if err != nil || !m.AllPrimariesAcked() || !out.Set.Deleted() {
-		return
-	}
-	c.m.tombsConfirmed.Add(1)
-	for i, t := range m.targets {
-		r := base
-		r.Kind, r.Set = KindMarkReapable, out.Set
-		c.dispatch(ctx, Message{Target: i, To: t.Node, Kind: KindMarkReapable}, &r, replies)
-	}
-	for range m.targets {
-		select {
-		case <-replies:
 		case <-ctx.Done():
 			return
 		}
@@ -437,7 +425,7 @@ func (c *Coordinator) Get(ctx context.Context, req GetRequest) (GetResult, error
 		return GetResult{}, ErrClosed
 	}
 	c.m.gets.Add(1)
-	targets, part, err := c.plan(req.Key, req.Params.N)
+	targets, _, part, err := c.plan(req.Key, req.Params.N)
 	if err != nil {
 		return GetResult{}, err
 	}

@@ -425,3 +425,57 @@ func TestCoordinatorReissuesOnlyWhatWasNotApplied(t *testing.T) {
 		})
 	}
 }
+
+// kindCounter wraps a Sender and counts the requests of each kind.
+type kindCounter struct {
+	Sender
+	mu    sync.Mutex
+	kinds map[Kind]int
+}
+
+func (k *kindCounter) Send(ctx context.Context, to string, req *Request) (*Response, error) {
+	k.mu.Lock()
+	k.kinds[req.Kind]++
+	k.mu.Unlock()
+	return k.Sender.Send(ctx, to, req)
+}
+
+// No coordinator marks a tombstone reapable, whatever acked the delete: a
+// delete with n below the bucket's n reached only some replicas (the
+// others keep the live value), and even one acked by every replica says
+// nothing of hints and strays elsewhere. Reaping is decided by
+// anti-entropy's sweep, which asks every node. The replica side refuses a
+// mark from a coordinator too.
+func TestCoordinatorNeverMarksTombstones(t *testing.T) {
+	for _, n := range []int{1, 3} {
+		net := newReplicaNet()
+		kc := &kindCounter{Sender: net, kinds: map[Kind]int{}}
+		cfg := DefaultConfig()
+		cfg.Self = "a"
+		c, err := New(cfg, func() Placement { return fixedPlace{} }, func(string) bool { return true }, kc, clock.Real(), zerolog.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := Params{N: n, R: 1, W: n, Sloppy: true}
+		if _, err := c.Put(context.Background(), PutRequest{Key: []byte("k"), Params: p, Value: []byte("v")}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.Get(context.Background(), GetRequest{Key: []byte("k"), Params: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Put(context.Background(), PutRequest{Key: []byte("k"), Params: p, Context: got.Set.Context, Deleted: true}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Close(); err != nil { // waits for the late acks
+			t.Fatal(err)
+		}
+		if m := kc.kinds[KindMarkReapable]; m != 0 {
+			t.Fatalf("n=%d: the coordinator sent %d reapable marks", n, m)
+		}
+	}
+	r := NewReplica(ReplicaConfig{Self: "a", MaxSiblings: 10}, mapStore{}, mapHints{}, clock.NewFake())
+	if _, err := r.Handle(context.Background(), &Request{Kind: KindMarkReapable, Key: []byte("k")}); err == nil {
+		t.Fatal("a replica took a reapable mark from a coordinator")
+	}
+}

@@ -27,6 +27,13 @@ var (
 	// a second issuer would give one client write two versions, which
 	// meet as siblings.
 	ErrNotApplied = errors.New("quorum: request not applied")
+	// ErrHintRefused: a fallback kept nothing for the primary it stands
+	// in for, because its hint budget for that primary is full. Its ack
+	// does not count toward W; the write goes to the next fallback.
+	ErrHintRefused = errors.New("quorum: hint refused")
+	// ErrNotReplica: the node asked to read a key is not one of its
+	// replicas by its own ring. Its answer does not count toward R.
+	ErrNotReplica = errors.New("quorum: not a replica of the key")
 )
 
 // healableError is implemented by a store error for a record that does

@@ -2,6 +2,7 @@ package quorum
 
 import (
 	"errors"
+	"slices"
 
 	"github.com/quorumkv/quorumkv/version"
 )
@@ -66,10 +67,11 @@ type Reply struct {
 	// counts the issuer's ack when a second KindApply reply (with Pending
 	// false, or an error) reports the fsync.
 	Pending bool
-	// HintRefused marks the ack of a fallback that did not keep the hint:
-	// its owner's hint budget was full (the partition is then repaired by
-	// anti-entropy). The write still succeeds, but the receipt does not
-	// name the owner as hinted.
+	// HintRefused marks the answer of a node that kept nothing of the
+	// write: its hint budget for the owner it stands in for was full (the
+	// partition is then repaired by anti-entropy). It is not an ack: it
+	// does not count toward W, the receipt does not name the owner as
+	// hinted, and a fallback that refused is replaced by the next spare.
 	HintRefused bool
 }
 
@@ -101,16 +103,55 @@ type WriteMachine struct {
 	hinted  []string
 	done    bool
 	err     error
+	// spares are the available nodes past the plan in the preference
+	// list; the next one replaces a fallback that refused its hint.
+	spares []string
 }
 
 // NewWrite returns a machine for a write of w acks over targets. With
-// sloppy false, fallbacks do not count toward w.
-func NewWrite(targets []Target, w int, sloppy bool, self string) *WriteMachine {
+// sloppy false, fallbacks do not count toward w. spares are nodes the plan
+// left out (see Spares): a fallback that keeps nothing because its hint
+// budget is full is replaced by the next of them.
+func NewWrite(targets []Target, w int, sloppy bool, self string, spares []string) *WriteMachine {
 	return &WriteMachine{
-		targets: targets, w: w, sloppy: sloppy, self: self,
+		targets: slices.Clone(targets), w: w, sloppy: sloppy, self: self,
 		state: make([]targetState, len(targets)), why: make([]string, len(targets)),
-		tried: make([]bool, len(targets)), issuer: -1,
+		tried: make([]bool, len(targets)), issuer: -1, spares: spares,
 	}
+}
+
+// replace adds a target standing in for the same primary as fallback i,
+// which refused its hint, on the next spare. It reports whether there was
+// one.
+func (m *WriteMachine) replace(i int) (int, bool) {
+	t := m.targets[i]
+	if !t.Fallback() || len(m.spares) == 0 {
+		return 0, false
+	}
+	next := Target{Node: m.spares[0], HintFor: t.HintFor, Counts: true}
+	m.spares = m.spares[1:]
+	m.targets = append(m.targets, next)
+	m.state = append(m.state, tsIdle)
+	m.why = append(m.why, "")
+	m.tried = append(m.tried, false)
+	return len(m.targets) - 1, true
+}
+
+// refused records that target i kept nothing of the write, and replaces it
+// when it was a fallback. It returns the merge for the replacement, if the
+// write has a version to send.
+func (m *WriteMachine) refused(i int) []Message {
+	m.state[i] = tsFailed
+	m.why[i] = "kept no hint: its hint budget for " + m.targets[i].HintFor + " is full"
+	j, ok := m.replace(i)
+	if !ok || !m.issued {
+		m.finishIfImpossible()
+		m.checkDone()
+		return nil
+	}
+	m.state[j] = tsPending
+	t := m.targets[j]
+	return []Message{{Target: j, To: t.Node, Kind: KindMerge, HintFor: t.HintFor, Set: m.set}}
 }
 
 // counts reports whether an ack from target i counts toward W.
@@ -177,13 +218,16 @@ func (m *WriteMachine) Step(r Reply) []Message {
 			m.checkDone()
 			return nil
 		}
-		m.ack(r.Target, !r.HintRefused)
+		m.ack(r.Target)
 		return nil
 	}
 	if r.Kind == KindApply {
 		if r.Err != nil {
 			m.state[r.Target] = tsFailed
 			m.why[r.Target] = r.Err.Error()
+			if errors.Is(r.Err, ErrHintRefused) {
+				m.replace(r.Target) // the spare may issue, or take the merge
+			}
 			if isTooManySiblings(r.Err) {
 				m.done, m.err = true, r.Err
 				return nil
@@ -204,7 +248,7 @@ func (m *WriteMachine) Step(r Reply) []Message {
 		}
 		m.issued, m.set, m.dot = true, r.Set, r.Dot
 		if !r.Pending {
-			m.ack(r.Target, !r.HintRefused)
+			m.ack(r.Target)
 		}
 		var out []Message
 		for i, t := range m.targets {
@@ -224,13 +268,16 @@ func (m *WriteMachine) Step(r Reply) []Message {
 		m.checkDone()
 		return nil
 	}
-	m.ack(r.Target, !r.HintRefused)
+	if r.HintRefused {
+		return m.refused(r.Target)
+	}
+	m.ack(r.Target)
 	return nil
 }
 
-func (m *WriteMachine) ack(i int, hintStored bool) {
+func (m *WriteMachine) ack(i int) {
 	m.state[i] = tsAcked
-	if h := m.targets[i].HintFor; h != "" && hintStored {
+	if h := m.targets[i].HintFor; h != "" {
 		m.hinted = append(m.hinted, h)
 	}
 	if m.counts(i) {
@@ -329,17 +376,6 @@ func (m *WriteMachine) Done() bool { return m.done }
 
 // Settled reports whether no reply is outstanding any more.
 func (m *WriteMachine) Settled() bool { return !anyPending(m.state) }
-
-// AllPrimariesAcked reports whether every target acked and none was a
-// fallback or hint: the write is on every replica of the key.
-func (m *WriteMachine) AllPrimariesAcked() bool {
-	for i, t := range m.targets {
-		if t.HintFor != "" || m.state[i] != tsAcked {
-			return false
-		}
-	}
-	return len(m.targets) > 0
-}
 
 // WriteOutcome is how a write ended.
 type WriteOutcome struct {

@@ -3,6 +3,7 @@ package quorum
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -115,17 +116,23 @@ func (s *sim) serve(c *simCoord, m Message) Reply {
 	set := s.replicas[m.To]
 	switch m.Kind {
 	case KindApply:
+		// A fallback that issues does so on its hint for the primary,
+		// and keeps the result there only.
 		next := set.Clone()
+		if m.HintFor != "" {
+			next = s.hints[m.To][m.HintFor].Clone()
+		}
 		d, err := next.Update(version.Write{Node: m.To, Context: c.wreq.Context, Value: c.wreq.Value, Deleted: c.wreq.Deleted, MaxSiblings: 3})
 		if err != nil {
 			r.Err = err
 			return r
 		}
-		*set = next
-		r.Set, r.Dot = next.Clone(), d
-		if m.HintFor != "" { // a fallback that issues keeps a hint too
+		if m.HintFor != "" {
 			s.keepHint(m.To, m.HintFor, next)
+		} else {
+			*set = next
 		}
+		r.Set, r.Dot = next.Clone(), d
 	case KindMerge:
 		if m.HintFor != "" {
 			s.keepHint(m.To, m.HintFor, m.Set)
@@ -135,8 +142,8 @@ func (s *sim) serve(c *simCoord, m Message) Reply {
 		r.Set = set.Clone()
 	case KindRead:
 		r.Set = set.Clone()
-		if m.HintFor != "" { // a fallback answers with its hint too
-			r.Set = version.Sync(r.Set, s.hints[m.To][m.HintFor])
+		if m.HintFor != "" { // a fallback answers with its hint alone
+			r.Set = s.hints[m.To][m.HintFor].Clone()
 		}
 	}
 	return r
@@ -163,6 +170,14 @@ func (s *sim) step(c *simCoord, r Reply) []Message {
 	return out
 }
 
+// spares parses a comma-separated list of spare nodes.
+func spares(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
 func TestMachineScripts(t *testing.T) {
 	datadriven.Walk(t, "testdata/machine", func(t *testing.T, path string) {
 		s := &sim{replicas: map[string]*version.Set{}, hints: map[string]map[string]version.Set{}, coords: map[string]*simCoord{}, clientCx: map[string]version.Context{}}
@@ -186,7 +201,7 @@ func TestMachineScripts(t *testing.T) {
 				d.ScanArgs(t, "w", &w)
 				c := &simCoord{name: arg("coord")}
 				c.wreq = &WriteRequest{Context: s.clientCx[arg("ctx")], Value: []byte(arg("value")), Deleted: d.Cmd == "delete"}
-				c.write = NewWrite(parseTargets(arg("targets")), w, arg("sloppy") != "false", arg("self"))
+				c.write = NewWrite(parseTargets(arg("targets")), w, arg("sloppy") != "false", arg("self"), spares(arg("spares")))
 				s.coords[c.name] = c
 				msgs := c.write.Start()
 				c.inflight = append(c.inflight, msgs...)
@@ -234,6 +249,11 @@ func TestMachineScripts(t *testing.T) {
 					}
 					if arg("notapplied") == "true" {
 						r.Err = fmt.Errorf("%w: %s", ErrNotApplied, arg("err"))
+					}
+				} else if arg("refused") == "true" { // its hint budget is full
+					r = Reply{Target: m.Target, Kind: m.Kind, HintRefused: true}
+					if m.Kind == KindApply {
+						r = Reply{Target: m.Target, Kind: m.Kind, Err: fmt.Errorf("%w: %w", ErrNotApplied, ErrHintRefused)}
 					}
 				} else {
 					r = s.serve(c, m)
@@ -355,21 +375,32 @@ func TestReadReceiptNamesMergedReplicas(t *testing.T) {
 	}
 }
 
-// A fallback that acks a write without keeping the hint (its owner's
-// budget is full) still counts, as the write must succeed, but the receipt
-// does not name its owner as hinted.
-func TestWriteReceiptOmitsRefusedHints(t *testing.T) {
-	m := NewWrite(parseTargets("a,d>b,e>c"), 3, true, "a")
-	m.Start()
-	for _, msg := range m.Step(Reply{Target: 0, Kind: KindApply, Set: written("a", "v")}) {
-		m.Step(Reply{Target: msg.Target, Kind: KindMerge, HintRefused: msg.To == "d"})
+// A fallback that keeps nothing (its owner's budget is full) does not
+// count toward W and is not named in the receipt; the next spare takes
+// its place, and without one the write fails.
+func TestWriteRefusedHintDoesNotCount(t *testing.T) {
+	run := func(spares []string) (WriteOutcome, error) {
+		m := NewWrite(parseTargets("a,d>b,e>c"), 3, true, "a", spares)
+		m.Start()
+		pending := m.Step(Reply{Target: 0, Kind: KindApply, Set: written("a", "v")})
+		for len(pending) > 0 {
+			msg := pending[0]
+			pending = append(pending[1:], m.Step(Reply{Target: msg.Target, Kind: KindMerge, HintRefused: msg.To == "d"})...)
+		}
+		return m.Result()
 	}
-	out, err := m.Result()
+	out, err := run([]string{"f"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := out.Receipt.Hinted; len(got) != 1 || got[0] != "c" {
-		t.Fatalf("hinted = %v, want [c]: d kept no hint for b", got)
+	if got := out.Receipt.Fallbacks; len(got) != 2 || got["f"] != "b" || got["e"] != "c" {
+		t.Fatalf("fallbacks = %v, want f for b and e for c", got)
+	}
+	if got := out.Receipt.Replicas; slices.Contains(got, "d") {
+		t.Fatalf("replicas = %v: d kept nothing", got)
+	}
+	if _, err := run(nil); err == nil {
+		t.Fatal("w=3 with a refused hint and no spare succeeded")
 	}
 }
 

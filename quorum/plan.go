@@ -56,3 +56,23 @@ func Plan(pref []string, n int, available func(string) bool, self string) ([]Tar
 	}
 	return targets, nil
 }
+
+// Spares returns the nodes of the preference list past the first n that
+// are available and not among targets, in order: where a write goes when
+// a fallback it planned keeps nothing (its hint budget is full).
+func Spares(pref []string, n int, targets []Target, available func(string) bool) []string {
+	var out []string
+next:
+	for _, p := range pref[min(n, len(pref)):] {
+		if !available(p) {
+			continue
+		}
+		for _, t := range targets {
+			if t.Node == p {
+				continue next
+			}
+		}
+		out = append(out, p)
+	}
+	return out
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/quorumkv/quorumkv/internal/clock"
 	"github.com/quorumkv/quorumkv/version"
@@ -18,12 +17,17 @@ type Store interface {
 	// (nil when there is nothing to wait for) returns once it is durable.
 	UpdateAsync(k []byte, fn func(cur version.Set) (version.Set, error)) (version.Set, bool, func() error, error)
 	Merge(k []byte, in version.Set) (version.Set, bool, error)
-	MarkReapable(k []byte, expect version.Set, after time.Time) error
+	// NextCounter returns a node-wide counter never returned before: the
+	// floor of the next dot this replica issues.
+	NextCounter() (uint64, error)
 }
 
 // HintSink keeps writes for unreachable owners (antientropy.Handoff).
 type HintSink interface {
-	Store(owner string, partition int, k []byte, set version.Set) (bool, error)
+	// Store durably keeps set as a hint for owner, merged with any hint
+	// held for k. stored is false when the owner's hint budget had no
+	// room for it: nothing was kept.
+	Store(owner string, partition int, k []byte, set version.Set) (stored bool, err error)
 	// Hint returns the hint held for owner's key k, the zero Set if none.
 	Hint(owner string, k []byte) (version.Set, error)
 }
@@ -36,16 +40,18 @@ type ReplicaConfig struct {
 	// ErrTooManySiblings so the client resolves first. Riak warns at 25
 	// and refuses at 100; we refuse at 100.
 	MaxSiblings int
-	// TombstoneGrace is how long a tombstone known to be on every primary
-	// is kept before it may be reaped.
-	TombstoneGrace time.Duration
+	// Replicates reports whether this node is one of key k's replicas.
+	// A read of a key it does not replicate is refused (ErrNotReplica):
+	// whatever the node keeps for such a key (left there by a ring that
+	// moved) is not an answer. nil: every key.
+	Replicates func(k []byte) bool
 }
 
 // DefaultReplicaConfig returns the defaults.
 func DefaultReplicaConfig() ReplicaConfig {
 	return ReplicaConfig{
-		MaxSiblings:    100,       // past this a write gets 409 and must resolve
-		TombstoneGrace: time.Hour, // a tombstone on every primary lives this long before reaping
+		MaxSiblings: 100, // past this a write gets 409 and must resolve
+		Replicates:  nil, // the node wires the ring in
 	}
 }
 
@@ -55,12 +61,38 @@ type Replica struct {
 	cfg   ReplicaConfig
 	store Store
 	hints HintSink
-	clk   clock.Clock
+	hlc   *clock.HLC
 }
 
-// NewReplica returns the replica side of a node.
+// NewReplica returns the replica side of a node. Its write times come from
+// a hybrid logical clock over clk (see Replica.HLC).
 func NewReplica(cfg ReplicaConfig, st Store, hints HintSink, clk clock.Clock) *Replica {
-	return &Replica{cfg: cfg, store: st, hints: hints, clk: clk}
+	return &Replica{cfg: cfg, store: st, hints: hints, hlc: clock.NewHLC(clk)}
+}
+
+// HLC returns the hybrid logical clock that stamps this replica's writes.
+// Every set the replica merges raises it to the set's latest write time,
+// and every write it issues is stamped after the latest write time of the
+// siblings it supersedes, so a write issued on a node that had seen
+// another one orders after it in a last-write-wins bucket, even with that
+// node's wall clock behind. The node feeds it what reaches the store by
+// other paths (anti-entropy).
+func (r *Replica) HLC() *clock.HLC { return r.hlc }
+
+// stamp returns the write time of a write applied on top of cur.
+func (r *Replica) stamp(cur version.Set) int64 {
+	r.hlc.Observe(LatestWrite(cur))
+	return r.hlc.Now()
+}
+
+// LatestWrite returns the latest write time of a set's siblings, 0 if it
+// has none.
+func LatestWrite(s version.Set) int64 {
+	var t int64
+	for _, sib := range s.Siblings {
+		t = max(t, sib.WriteTime)
+	}
+	return t
 }
 
 // Handle serves one request.
@@ -72,6 +104,7 @@ func (r *Replica) Handle(ctx context.Context, req *Request) (*Response, error) {
 	case KindApply:
 		return r.apply(req)
 	case KindMerge:
+		r.hlc.Observe(LatestWrite(req.Set))
 		if req.HintFor != "" && req.HintFor != r.cfg.Self {
 			stored, err := r.hints.Store(req.HintFor, req.Partition, req.Key, req.Set)
 			if err != nil {
@@ -88,31 +121,30 @@ func (r *Replica) Handle(ctx context.Context, req *Request) (*Response, error) {
 		}
 		return &Response{Set: set}, nil
 	case KindRead:
-		sloppy := req.HintFor != "" && req.HintFor != r.cfg.Self
-		set, err := r.store.Get(req.Key)
-		if err != nil {
-			if sloppy {
-				// A repair of this fallback goes into its hint and
-				// would not replace its own record: not ErrCorruptReplica.
-				return nil, fmt.Errorf("read: %w", err)
-			}
-			return nil, readError("read", err)
-		}
-		if sloppy {
-			// A sloppy read of a fallback: what it keeps for the
-			// primary it stands in for counts as its data.
+		if req.HintFor != "" && req.HintFor != r.cfg.Self {
+			// A sloppy read of a fallback answers with what it keeps for
+			// the primary it stands in for, and nothing else: data it may
+			// hold for a key it does not replicate is not an answer. A
+			// repair of it goes into that hint, which would not replace
+			// a corrupt one of its own data: not ErrCorruptReplica.
 			hint, err := r.hints.Hint(req.HintFor, req.Key)
 			if err != nil {
 				return nil, readError("read hint", err)
 			}
-			set = version.Sync(set, hint)
+			return &Response{Set: hint}, nil
+		}
+		if r.cfg.Replicates != nil && !r.cfg.Replicates(req.Key) {
+			return nil, &CodedError{code: CodeNotReplica, Err: fmt.Errorf("%w: %s", ErrNotReplica, r.cfg.Self)}
+		}
+		set, err := r.store.Get(req.Key)
+		if err != nil {
+			return nil, readError("read", err)
 		}
 		return &Response{Set: set}, nil
 	case KindMarkReapable:
-		if err := r.store.MarkReapable(req.Key, req.Set, r.clk.Now().Add(r.cfg.TombstoneGrace)); err != nil {
-			return nil, fmt.Errorf("mark reapable: %w", err)
-		}
-		return &Response{}, nil
+		// Reaping is decided by anti-entropy's tombstone sweeps, which
+		// ask every node; no coordinator marks a tombstone any more.
+		return nil, fmt.Errorf("%w: reapable marks are not taken from coordinators", ErrBadParam)
 	}
 	return nil, fmt.Errorf("%w: unknown request kind %d", ErrBadParam, req.Kind)
 }
@@ -182,18 +214,19 @@ func (r *Replica) applyAsync(req *Request) (*Response, func() error, error) {
 	if req.Write == nil {
 		return nil, nil, fmt.Errorf("%w: apply without a write", ErrBadParam)
 	}
-	now := r.clk.Now()
+	floor, err := r.store.NextCounter()
+	if err != nil {
+		return nil, nil, &CodedError{code: CodeNotApplied, Err: fmt.Errorf("%w: apply: %w", ErrNotApplied, err)}
+	}
+	if req.HintFor != "" && req.HintFor != r.cfg.Self {
+		resp, err := r.applyHinted(req, floor)
+		return resp, nil, err
+	}
 	var dot version.Dot
 	// cur is freshly decoded for this call, and Update builds new slices
 	// rather than editing shared ones, so it is updated in place.
 	set, _, wait, err := r.store.UpdateAsync(req.Key, func(cur version.Set) (version.Set, error) {
-		d, err := cur.Update(version.Write{
-			Node: r.actor(), Context: req.Write.Context,
-			Value: req.Write.Value, ContentType: req.Write.ContentType, Deleted: req.Write.Deleted,
-			WriteTime:    now.UnixNano(),
-			CounterFloor: uint64(now.UnixMicro()),
-			LWW:          req.LWW, MaxSiblings: r.cfg.MaxSiblings,
-		})
+		d, err := cur.Update(r.write(req, cur, floor))
 		dot = d
 		return cur, err
 	})
@@ -204,23 +237,47 @@ func (r *Replica) applyAsync(req *Request) (*Response, func() error, error) {
 		// UpdateAsync failed before the write became visible.
 		return nil, nil, &CodedError{code: CodeNotApplied, Err: fmt.Errorf("%w: apply: %w", ErrNotApplied, err)}
 	}
-	if req.HintFor == "" || req.HintFor == r.cfg.Self {
-		return &Response{Set: set, Dot: dot}, wait, nil
+	return &Response{Set: set, Dot: dot, HintStored: true}, wait, nil
+}
+
+// write is the version.Write that applies req on top of cur.
+func (r *Replica) write(req *Request, cur version.Set, floor uint64) version.Write {
+	return version.Write{
+		Node: r.actor(), Context: req.Write.Context,
+		Value: req.Write.Value, ContentType: req.Write.ContentType, Deleted: req.Write.Deleted,
+		WriteTime:    r.stamp(cur),
+		CounterFloor: floor,
+		LWW:          req.LWW, MaxSiblings: r.cfg.MaxSiblings,
 	}
-	// A fallback issued the dot because no primary could. Its own record
-	// keeps the dot's counter, so it never issues that dot again; the
-	// primary it stands in for gets the write from a hint, as it gets the
-	// merges other fallbacks keep for it. Both are durable before the ack.
-	if wait != nil {
-		if err := wait(); err != nil {
-			return nil, nil, fmt.Errorf("apply: %w", err)
-		}
-	}
-	stored, err := r.hints.Store(req.HintFor, req.Partition, req.Key, set)
+}
+
+// applyHinted issues a write as a fallback, because no primary could: on
+// top of the hint it keeps for the primary it stands in for, and only
+// there. The fallback keeps nothing of it in its own data (it does not
+// replicate the key, and a row there would outlive the key's reaping);
+// the node-wide dot counter, not a stored record, keeps the dot from being
+// issued again. The primary gets the write by handoff. If the owner's hint
+// budget has no room, nothing is kept and the write was not applied.
+func (r *Replica) applyHinted(req *Request, floor uint64) (*Response, error) {
+	cur, err := r.hints.Hint(req.HintFor, req.Key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("apply: store hint: %w", err)
+		return nil, &CodedError{code: CodeNotApplied, Err: fmt.Errorf("%w: apply: read hint: %w", ErrNotApplied, err)}
 	}
-	return &Response{Set: set, Dot: dot, HintStored: stored}, nil, nil
+	dot, err := cur.Update(r.write(req, cur, floor))
+	if err != nil {
+		if errors.Is(err, version.ErrTooManySiblings) {
+			return nil, &CodedError{code: CodeTooManySiblings, Err: err}
+		}
+		return nil, &CodedError{code: CodeNotApplied, Err: fmt.Errorf("%w: apply: %w", ErrNotApplied, err)}
+	}
+	stored, err := r.hints.Store(req.HintFor, req.Partition, req.Key, cur)
+	if err != nil {
+		return nil, fmt.Errorf("apply: store hint: %w", err)
+	}
+	if !stored {
+		return nil, &CodedError{code: CodeHintRefused, Err: fmt.Errorf("%w: %w: %s keeps no more hints for %s", ErrNotApplied, ErrHintRefused, r.cfg.Self, req.HintFor)}
+	}
+	return &Response{Set: cur, Dot: dot, HintStored: true}, nil
 }
 
 // Error codes carried across the transport.
@@ -230,6 +287,11 @@ const (
 	CodeCorrupt = "corrupt_record"
 	// CodeNotApplied carries ErrNotApplied.
 	CodeNotApplied = "not_applied"
+	// CodeHintRefused carries ErrHintRefused (and ErrNotApplied): a
+	// fallback kept nothing because its hint budget for the owner is full.
+	CodeHintRefused = "hint_refused"
+	// CodeNotReplica carries ErrNotReplica.
+	CodeNotReplica = "not_replica"
 )
 
 // CodedError carries a stable code across the transport.

@@ -30,7 +30,18 @@ func (s mapStore) Merge(k []byte, in version.Set) (version.Set, bool, error) {
 	return s[string(k)].Clone(), true, nil
 }
 
-func (s mapStore) MarkReapable([]byte, version.Set, time.Time) error { return nil }
+// mapCounter is the key under which a mapStore keeps its NextCounter.
+const mapCounter = "\x00next"
+
+func (s mapStore) NextCounter() (uint64, error) {
+	c := s[mapCounter]
+	if c.Context.VV == nil {
+		c.Context.VV = map[string]uint64{"": 0}
+	}
+	c.Context.VV[""]++
+	s[mapCounter] = c
+	return c.Context.VV[""], nil
+}
 
 // mapHints is an in-memory HintSink.
 type mapHints map[string]version.Set // owner + "/" + key
@@ -72,7 +83,12 @@ func TestReplicaMergeAckOnly(t *testing.T) {
 	}
 }
 
-func TestReplicaSloppyReadIncludesHint(t *testing.T) {
+// A sloppy read of a fallback answers with the hint it keeps for the
+// primary it stands in for, and nothing else: a record of its own for the
+// key (a ring that moved left it there) is not an answer, since nothing
+// maintains it and it may hold what the replicas deleted and reaped long
+// ago. A plain read never sees hints.
+func TestReplicaSloppyReadIsTheHintAlone(t *testing.T) {
 	st, hints := mapStore{}, mapHints{}
 	r := NewReplica(ReplicaConfig{Self: "n4", MaxSiblings: 10}, st, hints, clock.NewFake())
 	ctx := context.Background()
@@ -80,21 +96,73 @@ func TestReplicaSloppyReadIncludesHint(t *testing.T) {
 	if _, err := r.Handle(ctx, &Request{Kind: KindMerge, Key: []byte("k"), HintFor: "n2", Set: hinted}); err != nil {
 		t.Fatal(err)
 	}
-	if len(st) != 0 {
+	if _, ok := st["k"]; ok {
 		t.Fatalf("a hint was stored as data: %+v", st)
 	}
 	resp, err := r.Handle(ctx, &Request{Kind: KindRead, Key: []byte("k")})
 	if err != nil || !resp.Set.IsEmpty() {
 		t.Fatalf("a plain read saw the hint: %+v, %v", resp, err)
 	}
-	st["k"] = written("n9", "data")
+	st["k"] = written("n9", "stale data")
 	resp, err = r.Handle(ctx, &Request{Kind: KindRead, Key: []byte("k"), HintFor: "n2"})
-	if err != nil || !resp.Set.Equal(version.Sync(st["k"], hinted)) {
-		t.Fatalf("a sloppy read answered %+v, %v; want data and hint merged", resp, err)
+	if err != nil || !resp.Set.Equal(hinted) {
+		t.Fatalf("a sloppy read answered %+v, %v; want the hint alone", resp.Set.Dots(), err)
 	}
 	resp, err = r.Handle(ctx, &Request{Kind: KindRead, Key: []byte("k"), HintFor: "n3"})
-	if err != nil || !resp.Set.Equal(st["k"]) {
-		t.Fatalf("a read for another owner answered %+v, %v; want the data only", resp, err)
+	if err != nil || !resp.Set.IsEmpty() {
+		t.Fatalf("a read for another owner answered %+v, %v; want nothing", resp.Set.Dots(), err)
+	}
+}
+
+// A node asked to read a key it does not replicate refuses, so that its
+// answer does not count toward R.
+func TestReplicaReadOfAKeyItDoesNotReplicate(t *testing.T) {
+	st := mapStore{"mine": written("n1", "a"), "theirs": written("n1", "b")}
+	cfg := ReplicaConfig{Self: "n1", MaxSiblings: 10, Replicates: func(k []byte) bool { return string(k) == "mine" }}
+	r := NewReplica(cfg, st, mapHints{}, clock.NewFake())
+	if _, err := r.Handle(context.Background(), &Request{Kind: KindRead, Key: []byte("mine")}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := r.Handle(context.Background(), &Request{Kind: KindRead, Key: []byte("theirs")})
+	var ce *CodedError
+	if !errors.Is(err, ErrNotReplica) || !errors.As(err, &ce) || ce.Code() != CodeNotReplica {
+		t.Fatalf("read of a key n1 does not replicate: %v; want ErrNotReplica, coded", err)
+	}
+}
+
+// A write is stamped after every sibling it supersedes, even when the
+// issuing node's clock is behind the node that wrote them: the hybrid
+// logical clock, not the wall clock, orders a last-write-wins bucket.
+func TestReplicaStampsAfterWhatItSupersedes(t *testing.T) {
+	clk := clock.NewFake()
+	st := mapStore{}
+	r := NewReplica(ReplicaConfig{Self: "n1", MaxSiblings: 10}, st, mapHints{}, clk)
+	future := clk.Now().Add(time.Hour).UnixNano()
+	ahead := version.Set{}
+	if _, err := ahead.Update(version.Write{Node: "n2", Value: []byte("ahead"), WriteTime: future}); err != nil {
+		t.Fatal(err)
+	}
+	st["k"] = ahead
+	resp, err := r.Handle(context.Background(), &Request{Kind: KindApply, Key: []byte("k"), LWW: true,
+		Write: &WriteRequest{Context: ahead.Context, Value: []byte("later")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.Set.Siblings[0].WriteTime; got <= future {
+		t.Fatalf("write time %d, want after the superseded %d", got, future)
+	}
+	// A merge raises the clock too: the next write of any key follows it.
+	far := clk.Now().Add(2 * time.Hour).UnixNano()
+	other := version.Set{}
+	if _, err := other.Update(version.Write{Node: "n3", Value: []byte("x"), WriteTime: far}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Handle(context.Background(), &Request{Kind: KindMerge, Key: []byte("k2"), Set: other}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = r.Handle(context.Background(), &Request{Kind: KindApply, Key: []byte("k3"), Write: &WriteRequest{Value: []byte("y")}})
+	if err != nil || resp.Set.Siblings[0].WriteTime <= far {
+		t.Fatalf("write after a merge stamped %v (%v), want after %d", resp.Set.Siblings[0].WriteTime, err, far)
 	}
 }
 
@@ -182,10 +250,11 @@ type fullHints struct{ mapHints }
 
 func (fullHints) Store(string, int, []byte, version.Set) (bool, error) { return false, nil }
 
-// A fallback that issues the dot (no primary could) keeps the result as
-// its own record, which holds the dot's counter, and as a hint for the
-// primary it stands in for, durable before the ack. Through ApplyAsync
-// (the coordinator's own replica) too, with nothing left to wait for.
+// A fallback that issues the dot (no primary could) keeps the write as a
+// hint for the primary it stands in for, durable before the ack, and not
+// in its own data: the node-wide dot counter keeps the dot from being
+// issued again. Through ApplyAsync (the coordinator's own replica) too,
+// with nothing left to wait for.
 func TestReplicaFallbackApplyKeepsHint(t *testing.T) {
 	ctx := context.Background()
 	for _, async := range []bool{false, true} {
@@ -209,25 +278,34 @@ func TestReplicaFallbackApplyKeepsHint(t *testing.T) {
 		if resp.Dot.Node != "n4" || !resp.HintStored {
 			t.Fatalf("async=%v: dot %v, hint stored %v; want a dot of n4 and the hint kept", async, resp.Dot, resp.HintStored)
 		}
-		if !st["k"].Equal(resp.Set) || !hints["n1/k"].Equal(resp.Set) {
-			t.Fatalf("async=%v: record %v, hint for n1 %v; want both %v", async, st["k"].Dots(), hints["n1/k"].Dots(), resp.Set.Dots())
+		if _, ok := st["k"]; ok || !hints["n1/k"].Equal(resp.Set) {
+			t.Fatalf("async=%v: record %v, hint for n1 %v; want only the hint %v", async, st["k"].Dots(), hints["n1/k"].Dots(), resp.Set.Dots())
+		}
+		// A second write through the same fallback supersedes the first
+		// with a new dot.
+		req.Write = &WriteRequest{Context: resp.Set.Context, Value: []byte("w")}
+		resp2, err := r.Handle(ctx, req)
+		if err != nil || resp2.Dot == resp.Dot || len(hints["n1/k"].Siblings) != 1 {
+			t.Fatalf("second fallback write: %+v %v; hint %v", resp2, err, hints["n1/k"].Dots())
 		}
 	}
-	// A full hint budget is reported, not an error: the write succeeds and
-	// anti-entropy repairs the primary.
+	// With a full hint budget nothing is kept, so the write was not
+	// applied: the coordinator may ask another node to issue it.
 	r := NewReplica(ReplicaConfig{Self: "n4", MaxSiblings: 10}, mapStore{}, fullHints{}, clock.NewFake())
-	resp, err := r.Handle(ctx, &Request{Kind: KindApply, Key: []byte("k"), HintFor: "n1", Write: &WriteRequest{Value: []byte("v")}})
-	if err != nil || resp.HintStored {
-		t.Fatalf("full budget: %+v, %v; want HintStored false and no error", resp, err)
+	_, err := r.Handle(ctx, &Request{Kind: KindApply, Key: []byte("k"), HintFor: "n1", Write: &WriteRequest{Value: []byte("v")}})
+	var ce *CodedError
+	if !errors.Is(err, ErrNotApplied) || !errors.Is(err, ErrHintRefused) || !errors.As(err, &ce) || ce.Code() != CodeHintRefused {
+		t.Fatalf("full budget: %v; want ErrHintRefused and ErrNotApplied, coded", err)
 	}
 }
 
-// On a fallback, a corrupt record of its own is an ordinary failure: the
-// repair of a fallback goes into its hint and would not replace the record.
+// On a fallback, a corrupt record of its own does not matter to a sloppy
+// read: the fallback answers with its hint alone.
 func TestReplicaFallbackOwnCorruptRecord(t *testing.T) {
-	r := NewReplica(ReplicaConfig{Self: "n4", MaxSiblings: 10}, corruptStore{mapStore{}, true}, mapHints{}, clock.NewFake())
-	_, err := r.Handle(context.Background(), &Request{Kind: KindRead, Key: []byte("k"), HintFor: "n1"})
-	if err == nil || errors.Is(err, ErrCorruptReplica) {
-		t.Fatalf("sloppy read of a fallback's corrupt record: %v; want a plain failure", err)
+	hints := mapHints{"n1/k": written("n2", "h")}
+	r := NewReplica(ReplicaConfig{Self: "n4", MaxSiblings: 10}, corruptStore{mapStore{}, true}, hints, clock.NewFake())
+	resp, err := r.Handle(context.Background(), &Request{Kind: KindRead, Key: []byte("k"), HintFor: "n1"})
+	if err != nil || !resp.Set.Equal(hints["n1/k"]) {
+		t.Fatalf("sloppy read of a fallback with a corrupt record: %+v, %v; want its hint", resp, err)
 	}
 }

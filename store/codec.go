@@ -119,7 +119,16 @@ type record struct {
 	// ReapAfter, in Unix nanoseconds, is when the record may be reaped; 0
 	// means it is not known to be on every replica. Any write resets it.
 	ReapAfter int64 `msgpack:"r,omitempty"`
+	// Forget, in Unix nanoseconds, marks the record as the memory of a
+	// reaped key (see Store.Reap): its Set holds no sibling, only the
+	// context of the tombstones that were reaped, and the row is deleted
+	// at Forget. Such a record is not data: scans pass over it, and reads
+	// see an absent key with that context. 0 for every other record.
+	Forget int64 `msgpack:"f,omitempty"`
 }
+
+// reaped reports whether r is the memory of a reaped key.
+func (r record) reaped() bool { return r.Forget != 0 }
 
 // encodeRecord returns a format byte followed by msgpack of r.
 func encodeRecord(r record) []byte {
@@ -139,7 +148,8 @@ func encodeRecord(r record) []byte {
 
 // decodeRecord decodes encodeRecord's output. It checks the framing (format
 // byte, msgpack, no trailing bytes, a non-empty set and a non-negative
-// ReapAfter) but not the set bytes themselves; DecodeSet does that.
+// ReapAfter and Forget) but not the set bytes themselves; DecodeSet does
+// that.
 func decodeRecord(b []byte) (record, error) {
 	if len(b) == 0 {
 		return record{}, fmt.Errorf("%w: empty record", ErrCorrupt)
@@ -154,8 +164,11 @@ func decodeRecord(b []byte) (record, error) {
 	if len(r.Set) == 0 {
 		return record{}, fmt.Errorf("%w: record without a set", ErrCorrupt)
 	}
-	if r.ReapAfter < 0 {
-		return record{}, fmt.Errorf("%w: record with negative reap time", ErrCorrupt)
+	if r.ReapAfter < 0 || r.Forget < 0 {
+		return record{}, fmt.Errorf("%w: record with a negative reap or forget time", ErrCorrupt)
+	}
+	if r.ReapAfter != 0 && r.Forget != 0 {
+		return record{}, fmt.Errorf("%w: a reaped key's memory marked reapable", ErrCorrupt)
 	}
 	return r, nil
 }

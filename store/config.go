@@ -53,7 +53,14 @@ type Config struct {
 	// so the events of one key arrive in commit order. It must not call
 	// back into the Store for a key of the same stripe. Default nil.
 	OnWrite func(WriteEvent)
-	// Clock times commits for Metrics. Default clock.Real().
+	// ReapMemory is how long a reaped key is remembered (see Reap): for
+	// that long, a version the reaped tombstones superseded that arrives
+	// late (a hint, a message in flight, a replica that missed the reap)
+	// is dropped instead of bringing the key back, and a peer asking
+	// whether this replica holds the tombstone is told yes. Default 6h.
+	ReapMemory time.Duration
+	// Clock times commits for Metrics, and stamps reap memories. Default
+	// clock.Real().
 	Clock clock.Clock
 }
 
@@ -91,6 +98,7 @@ func DefaultConfig() Config {
 		LockStripes:        1024,                 // per-key serialization stripes
 		WALMinSyncInterval: 5 * time.Millisecond, // under load, space WAL syncs by 5 ms (BENCHMARKS.md)
 		OnWrite:            nil,                  // no hook
+		ReapMemory:         6 * time.Hour,        // remember a reaped key for 6 h
 		Clock:              clock.Real(),         // wall clock
 	}
 }
@@ -111,6 +119,8 @@ func (c Config) Validate() error {
 			ErrInvalidConfig, c.MemTableSize, minMemTableSize, uint64(maxMemTableSize))
 	case c.RowCacheSize < 0:
 		return fmt.Errorf("%w: row cache size %d is negative", ErrInvalidConfig, c.RowCacheSize)
+	case c.ReapMemory <= 0:
+		return fmt.Errorf("%w: reap memory %v is not positive", ErrInvalidConfig, c.ReapMemory)
 	case c.LockStripes < 1:
 		return fmt.Errorf("%w: lock stripes %d is less than 1", ErrInvalidConfig, c.LockStripes)
 	}

@@ -75,6 +75,13 @@ func (s *Store) decodeStored(k []byte, rec record) (version.Set, error) {
 // returns only once the record it found is durable. A result that IsEmpty
 // deletes the row. Update returns the stored set and whether it changed.
 // Any write resets the record's ReapAfter.
+//
+// A key that was reaped (see Reap) comes to fn as a set with no sibling
+// and the reaped tombstones' context, so that what they superseded stays
+// superseded: a merge of such a version changes nothing, and a new write
+// keeps the context. A result with no sibling but a context is stored as
+// such a memory again, which is also how a replica that still holds the
+// tombstones takes over the reap from a peer that already reaped.
 func (s *Store) Update(k []byte, fn func(cur version.Set) (version.Set, error)) (version.Set, bool, error) {
 	s.m.updates.Add(1)
 	return s.update(k, fn, nil, false)
@@ -156,9 +163,20 @@ func (s *Store) update(k []byte, fn func(cur version.Set) (version.Set, error), 
 		return version.Set{}, false, err
 	}
 	next = canonicalSet(next)
+	// The row holds data (a set with siblings), or the memory of a reaped
+	// key (a context alone: see Reap), or nothing.
 	var newBytes []byte
-	if !next.IsEmpty() {
+	var rec record
+	switch {
+	case len(next.Siblings) > 0:
 		newBytes = EncodeSet(next)
+		rec = record{Set: newBytes}
+	case !next.Context.IsEmpty():
+		newBytes = EncodeSet(next)
+		rec = record{Set: newBytes, Forget: s.cfg.Clock.Now().Add(s.cfg.ReapMemory).UnixNano()}
+		if found && old.reaped() {
+			rec.Forget = old.Forget
+		}
 	}
 	if !corrupt && bytes.Equal(newBytes, old.Set) { // nil for an absent row
 		s.m.unchanged.Add(1)
@@ -204,11 +222,19 @@ func (s *Store) update(k []byte, fn func(cur version.Set) (version.Set, error), 
 	if newBytes == nil {
 		_ = b.Delete(row, nil)
 	} else {
-		stored = encodeRecord(record{Set: newBytes})
+		stored = encodeRecord(rec)
 		_ = b.Set(row, stored, nil)
 	}
 	if old.ReapAfter != 0 {
 		_ = b.Delete(reapRow(old.ReapAfter, hash, k), nil)
+	}
+	if old.Forget != rec.Forget {
+		if old.Forget != 0 {
+			_ = b.Delete(forgetRow(old.Forget, hash, k), nil)
+		}
+		if rec.Forget != 0 {
+			_ = b.Set(forgetRow(rec.Forget, hash, k), nil, nil)
+		}
 	}
 	wait, err := s.commitNoSyncWait(b, s.cfg.Sync)
 	if err != nil {
@@ -226,12 +252,21 @@ func (s *Store) update(k []byte, fn func(cur version.Set) (version.Set, error), 
 	if newBytes == nil {
 		s.rows.drop(hash, row)
 	} else {
-		s.rows.put(hash, row, cachedRow{rec: record{Set: newBytes}, size: len(stored)})
+		s.rows.put(hash, row, cachedRow{rec: rec, size: len(stored)})
 	}
 	s.m.writes.Add(1)
-	if s.cfg.OnWrite != nil {
+	// The Merkle trees hold data only: a reaped key's memory is absent
+	// from them, as it is from Scan.
+	oldData, newData := old.Set, newBytes
+	if old.reaped() {
+		oldData = nil
+	}
+	if rec.reaped() {
+		newData = nil
+	}
+	if s.cfg.OnWrite != nil && (oldData != nil || newData != nil) {
 		inUser = true
-		s.cfg.OnWrite(WriteEvent{Hash: hash, Key: k, Old: old.Set, New: newBytes})
+		s.cfg.OnWrite(WriteEvent{Hash: hash, Key: k, Old: oldData, New: newData})
 		inUser = false
 	}
 	mu.Unlock()
@@ -272,6 +307,9 @@ func (s *Store) Scan(lo, hi uint64, fn func(hash uint64, k []byte, setBytes []by
 		upper = dataBound(hi + 1)
 	}
 	return s.scanRecords("scan", dataBound(lo), upper, parseDataRow, nil, func(hash uint64, k []byte, rec record) error {
+		if rec.reaped() {
+			return nil // not data: see Reap
+		}
 		inUser = true // left set if fn panics: recoverPebble re-raises it
 		err := fn(hash, k, rec.Set)
 		inUser = false
@@ -348,4 +386,49 @@ func (s *Store) skip(what string, k []byte, err error) {
 func (s *Store) passOver(what string, k []byte, err error) {
 	s.m.skipped.Add(1)
 	s.skipLog.Warn().Str("scan", what).Bytes("key", k).Err(err).Msg("skipping a row that does not decode")
+}
+
+// Discard deletes k's record if it still equals expect, and reports
+// whether it did. It is for a record whose content this node has handed
+// to the key's replicas (kept as hints for them) because it does not
+// replicate the key itself: nothing of it is remembered here, unlike a
+// reaped key. The delete is fsynced with Config.Sync, so that a crash
+// cannot leave both the record and its hints to be handed off twice (which
+// would be harmless, but wasteful).
+func (s *Store) Discard(k []byte, expect version.Set) (deleted bool, err error) {
+	if _, _, err := DecodeKey(k); err != nil {
+		return false, err
+	}
+	hash := s.cfg.Hash(k) // caller code: computed outside recoverPebble
+	if err := s.enter(); err != nil {
+		return false, err
+	}
+	defer s.exit()
+	var inUser bool
+	defer s.recoverPebble(&err, &inUser)
+
+	row := dataRow(hash, k)
+	mu := s.stripe(hash)
+	mu.Lock()
+	defer mu.Unlock()
+	rec, _, found, err := s.readData(hash, row, k)
+	if err != nil || !found || rec.reaped() || !bytes.Equal(rec.Set, EncodeSet(expect)) {
+		return false, err
+	}
+	b := s.db.NewBatch()
+	_ = b.Delete(row, nil)
+	if rec.ReapAfter != 0 {
+		_ = b.Delete(reapRow(rec.ReapAfter, hash, k), nil)
+	}
+	if err := s.commit(b, s.cfg.Sync); err != nil {
+		return false, err
+	}
+	s.rows.drop(hash, row)
+	s.m.writes.Add(1)
+	if s.cfg.OnWrite != nil {
+		inUser = true
+		s.cfg.OnWrite(WriteEvent{Hash: hash, Key: k, Old: rec.Set, New: nil})
+		inUser = false
+	}
+	return true, nil
 }

@@ -155,7 +155,7 @@ func TestUnchangedWriteWaitsForTheSyncItFound(t *testing.T) {
 		find  func(s *Store) (version.Set, error)
 	}{
 		{"merge", func(s *Store) error { _, _, err := s.Merge(k, in); return err }, func(s *Store) (version.Set, error) { return s.Get(k) }},
-		{"hint", func(s *Store) error { return s.AddHint("n2", k, in) }, func(s *Store) (version.Set, error) { return s.Hint("n2", k) }},
+		{"hint", func(s *Store) error { return addHint(s, "n2", k, in) }, func(s *Store) (version.Set, error) { return s.Hint("n2", k) }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			fs := &countingFS{FS: vfs.NewMem()}

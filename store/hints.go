@@ -17,19 +17,26 @@ import (
 // a newer format) is replaced by set, and its bytes are quarantined: its
 // write is lost here either way, and set is what can still be handed off.
 // The actor epoch does not change, since no dot is issued from a hint.
-func (s *Store) AddHint(owner string, k []byte, set version.Set) (err error) {
+//
+// limit, when positive, caps the bytes of owner's pending hints (HintBytes):
+// a hint that would grow them past it is not stored, and AddHint returns
+// stored == false and no error. A merge that does not grow the hint (a
+// tombstone replacing a live value, say) is always stored, even over the
+// limit: refusing it would leave the superseded hint to be handed off
+// later. Concurrent calls cannot overrun the limit together.
+func (s *Store) AddHint(owner string, k []byte, set version.Set, limit int64) (stored bool, err error) {
 	if err := validOwner(owner); err != nil {
-		return err
+		return false, err
 	}
 	if _, _, err := DecodeKey(k); err != nil {
-		return err
+		return false, err
 	}
 	if set.IsEmpty() {
-		return nil
+		return true, nil
 	}
 	hash := s.cfg.Hash(k) // caller code: computed outside recoverPebble
 	if err := s.enter(); err != nil {
-		return err
+		return false, err
 	}
 	defer s.exit()
 	defer s.recoverPebble(&err, nil)
@@ -43,7 +50,7 @@ func (s *Store) AddHint(owner string, k []byte, set version.Set) (err error) {
 	cur, found, err := s.decodeRead(k, old, found, err)
 	corrupt := err != nil
 	if corrupt && !healable(err) {
-		return err
+		return false, err
 	}
 	merged := set
 	if found && !corrupt {
@@ -51,7 +58,7 @@ func (s *Store) AddHint(owner string, k []byte, set version.Set) (err error) {
 	}
 	newBytes := EncodeSet(merged)
 	if !corrupt && bytes.Equal(newBytes, old.Set) {
-		return nil
+		return true, nil
 	}
 	val := encodeRecord(record{Set: newBytes})
 	b := s.db.NewBatch()
@@ -59,27 +66,53 @@ func (s *Store) AddHint(owner string, k []byte, set version.Set) (err error) {
 		if oldSize, err = s.quarantineCopy(b, row); err != nil {
 			_ = b.Close()
 			s.m.errors.Add(1)
-			return err
+			return false, err
 		}
-		found = true
 	}
+	delta, rows := int64(len(row)+len(val)), int64(1)
+	if found || corrupt {
+		delta, rows = delta-int64(len(row)+oldSize), 0
+	}
+	if !s.reserveHint(owner, delta, limit) {
+		_ = b.Close()
+		return false, nil
+	}
+	defer s.releaseHint(owner, delta)
 	_ = b.Set(row, val, nil)
 	if err := s.commit(b, s.cfg.Sync); err != nil {
-		return err
+		return false, err
 	}
 	if corrupt {
 		s.m.quarantined.Add(1)
 		s.log.Warn().Str("owner", owner).Bytes("key", k).Msg("replaced a corrupt hint by a new one; its bytes are quarantined")
 	}
-	delta, rows := int64(len(row)+len(val)), int64(0)
-	if found {
-		delta -= int64(len(row) + oldSize)
-	} else {
+	if rows == 1 {
 		s.m.hintsAdded.Add(1)
-		rows = 1
 	}
 	s.addHints(owner, delta, rows)
-	return nil
+	return true, nil
+}
+
+// reserveHint reserves delta bytes of owner's hint budget for a hint being
+// written, if they fit under limit (limit <= 0: no limit). A delta that
+// does not grow the hints always fits.
+func (s *Store) reserveHint(owner string, delta, limit int64) bool {
+	s.hintMu.Lock()
+	defer s.hintMu.Unlock()
+	if delta > 0 && limit > 0 && s.hintBytes[owner]+s.hintPending[owner]+delta > limit {
+		return false
+	}
+	s.hintPending[owner] += delta
+	return true
+}
+
+// releaseHint returns a reservation made by reserveHint.
+func (s *Store) releaseHint(owner string, delta int64) {
+	s.hintMu.Lock()
+	defer s.hintMu.Unlock()
+	if s.hintPending[owner] -= delta; s.hintPending[owner] == 0 {
+		delete(s.hintPending, owner)
+	}
 }
 
 // Hint returns the hint held for owner's key k; none is the zero Set and

@@ -11,6 +11,9 @@ const (
 	prefixHint byte = 'h' // 'h' ‖ owner ‖ 0x00 ‖ be64(hash) ‖ k
 	prefixMeta byte = 'm' // 'm' ‖ name
 	prefixReap byte = 'r' // 'r' ‖ be64(reapAfter) ‖ be64(hash) ‖ k
+	// prefixForget indexes the memories of reaped keys by the time they
+	// are forgotten: 'f' ‖ be64(forget) ‖ be64(hash) ‖ k.
+	prefixForget byte = 'f'
 	// prefixQuarantine keeps the raw bytes of data records and hints that
 	// did not decode and were replaced or dropped: 'q' ‖ be64(unix nanos) ‖
 	// the row they were found at (a data or a hint row).
@@ -132,9 +135,17 @@ func reapRow(after int64, hash uint64, k []byte) []byte {
 	return append(out, k...)
 }
 
-// parseReapRow splits a reap index key (k aliases row).
+// forgetRow returns 'f' ‖ be64(forget) ‖ be64(hash) ‖ k: the index entry
+// that lets Reap find the memories of reaped keys that are due to go.
+func forgetRow(forget int64, hash uint64, k []byte) []byte {
+	row := reapRow(forget, hash, k)
+	row[0] = prefixForget
+	return row
+}
+
+// parseReapRow splits a reap or forget index key (k aliases row).
 func parseReapRow(row []byte) (after int64, hash uint64, k []byte, ok bool) {
-	if len(row) < 17 || row[0] != prefixReap {
+	if len(row) < 17 || (row[0] != prefixReap && row[0] != prefixForget) {
 		return 0, 0, nil, false
 	}
 	return int64(binary.BigEndian.Uint64(row[1:9])), binary.BigEndian.Uint64(row[9:17]), row[17:], true

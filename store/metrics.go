@@ -10,6 +10,7 @@ type counters struct {
 	bytesWritten, walSyncs   atomic.Uint64
 	hintsAdded, hintsDeleted atomic.Uint64
 	marked, reaped, errors   atomic.Uint64
+	forgotten                atomic.Uint64
 	quarantined, skipped     atomic.Uint64
 }
 
@@ -34,8 +35,10 @@ type Metrics struct {
 	// deleted. HintBytes is the size of all pending hints.
 	HintsAdded, HintsDeleted uint64
 	HintBytes                int64
-	// Marked counts MarkReapable writes; Reaped counts records Reap deleted.
-	Marked, Reaped uint64
+	// Marked counts MarkReapable writes; Reaped counts tombstone records
+	// Reap replaced by a reaped key's memory; Forgotten counts such
+	// memories deleted when their time was up.
+	Marked, Reaped, Forgotten uint64
 	// Errors counts failed operations: I/O errors, corrupt records,
 	// pebble background errors and storage failures.
 	Errors uint64
@@ -84,6 +87,7 @@ func (s *Store) Metrics() Metrics {
 		HintBytes:    s.totalHintBytes(),
 		Marked:       s.m.marked.Load(),
 		Reaped:       s.m.reaped.Load(),
+		Forgotten:    s.m.forgotten.Load(),
 		Quarantined:  s.m.quarantined.Load(),
 		Skipped:      s.m.skipped.Load(),
 		Errors:       s.m.errors.Load(),

@@ -40,7 +40,7 @@ func TestCorruptHint(t *testing.T) {
 			good, added, scanned := tk("good"), tk("added"), tk("scanned")
 			a, b := mustSet(t, "n1", "a"), mustSet(t, "n3", "b")
 			for _, k := range [][]byte{good, added, scanned} {
-				must(s.AddHint("n2", k, a))
+				must(addHint(s, "n2", k, a))
 			}
 			// The disk goes bad under two hints; the restart recounts the
 			// hint bytes from what is stored.
@@ -71,7 +71,7 @@ func TestCorruptHint(t *testing.T) {
 			checkCorrupt("Hint", err)
 
 			// AddHint replaces the corrupt hint by the incoming set alone.
-			err = s.AddHint("n2", added, b)
+			err = addHint(s, "n2", added, b)
 			if tt.format {
 				checkCorrupt("AddHint", err)
 			} else {
@@ -176,7 +176,7 @@ func TestScanHintsDropPanicFailsTheStore(t *testing.T) {
 	for i := range 20 {
 		k := tk(fmt.Sprint(i))
 		keys = append(keys, k)
-		if err := s.AddHint("n2", k, a); err != nil {
+		if err := addHint(s, "n2", k, a); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -287,7 +287,7 @@ func TestQuarantineKeepsEveryCopy(t *testing.T) {
 		if err := s.db.Set(row, []byte{recordFormat, 0xc1, byte(i)}, pebble.Sync); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.AddHint("n2", k, mustSet(t, "n1", fmt.Sprint(i))); err != nil {
+		if err := addHint(s, "n2", k, mustSet(t, "n1", fmt.Sprint(i))); err != nil {
 			t.Fatal(err)
 		}
 	}

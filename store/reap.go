@@ -79,15 +79,21 @@ type reapEntry struct {
 	k     []byte
 }
 
-// Reap deletes up to limit records (limit <= 0: no limit) whose set is all
-// tombstones and whose ReapAfter is at or before now. Each is rechecked
-// under its key lock: a record written since it was marked has ReapAfter 0
-// and is skipped. It calls OnWrite with New == nil for every record it
-// deletes, and returns how many it deleted. Deletions are not fsynced: one
-// lost in a crash leaves the marked tombstone, which a later Reap removes.
-// An index entry whose key or record does not decode is dropped and
-// counted in Metrics.Skipped (the record stays), so one bad record does
-// not stop the reaping of every other.
+// Reap turns up to limit records (limit <= 0: no limit) whose set is all
+// tombstones and whose ReapAfter is at or before now into the memory of a
+// reaped key: the row keeps only the tombstones' context, with no sibling,
+// until now + Config.ReapMemory. Each is rechecked under its key lock: a
+// record written since it was marked has ReapAfter 0 and is skipped. The
+// memory is not data (Scan passes over it, OnWrite reports the record as
+// deleted), but it still supersedes everything the tombstones did: a late
+// merge of an old version changes nothing, and a peer's sweep is told this
+// replica holds the tombstones. Reap also deletes the memories whose time
+// is up, and returns how many records it reaped (not counting those).
+// Deletions are not fsynced: one lost in a crash leaves the marked
+// tombstone, which a later Reap removes. An index entry whose key or
+// record does not decode is dropped and counted in Metrics.Skipped (the
+// record stays), so one bad record does not stop the reaping of every
+// other.
 func (s *Store) Reap(now time.Time, limit int) (n int, err error) {
 	if err := s.enter(); err != nil {
 		return 0, err
@@ -100,12 +106,13 @@ func (s *Store) Reap(now time.Time, limit int) (n int, err error) {
 	if cutoff <= 0 {
 		return 0, nil
 	}
-	entries, err := s.dueReapEntries(cutoff, limit)
+	entries, err := s.dueReapEntries(prefixReap, cutoff, limit)
 	if err != nil {
 		return 0, err
 	}
+	forget := now.Add(s.cfg.ReapMemory).UnixNano()
 	for _, e := range entries {
-		reaped, err := s.reapOne(e, &inUser)
+		reaped, err := s.reapOne(e, forget, &inUser)
 		if err != nil {
 			return n, err
 		}
@@ -113,14 +120,25 @@ func (s *Store) Reap(now time.Time, limit int) (n int, err error) {
 			n++
 		}
 	}
+	due, err := s.dueReapEntries(prefixForget, cutoff, limit)
+	if err != nil {
+		return n, err
+	}
+	for _, e := range due {
+		if err := s.forgetOne(e); err != nil {
+			return n, err
+		}
+	}
 	return n, nil
 }
 
-// dueReapEntries lists up to limit index entries with after <= cutoff.
-func (s *Store) dueReapEntries(cutoff int64, limit int) (_ []reapEntry, err error) {
+// dueReapEntries lists up to limit entries of the reap or forget index
+// (prefix) with after <= cutoff.
+func (s *Store) dueReapEntries(prefix byte, cutoff int64, limit int) (_ []reapEntry, err error) {
 	upper := reapRow(cutoff, 0, nil)[:9]
+	upper[0] = prefix
 	upper = incrementBound(upper)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixReap}, UpperBound: upper})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: upper})
 	if err != nil {
 		s.m.errors.Add(1)
 		return nil, fmt.Errorf("store: reap: %w", err)
@@ -171,13 +189,13 @@ func incrementBound(b []byte) []byte {
 	return out
 }
 
-// reapOne deletes e's record if it is still marked with e.after and all
-// tombstones, and calls OnWrite, all under the key's lock; it always drops
-// the index entry. A record that does not decode is kept and skipped (it
-// is not known to be a tombstone; a merge that heals it resets its mark),
-// so that one bad record cannot stop every later reap. *inUser is set
-// while OnWrite runs.
-func (s *Store) reapOne(e reapEntry, inUser *bool) (reaped bool, err error) {
+// reapOne replaces e's record by the memory of a reaped key (forgotten at
+// forget) if it is still marked with e.after and all tombstones, and calls
+// OnWrite, all under the key's lock; it always drops the index entry. A
+// record that does not decode is kept and skipped (it is not known to be
+// a tombstone; a merge that heals it resets its mark), so that one bad
+// record cannot stop every later reap. *inUser is set while OnWrite runs.
+func (s *Store) reapOne(e reapEntry, forget int64, inUser *bool) (reaped bool, err error) {
 	mu := s.stripe(e.hash)
 	mu.Lock()
 	defer mu.Unlock()
@@ -189,11 +207,16 @@ func (s *Store) reapOne(e reapEntry, inUser *bool) (reaped bool, err error) {
 	}
 	b := s.db.NewBatch()
 	_ = b.Delete(reapRow(e.after, e.hash, e.k), nil)
+	var mem record
+	var stored []byte
 	switch {
 	case err != nil: // counted in Errors by the read
 		s.passOver("reap", e.k, err)
 	case found && rec.ReapAfter == e.after && set.Deleted():
-		_ = b.Delete(row, nil)
+		mem = record{Set: EncodeSet(version.Set{Context: set.Context}), Forget: forget}
+		stored = encodeRecord(mem)
+		_ = b.Set(row, stored, nil)
+		_ = b.Set(forgetRow(forget, e.hash, e.k), nil, nil)
 		reaped = true
 	}
 	if err := s.commit(b, false); err != nil {
@@ -202,7 +225,7 @@ func (s *Store) reapOne(e reapEntry, inUser *bool) (reaped bool, err error) {
 	if !reaped {
 		return false, nil
 	}
-	s.rows.drop(e.hash, row)
+	s.rows.put(e.hash, row, cachedRow{rec: mem, size: len(stored)})
 	s.m.reaped.Add(1)
 	if s.cfg.OnWrite != nil {
 		*inUser = true
@@ -210,4 +233,31 @@ func (s *Store) reapOne(e reapEntry, inUser *bool) (reaped bool, err error) {
 		*inUser = false
 	}
 	return true, nil
+}
+
+// forgetOne deletes the memory of a reaped key whose time is up, if the
+// row still is that memory, and drops the index entry.
+func (s *Store) forgetOne(e reapEntry) error {
+	mu := s.stripe(e.hash)
+	mu.Lock()
+	defer mu.Unlock()
+	row := dataRow(e.hash, e.k)
+	rec, _, found, err := s.readData(e.hash, row, e.k)
+	if err != nil && !errors.Is(err, ErrCorrupt) {
+		return err
+	}
+	b := s.db.NewBatch()
+	_ = b.Delete(forgetRow(e.after, e.hash, e.k), nil)
+	gone := err == nil && found && rec.Forget == e.after
+	if gone {
+		_ = b.Delete(row, nil)
+	}
+	if err := s.commit(b, false); err != nil {
+		return err
+	}
+	if gone {
+		s.rows.drop(e.hash, row)
+		s.m.forgotten.Add(1)
+	}
+	return nil
 }

@@ -88,11 +88,19 @@ func TestRowCacheServesReadsAfterWrites(t *testing.T) {
 	if n, err := s.Reap(t0.Add(time.Second), 0); err != nil || n != 1 {
 		t.Fatalf("Reap = %d, %v", n, err)
 	}
+	// The reaped key's memory replaces the record, in the cache too.
+	if set, err := s.Get(k); err != nil || len(set.Siblings) != 0 || !set.Context.Equal(dead.Context) {
+		t.Fatalf("read after reap = %+v, %v; want the tombstone's context alone", set, err)
+	}
+	checkRowCache(t, s)
+	if n, err := s.Reap(t0.Add(time.Second).Add(s.cfg.ReapMemory), 0); err != nil || n != 0 {
+		t.Fatalf("Reap when the memory is due = %d, %v", n, err)
+	}
 	if set, err := s.Get(k); err != nil || !set.IsEmpty() {
-		t.Fatalf("read after reap = %+v, %v", set, err)
+		t.Fatalf("read after the memory went = %+v, %v", set, err)
 	}
 	if m := s.Metrics(); m.RowCacheEntries != 0 {
-		t.Fatalf("reaped row still cached (%d entries)", m.RowCacheEntries)
+		t.Fatalf("forgotten row still cached (%d entries)", m.RowCacheEntries)
 	}
 }
 

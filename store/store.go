@@ -44,15 +44,20 @@ type Store struct {
 
 	// hintMu guards hintBytes and hintCount: the bytes of pending hint
 	// rows (keys plus values) and their number, per owner, rebuilt by Open
-	// and kept by AddHint/DeleteHint.
-	hintMu    sync.Mutex
-	hintBytes map[string]int64
-	hintCount map[string]int64
+	// and kept by AddHint/DeleteHint; and hintPending, the bytes AddHint
+	// calls in progress reserved against a limit.
+	hintMu      sync.Mutex
+	hintBytes   map[string]int64
+	hintCount   map[string]int64
+	hintPending map[string]int64
 
 	// epoch is the actor epoch (ActorEpoch); epochMu serializes heals,
 	// which advance it.
 	epoch   atomic.Uint64
 	epochMu sync.Mutex
+
+	// dots hands out node-wide unique dot counters (NextCounter).
+	dots dotCounter
 
 	m counters
 }
@@ -75,6 +80,8 @@ func Open(cfg Config, log zerolog.Logger) (*Store, error) {
 		idle:      make(chan struct{}, 1),
 		hintBytes: make(map[string]int64),
 		hintCount: make(map[string]int64),
+
+		hintPending: make(map[string]int64),
 	}
 	gfs := newGuardFS(fs, s.walFailed, &s.m.walSyncs)
 	if err := fs.MkdirAll(cfg.Dir, 0o755); err != nil {
@@ -114,6 +121,10 @@ func Open(cfg Config, log zerolog.Logger) (*Store, error) {
 	}
 	s.db = db
 	if err := s.loadActorEpoch(); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	if err := s.loadDotFloor(); err != nil {
 		_ = s.Close()
 		return nil, err
 	}

@@ -19,9 +19,9 @@ var (
 	ErrCounterExhausted = errors.New("version: counter exhausted")
 )
 
-// MaxCounter bounds dot counters. Real counters stay far below it: they
-// start at the write's time in microseconds (Write.CounterFloor) and grow
-// by one per write. A context naming a larger counter is malformed, and no
+// MaxCounter bounds dot counters. Real counters stay far below it: a
+// node's counters start at the clock in microseconds when its store is
+// first opened (Write.CounterFloor) and grow by one per write. A context naming a larger counter is malformed, and no
 // write issues one, so a counter never wraps around to zero (which every
 // context would count as seen, dropping the write).
 const MaxCounter uint64 = 1 << 62
@@ -59,10 +59,12 @@ type Write struct {
 	Deleted     bool
 	// WriteTime is the replica's clock, in Unix nanoseconds.
 	WriteTime int64
-	// CounterFloor is the least counter the new dot may take when the key
-	// is absent on this replica. Passing the replica's clock in
-	// microseconds keeps a dot from being reused after a reaped tombstone
-	// was forgotten; zero starts at 1.
+	// CounterFloor is the least counter the new dot may take. A replica
+	// passes a node-wide counter it never hands out twice
+	// (store.Store.NextCounter), so the dot is new even when the key's
+	// history was reaped here while a dot of it lives on elsewhere (on a
+	// replica that did not reap yet, in a hint, in a message in flight),
+	// and whatever the clock does. Zero: one past what the contexts hold.
 	CounterFloor uint64
 	// LWW makes the write replace every sibling: last write wins.
 	LWW bool
@@ -145,10 +147,7 @@ func (s *Set) Update(w Write) (Dot, error) {
 	if w.Node == "" {
 		return Dot{}, ErrNoNode
 	}
-	counter := max(s.Context.Max(w.Node), w.Context.Max(w.Node)) + 1
-	if s.IsEmpty() && counter < w.CounterFloor {
-		counter = w.CounterFloor
-	}
+	counter := max(s.Context.Max(w.Node)+1, w.Context.Max(w.Node)+1, w.CounterFloor)
 	if counter > MaxCounter || counter == 0 {
 		return Dot{}, fmt.Errorf("%w: %s would issue counter %d", ErrCounterExhausted, w.Node, counter)
 	}

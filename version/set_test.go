@@ -44,22 +44,39 @@ func TestUpdateSupersedesExactlyTheCoveredSiblings(t *testing.T) {
 	}
 }
 
-func TestUpdateCounterFloorOnlyForAbsentKeys(t *testing.T) {
+// The counter floor applies to every write, not only to a key absent on
+// the replica: a set that holds only other nodes' dots (a sync arrived
+// before this node's first write after a reap) must not make the node
+// reissue a dot it issued before the reap.
+func TestUpdateCounterFloorAlwaysApplies(t *testing.T) {
 	var s Set
 	d, _ := s.Update(Write{Node: "a", CounterFloor: 1000})
 	if d.Counter != 1000 {
 		t.Fatalf("first dot %v, want a:1000", d)
 	}
 	d, _ = s.Update(Write{Node: "a", Context: s.Context, CounterFloor: 5000})
-	if d.Counter != 1001 {
-		t.Fatalf("second dot %v, want a:1001", d)
+	if d.Counter != 5000 {
+		t.Fatalf("second dot %v, want a:5000", d)
 	}
-	// A replica still holding a tombstone from before a reap does not
-	// cover the new write, and the new write's context covers the tombstone.
-	old := Set{Siblings: []Sibling{{Dot: Dot{"a", 7}, Deleted: true}}, Context: vv("a", 7)}
-	got := Sync(old, s)
-	if len(got.Siblings) != 1 || got.Siblings[0].Dot.Counter != 1001 {
-		t.Fatalf("sync with an old tombstone: %v", got.Dots())
+	// The floor never lowers a counter the contexts call for.
+	d, _ = s.Update(Write{Node: "a", Context: s.Context, CounterFloor: 10})
+	if d.Counter != 5001 {
+		t.Fatalf("third dot %v, want a:5001", d)
+	}
+	// After a reap the key is gone here, and b's write arrives first.
+	// Elsewhere a:1 still exists, a tombstone not yet reaped. With the
+	// floor applied only to an absent key, a would issue a:1 again, and
+	// the two different versions under one dot would make Sync keep
+	// whichever side it met first.
+	fresh := Set{Siblings: []Sibling{{Dot: Dot{"b", 3}, Value: []byte("b")}}, Context: vv("b", 3)}
+	d, _ = fresh.Update(Write{Node: "a", Value: []byte("new"), CounterFloor: 9000})
+	if d.Counter != 9000 {
+		t.Fatalf("dot after a sync %v, want a:9000 from the floor", d)
+	}
+	old := Set{Siblings: []Sibling{{Dot: Dot{"a", 1}, Deleted: true}}, Context: vv("a", 1)}
+	ab, ba := Sync(old, fresh), Sync(fresh, old)
+	if !ab.Equal(ba) || len(ab.Live()) != 2 {
+		t.Fatalf("sync with the old tombstone: %v and %v, want the same two live writes", ab.Dots(), ba.Dots())
 	}
 }
 
