@@ -37,6 +37,11 @@
 // another cluster are dropped, and the merge and alive delegates refuse
 // nodes whose metadata names another cluster.
 //
+// MemNetwork is an in-memory network for memberlist (Config.Transport) with
+// Partition, Block, Down and per-packet drop, delay and duplication; its
+// transports block only on channels and package time and shut down
+// without leftover goroutines, so a cluster runs under testing/synctest.
+//
 // memberlist v0.7.0 does not tell delegates about suspicion, nor tell a
 // graceful leave from a failure, so Status is alive, dead or unknown in
 // practice; StatusSuspect and StatusLeft are reserved.

@@ -53,6 +53,26 @@ type Network struct {
 	drop           map[link]bool          // requests lost on the link
 	dropReplies    map[link]bool          // replies to requests on the link lost
 	delay          map[link]time.Duration // request delivery delay on the link
+	fate           func(from, to, method string, body []byte) Fate
+	held           map[string]bool // paused addresses (Hold)
+	heldCh         chan struct{}   // closed and replaced when a Hold ends
+}
+
+// Fate is what a randomized fault simulation decides for one request (see
+// Network.SetFate). The zero Fate delivers it normally.
+type Fate struct {
+	// Drop loses the request: the handler does not run, and the call
+	// times out.
+	Drop bool
+	// DropReply runs the handler (its effects happen) but loses the
+	// reply; the call times out.
+	DropReply bool
+	// Delay delivers the request that much later, on top of any Delay
+	// rule of the link.
+	Delay time.Duration
+	// Dup delivers that many extra copies of the request; their replies
+	// are discarded.
+	Dup int
 }
 
 // link is a direction between two addresses.
@@ -70,7 +90,74 @@ func NewNetwork(clk clock.Clock) *Network {
 		drop:           make(map[link]bool),
 		dropReplies:    make(map[link]bool),
 		delay:          make(map[link]time.Duration),
+		held:           make(map[string]bool),
+		heldCh:         make(chan struct{}),
 	}
+}
+
+// SetFate installs a hook that decides, for every request a transport
+// sends to another address, whether it is dropped, delayed, duplicated or
+// loses its reply (nil removes it). It runs after the rules above have let
+// the request through, and never for a call to one's own address.
+func (n *Network) SetFate(f func(from, to, method string, body []byte) Fate) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.fate = f
+}
+
+// Hold pauses the process at addr, as SIGSTOP would (on), or resumes it
+// (off). While it is paused, requests to it wait before its handler runs,
+// replies it has computed wait before they leave, and its own calls wait
+// before they are sent: each goes on when the pause ends, unless the
+// caller's deadline passed first (a request delivered late still runs its
+// handler). Other rules are checked again when the pause ends.
+func (n *Network) Hold(addr string, on bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if on {
+		n.held[addr] = true
+		return
+	}
+	if n.held[addr] {
+		delete(n.held, addr)
+		close(n.heldCh)
+		n.heldCh = make(chan struct{})
+	}
+}
+
+// holdGate returns a channel that is closed when some pause ends, and
+// whether addr is paused now.
+func (n *Network) holdGate(addr string) (<-chan struct{}, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.heldCh, n.held[addr]
+}
+
+// waitHeld blocks while addr is paused, or until stop is closed; it
+// reports whether the pause ended.
+func (n *Network) waitHeld(addr string, stop <-chan struct{}) bool {
+	for {
+		gate, held := n.holdGate(addr)
+		if !held {
+			return true
+		}
+		select {
+		case <-gate:
+		case <-stop:
+			return false
+		}
+	}
+}
+
+// fateFor asks the fate hook about a request; the zero Fate without one.
+func (n *Network) fateFor(from, to, method string, body []byte) Fate {
+	n.mu.Lock()
+	f := n.fate
+	n.mu.Unlock()
+	if f == nil || from == to {
+		return Fate{}
+	}
+	return f(from, to, method, body)
 }
 
 // SetDefaultTimeout sets the deadline of calls whose ctx has none.
@@ -233,18 +320,22 @@ const (
 
 // deliver applies the rules to a request from caller to addr and, if it
 // gets through, starts the target's handler on it.
-func (n *Network) deliver(caller *Mem, addr string, c *memCall, req *Request) verdict {
+func (n *Network) deliver(caller *Mem, addr string, c *memCall, req *Request, fate Fate) verdict {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	target := n.nodes[addr]
 	if target == nil || !n.reachableLocked(caller.addr, addr) || n.block[link{caller.addr, addr}] {
 		return unreachable
 	}
-	if n.drop[link{caller.addr, addr}] {
+	if n.drop[link{caller.addr, addr}] || fate.Drop {
 		return lost
 	}
-	if !target.accept(caller, c, req) {
+	if !target.accept(caller, c, req, fate.DropReply) {
 		return unreachable
+	}
+	for range fate.Dup {
+		// A copy nobody waits for: its reply goes nowhere.
+		target.accept(caller, &memCall{ch: make(chan result, 1)}, req, true)
 	}
 	return delivered
 }
@@ -376,8 +467,9 @@ func (m *Mem) crash() {
 	}
 }
 
-// accept starts the handler on req. Called with the network's mu held.
-func (m *Mem) accept(caller *Mem, c *memCall, req *Request) bool {
+// accept starts the handler on req; with dropReply its reply is lost.
+// Called with the network's mu held.
+func (m *Mem) accept(caller *Mem, c *memCall, req *Request, dropReply bool) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed || m.handler == nil {
@@ -390,7 +482,14 @@ func (m *Mem) accept(caller *Mem, c *memCall, req *Request) bool {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
+		// A paused process runs nothing until it resumes (or dies).
+		if !m.net.waitHeld(m.addr, life.Done()) {
+			return
+		}
 		out, err := h(life, req)
+		if !m.net.waitHeld(m.addr, life.Done()) {
+			return
+		}
 		m.mu.Lock()
 		_, ok := m.serving[c]
 		delete(m.serving, c)
@@ -398,7 +497,7 @@ func (m *Mem) accept(caller *Mem, c *memCall, req *Request) bool {
 		if !ok {
 			return // failed by Down or Close meanwhile
 		}
-		if m.net.replyLost(caller.addr, m.addr) {
+		if dropReply || m.net.replyLost(caller.addr, m.addr) {
 			m.m.dropped.Add(1)
 			return
 		}
@@ -475,7 +574,22 @@ func (m *Mem) call(ctx context.Context, addr, method string, body []byte) ([]byt
 		}
 	}
 
-	if d := m.net.delayFor(m.addr, addr); d > 0 {
+	// A paused caller sends nothing until it resumes.
+	for {
+		gate, held := m.net.holdGate(m.addr)
+		if !held {
+			break
+		}
+		select {
+		case <-gate:
+		case <-deadline.C():
+			return nil, fmt.Errorf("call %s to %s: %w", method, addr, ErrTimeout)
+		case <-ctx.Done():
+			return nil, ctxError(ctx, method, addr)
+		}
+	}
+	fate := m.net.fateFor(m.addr, addr, method, body)
+	if d := m.net.delayFor(m.addr, addr) + fate.Delay; d > 0 {
 		t := clk.NewTimer(d)
 		done, out, err := wait(t.C())
 		t.Stop()
@@ -484,7 +598,7 @@ func (m *Mem) call(ctx context.Context, addr, method string, body []byte) ([]byt
 		}
 	}
 	req := &Request{From: m.nodeID, Method: method, Body: bytes.Clone(body)}
-	switch m.net.deliver(m, addr, c, req) {
+	switch m.net.deliver(m, addr, c, req, fate) {
 	case unreachable:
 		return nil, fmt.Errorf("call %s to %s: %w: %w", method, addr, ErrNotSent, ErrUnreachable)
 	case lost:
