@@ -56,3 +56,21 @@ func TestNextCounterNeverRepeats(t *testing.T) {
 	s = openTest(t, crashed, func(c *Config) { c.Clock = clk2 })
 	issue(s, 1000)
 }
+
+// An acknowledged write survives a crash soon after the store was first
+// created in a nested directory: the path's directory entries are synced
+// too, not only the store's own directory.
+func TestFirstStartSurvivesCrash(t *testing.T) {
+	fs := vfs.NewCrashableMem()
+	s := openTest(t, fs, func(c *Config) { c.Dir = "/data/n1/store" })
+	k := tk("k")
+	if _, _, err := s.Update(k, write("n1", "v")); err != nil {
+		t.Fatal(err)
+	}
+	crashed := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})
+	_ = s.Close()
+	s = openTest(t, crashed, func(c *Config) { c.Dir = "/data/n1/store" })
+	if got, err := s.Get(k); err != nil || len(got.Siblings) != 1 {
+		t.Fatalf("after a crash: %+v %v; the acknowledged write is lost", got, err)
+	}
+}

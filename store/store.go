@@ -87,6 +87,9 @@ func Open(cfg Config, log zerolog.Logger) (*Store, error) {
 	if err := fs.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
+	if err := syncParents(fs, cfg.Dir); err != nil {
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
 	cache := pebble.NewCache(cfg.CacheSize)
 	defer cache.Unref()
 	opts := &pebble.Options{
@@ -137,6 +140,31 @@ func Open(cfg Config, log zerolog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", cfg.Dir, err)
 	}
 	return s, nil
+}
+
+// syncParents fsyncs every directory above dir, so that the entries MkdirAll
+// made for it survive a crash: pebble syncs the directory it writes in,
+// not the path to it, and a crash soon after the first start could
+// otherwise lose the whole store, acknowledged writes included.
+func syncParents(fs vfs.FS, dir string) error {
+	for {
+		parent := fs.PathDir(dir)
+		if parent == dir || parent == "" || parent == "." {
+			return nil
+		}
+		d, err := fs.OpenDir(parent)
+		if err != nil {
+			return fmt.Errorf("sync %s: %w", parent, err)
+		}
+		err = d.Sync()
+		if cerr := d.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("sync %s: %w", parent, err)
+		}
+		dir = parent
+	}
 }
 
 // commitNoSyncWait applies b and, when sync is set, starts its WAL sync
