@@ -102,6 +102,15 @@ func New(cfg Config, log zerolog.Logger) (*Gossip, error) {
 		return nil, fmt.Errorf("gossip: start memberlist: %w", err)
 	}
 	g.ml = ml
+	if self.GossipAddr == "" {
+		// Only now is the bound address known (port 0 picks one).
+		g.mu.Lock()
+		v := g.tbl.members[self.ID]
+		v.Meta.GossipAddr = ml.LocalNode().Address()
+		g.tbl.setMember(v)
+		g.mu.Unlock()
+		_ = ml.UpdateNode(0) // refresh memberlist's copy of the metadata
+	}
 	if cfg.OnChange != nil {
 		g.wg.Add(1)
 		go g.notifier()
@@ -139,6 +148,31 @@ func (g *Gossip) Join(addrs []string) (int, error) {
 		g.log.Debug().Err(err).Int("attempt", attempt+1).Msg("gossip: join attempt failed")
 	}
 	return 0, fmt.Errorf("%w: %s: %v", ErrJoin, strings.Join(addrs, ","), last)
+}
+
+// Rejoin contacts the gossip addresses of the given members, as Join does
+// the seeds, and returns how many answered. memberlist forgets a member
+// it declared dead once GossipToTheDeadTime has passed, and then never
+// merges with it again on its own, even after the partition that cut it
+// off heals; the node calls Rejoin for members its failure detector
+// trusts while memberlist reports them not alive. Members without a
+// known gossip address are skipped.
+func (g *Gossip) Rejoin(ids []string) (int, error) {
+	if g.closed.Load() {
+		return 0, ErrClosed
+	}
+	var addrs []string
+	g.mu.Lock()
+	for _, id := range ids {
+		if v, ok := g.tbl.members[id]; ok && id != g.cfg.Meta.ID && !v.Meta.Removed() && v.Meta.GossipAddr != "" {
+			addrs = append(addrs, v.Meta.GossipAddr)
+		}
+	}
+	g.mu.Unlock()
+	if len(addrs) == 0 {
+		return 0, nil
+	}
+	return g.ml.Join(addrs)
 }
 
 // Addr returns the gossip address other nodes reach this one at (the

@@ -21,7 +21,7 @@ const (
 const (
 	MaxIDLen      = 64
 	MaxClusterLen = 64
-	MaxAddrLen    = 128
+	MaxAddrLen    = 96
 	MaxStateLen   = 16
 )
 
@@ -40,6 +40,10 @@ type Meta struct {
 	HTTPAddr string `msgpack:"http" json:"http_addr"`
 	// RPCAddr is the node-to-node RPC address.
 	RPCAddr string `msgpack:"rpc" json:"rpc_addr"`
+	// GossipAddr is the address other nodes reach this node's gossip at
+	// (Gossip fills it in), so that a node can rejoin a member that
+	// memberlist forgot after a long partition (Rejoin).
+	GossipAddr string `msgpack:"gossip" json:"gossip_addr"`
 	// Joined is the node's first-start time in unix nanoseconds; it orders
 	// ring claims and survives restarts.
 	Joined int64 `msgpack:"joined" json:"joined"`
@@ -57,7 +61,7 @@ func (m Meta) Validate() error {
 		return fmt.Errorf("%w: id must be 1..%d bytes", ErrBadMeta, MaxIDLen)
 	case m.Cluster == "" || len(m.Cluster) > MaxClusterLen:
 		return fmt.Errorf("%w: cluster must be 1..%d bytes", ErrBadMeta, MaxClusterLen)
-	case len(m.HTTPAddr) > MaxAddrLen || len(m.RPCAddr) > MaxAddrLen:
+	case len(m.HTTPAddr) > MaxAddrLen || len(m.RPCAddr) > MaxAddrLen || len(m.GossipAddr) > MaxAddrLen:
 		return fmt.Errorf("%w: addresses must be at most %d bytes", ErrBadMeta, MaxAddrLen)
 	case m.State == "" || len(m.State) > MaxStateLen:
 		return fmt.Errorf("%w: state must be 1..%d bytes", ErrBadMeta, MaxStateLen)
@@ -98,6 +102,7 @@ func compareMeta(a, b Meta) int {
 		cmp.Compare(a.Joined, b.Joined),
 		cmp.Compare(a.HTTPAddr, b.HTTPAddr),
 		cmp.Compare(a.RPCAddr, b.RPCAddr),
+		cmp.Compare(a.GossipAddr, b.GossipAddr),
 	)
 }
 
@@ -108,6 +113,7 @@ type metaWire struct {
 	Cluster  string `msgpack:"c"`
 	HTTPAddr string `msgpack:"h"`
 	RPCAddr  string `msgpack:"r"`
+	Gossip   string `msgpack:"g,omitempty"`
 	Joined   int64  `msgpack:"j"`
 	State    string `msgpack:"s"`
 	Ver      int64  `msgpack:"v"`
@@ -116,7 +122,7 @@ type metaWire struct {
 func toWire(v versioned) metaWire {
 	return metaWire{
 		ID: v.Meta.ID, Cluster: v.Meta.Cluster, HTTPAddr: v.Meta.HTTPAddr,
-		RPCAddr: v.Meta.RPCAddr, Joined: v.Meta.Joined, State: v.Meta.State,
+		RPCAddr: v.Meta.RPCAddr, Gossip: v.Meta.GossipAddr, Joined: v.Meta.Joined, State: v.Meta.State,
 		Ver: v.Ver,
 	}
 }
@@ -125,7 +131,7 @@ func (w metaWire) versioned() (versioned, error) {
 	v := versioned{
 		Meta: Meta{
 			ID: w.ID, Cluster: w.Cluster, HTTPAddr: w.HTTPAddr,
-			RPCAddr: w.RPCAddr, Joined: w.Joined, State: w.State,
+			RPCAddr: w.RPCAddr, GossipAddr: w.Gossip, Joined: w.Joined, State: w.State,
 		},
 		Ver: w.Ver,
 	}

@@ -11,12 +11,13 @@ import (
 func maxMeta() versioned {
 	return versioned{
 		Meta: Meta{
-			ID:       strings.Repeat("i", MaxIDLen),
-			Cluster:  strings.Repeat("c", MaxClusterLen),
-			HTTPAddr: strings.Repeat("h", MaxAddrLen),
-			RPCAddr:  strings.Repeat("r", MaxAddrLen),
-			Joined:   1<<63 - 1,
-			State:    strings.Repeat("s", MaxStateLen),
+			ID:         strings.Repeat("i", MaxIDLen),
+			Cluster:    strings.Repeat("c", MaxClusterLen),
+			HTTPAddr:   strings.Repeat("h", MaxAddrLen),
+			RPCAddr:    strings.Repeat("r", MaxAddrLen),
+			GossipAddr: strings.Repeat("g", MaxAddrLen),
+			Joined:     1<<63 - 1,
+			State:      strings.Repeat("s", MaxStateLen),
 		},
 		Ver: 1<<63 - 1,
 	}
@@ -52,6 +53,7 @@ func TestMetaValidate(t *testing.T) {
 		{"long cluster", func(m *Meta) { m.Cluster = strings.Repeat("x", MaxClusterLen+1) }, false},
 		{"long http", func(m *Meta) { m.HTTPAddr = strings.Repeat("x", MaxAddrLen+1) }, false},
 		{"long rpc", func(m *Meta) { m.RPCAddr = strings.Repeat("x", MaxAddrLen+1) }, false},
+		{"long gossip", func(m *Meta) { m.GossipAddr = strings.Repeat("x", MaxAddrLen+1) }, false},
 		{"empty state", func(m *Meta) { m.State = "" }, false},
 		{"long state", func(m *Meta) { m.State = strings.Repeat("x", MaxStateLen+1) }, false},
 		{"negative joined", func(m *Meta) { m.Joined = -1 }, false},

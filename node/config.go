@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -25,8 +26,11 @@ type Config struct {
 	// DataDir holds the node's Pebble store.
 	DataDir string
 	// HTTPAddr is the client API address ("127.0.0.1:8080"; port 0 picks a
-	// free one).
+	// free one). Ignored when HTTPListener is set.
 	HTTPAddr string
+	// HTTPListener, if set, is where the HTTP API is served (a simulated
+	// cluster passes an in-memory listener). The node closes it.
+	HTTPListener net.Listener
 	// RPCAddr is the internode RPC address (TCP). Ignored when Transport is
 	// set.
 	RPCAddr string
@@ -65,6 +69,10 @@ type Config struct {
 	// HeartbeatInterval is how often the node pings every other member to
 	// feed the phi accrual failure detector.
 	HeartbeatInterval time.Duration
+	// RejoinInterval is how often the node rejoins members that gossip
+	// lost (declared dead long enough to forget) while the failure
+	// detector trusts them again.
+	RejoinInterval time.Duration
 	// Detector configures the failure detector.
 	Detector gossip.DetectorConfig
 	// TombstoneGrace is how long a tombstone held by every replica is kept
@@ -150,6 +158,7 @@ func DefaultConfig() Config {
 		ReadFanout:         quorum.DefaultConfig().ReadFanout,     // every replica, as Riak: read repair reaches all N
 		SpeculateAfter:     quorum.DefaultConfig().SpeculateAfter, // 15 ms
 		HeartbeatInterval:  time.Second,                           // phi accrual heartbeats, as Cassandra's gossip rounds
+		RejoinInterval:     10 * time.Second,                      // mend gossip after long partitions
 		Detector:           gossip.DefaultDetectorConfig(),
 		TombstoneGrace:     time.Hour,                        // Riak reaps after 3 s, Cassandra after 10 days; an hour covers a restart
 		ReapMemory:         store.DefaultConfig().ReapMemory, // 6 h
@@ -185,7 +194,7 @@ func (c Config) Validate() error {
 	if c.TombstoneGrace <= 0 || c.ReapMemory <= 0 {
 		errs = append(errs, errors.New("node: config: tombstone grace and reap memory must be positive"))
 	}
-	if c.RequestTimeout <= 0 || c.HeartbeatInterval <= 0 {
+	if c.RequestTimeout <= 0 || c.HeartbeatInterval <= 0 || c.RejoinInterval <= 0 {
 		errs = append(errs, errors.New("node: config: timeouts must be positive"))
 	}
 	if c.SpeculateAfter < 0 {

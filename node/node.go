@@ -136,7 +136,9 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 		}
 		n.tr = tcp
 	}
-	if n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+	if cfg.HTTPListener != nil {
+		n.httpLn = cfg.HTTPListener
+	} else if n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return n, fmt.Errorf("http listen: %w", err)
 	}
 
@@ -364,16 +366,41 @@ func (n *Node) onMembershipChange() {
 
 // membershipLoop rebuilds the ring and address book on membership changes
 // and persists the gossip state, so a restarted node knows its cluster
-// before gossip runs.
+// before gossip runs. Every RejoinInterval it rejoins the members that
+// memberlist reports not alive while the failure detector trusts them: a
+// partition that outlasted memberlist's memory of the dead is otherwise
+// never mended (gossip.Gossip.Rejoin).
 func (n *Node) membershipLoop() {
 	defer n.wg.Done()
+	t := n.clk.NewTicker(n.cfg.RejoinInterval)
+	defer t.Stop()
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
 		case <-n.memberCh:
 			n.applyMembership()
+		case <-t.C():
+			n.rejoinLost()
 		}
+	}
+}
+
+// rejoinLost rejoins the members memberlist lost but the detector trusts.
+func (n *Node) rejoinLost() {
+	var lost []string
+	for _, m := range n.gossip.Members() {
+		if id := m.Meta.ID; id != n.cfg.ID && m.Status != gossip.StatusAlive && n.detector.Available(id) {
+			lost = append(lost, id)
+		}
+	}
+	if len(lost) == 0 {
+		return
+	}
+	if k, err := n.gossip.Rejoin(lost); err != nil && k == 0 {
+		n.log.Debug().Err(err).Strs("members", lost).Msg("rejoining members gossip lost")
+	} else {
+		n.log.Info().Strs("members", lost).Int("answered", k).Msg("rejoined members gossip had lost")
 	}
 }
 
