@@ -338,6 +338,7 @@ func (c *Coordinator) Put(ctx context.Context, req PutRequest) (PutResult, error
 		}
 	}
 	out, err := m.Result()
+	markTimedOut(err, opCtx, c.ctx)
 	c.spawn(func() { c.finishWrite(opCtx, cancel, m, replies, send) })
 	if err != nil {
 		c.m.writeFailures.Add(1)
@@ -354,6 +355,23 @@ func (c *Coordinator) Put(ctx context.Context, req PutRequest) (PutResult, error
 	}
 	out.Receipt.Coordinator = c.cfg.Self
 	return PutResult{Context: version.WriteContext(req.Context, out.Dot), Dot: out.Dot, Receipt: out.Receipt}, nil
+}
+
+// markTimedOut flags a missed quorum as timed out when the request's
+// deadline has passed: the replicas still silent then fail with their
+// transport's own deadline error at that same instant, which the machine
+// counts as a failure, but the request ran out of time (504), it was not
+// refused (503). A coordinator being closed is neither.
+func markTimedOut(err error, op, life context.Context) {
+	var qe *QuorumError
+	if !errors.As(err, &qe) || life.Err() != nil {
+		return
+	}
+	// The deadline's own timer may not have fired yet when a transport
+	// timer set to the same instant already failed a call: ask the time.
+	if dl, ok := op.Deadline(); errors.Is(op.Err(), context.DeadlineExceeded) || ok && !time.Now().Before(dl) {
+		qe.TimedOut = true
+	}
 }
 
 // finishWrite collects the acks that came after the answer. Tombstones
@@ -478,6 +496,7 @@ wait:
 		}
 	}
 	out, err := m.Result()
+	markTimedOut(err, opCtx, c.ctx)
 	c.spawn(func() { c.finishRead(opCtx, cancel, m, replies, send) })
 	if err != nil {
 		c.m.readFailures.Add(1)

@@ -66,8 +66,9 @@ type member struct {
 }
 
 // NodeConfig returns the configuration simulated nodes start from: small
-// caches and partitions (a node opens in milliseconds), and the failure
-// detector and timeouts of a LAN. Anti-entropy's background exchanges are
+// caches and partitions (a node opens in milliseconds), and otherwise the
+// defaults: heartbeats, gossip and the failure detector at their real
+// rhythm (simulated time makes waiting free, but every message costs). Anti-entropy's background exchanges are
 // off (tests run them on demand); the nemesis simulation turns them on.
 func NodeConfig(i int) node.Config {
 	cfg := node.DefaultConfig()
@@ -75,16 +76,10 @@ func NodeConfig(i int) node.Config {
 	cfg.DataDir = "/data/" + cfg.ID
 	cfg.Partitions = 16
 	cfg.RowCacheSize = 1 << 20
-	cfg.HeartbeatInterval = 200 * time.Millisecond
-	cfg.Detector.FirstHeartbeatEstimate = 200 * time.Millisecond
-	cfg.Detector.MinStdDev = 50 * time.Millisecond
-	cfg.Detector.AcceptablePause = 500 * time.Millisecond
 	cfg.RequestTimeout = 2 * time.Second
-	cfg.RejoinInterval = 2 * time.Second
 	cfg.AntiEntropy.Interval = 24 * time.Hour
 	cfg.AntiEntropy.LeavesPerPartition = 64
 	cfg.ShutdownTimeout = time.Second
-	cfg.FastGossip = true
 	return cfg
 }
 

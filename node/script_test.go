@@ -1,0 +1,562 @@
+package node_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/cockroachdb/datadriven"
+
+	"github.com/quorumkv/quorumkv/internal/simcluster"
+	"github.com/quorumkv/quorumkv/node"
+	"github.com/quorumkv/quorumkv/quorum"
+	"github.com/quorumkv/quorumkv/store"
+	"github.com/quorumkv/quorumkv/version"
+)
+
+// TestScripts runs the cluster scenarios in testdata/scripts: a whole
+// cluster of real nodes on simulated time (internal/simcluster), driven by
+// commands that read like an operator's notes. Regenerate the expected
+// output with -rewrite. The commands:
+//
+//	start nodes=N [grace=D] [hint-budget=B] [reap-memory=D] [timeout=D]
+//	put NODE BUCKET/KEY VALUE [w= n= sloppy= timeout=] [ctx=NAME] [as=NAME]
+//	get NODE BUCKET/KEY [r= n= sloppy=] [as=NAME]
+//	delete NODE BUCKET/KEY [w= n= sloppy=] [ctx=NAME] [as=NAME]
+//	bucket NODE BUCKET n=N [r=R w=W conflict=lww|siblings]
+//	kill NODE | wipe NODE | stop NODE | restart NODE | pause NODE | resume NODE
+//	partition NODE... | NODE...      block FROM TO      heal
+//	clock NODE DURATION              advance DURATION
+//	await reachable | await hints [limit=D]
+//	antientropy [NODE]   sweep [NODE] BUCKET/KEY   reap [NODE]   strays [NODE]
+//	hints                replicas BUCKET/KEY          preflist BUCKET/KEY
+//
+// ctx=NAME sends the context saved by an earlier as=NAME. Dots print as
+// node.n, where n counts from the first counter a node issues when the
+// simulation starts (the fake clock's first reading, in microseconds).
+func TestScripts(t *testing.T) {
+	datadriven.Walk(t, "testdata/scripts", func(t *testing.T, path string) {
+		synctest.Test(t, func(t *testing.T) {
+			s := &script{t: t, ctx: map[string]string{}}
+			datadriven.RunTest(t, path, s.run)
+		})
+	})
+}
+
+// dotBase is the first dot counter of a node whose store is created at the
+// start of a simulation: synctest's clock starts at 2000-01-01 UTC.
+var dotBase = uint64(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro())
+
+type script struct {
+	t   *testing.T
+	c   *simcluster.Cluster
+	ctx map[string]string // saved contexts by name
+}
+
+func (s *script) run(t *testing.T, d *datadriven.TestData) string {
+	// Every command starts and ends with the cluster idle: what a request
+	// set off in the background (late acks, hints, read repair) is done.
+	synctest.Wait()
+	defer synctest.Wait()
+	out, err := s.do(t, d)
+	if err != nil {
+		t.Fatalf("%s: %v", d.Pos, err)
+	}
+	if out == "" {
+		return "ok\n"
+	}
+	return out
+}
+
+// arg returns a key=value argument, or def.
+func arg(d *datadriven.TestData, key, def string) string {
+	for _, a := range d.CmdArgs {
+		if a.Key == key && len(a.Vals) > 0 {
+			return a.Vals[0]
+		}
+	}
+	return def
+}
+
+// positional returns the arguments without a value, in order.
+func positional(d *datadriven.TestData) []string {
+	var out []string
+	for _, a := range d.CmdArgs {
+		if len(a.Vals) == 0 {
+			out = append(out, a.Key)
+		}
+	}
+	return out
+}
+
+func (s *script) node(name string) (int, error) {
+	if s.c == nil {
+		return 0, fmt.Errorf("no cluster: start one first")
+	}
+	i := s.c.Index(name)
+	if i < 0 {
+		return 0, fmt.Errorf("no node %q", name)
+	}
+	return i, nil
+}
+
+func mustDuration(v string) (time.Duration, error) {
+	if strings.HasPrefix(v, "+") {
+		v = v[1:]
+	}
+	return time.ParseDuration(v)
+}
+
+func (s *script) do(t *testing.T, d *datadriven.TestData) (string, error) {
+	pos := positional(d)
+	nodeArg := func(k int) (int, error) {
+		if len(pos) <= k {
+			return 0, fmt.Errorf("%s needs a node", d.Cmd)
+		}
+		return s.node(pos[k])
+	}
+	switch d.Cmd {
+	case "start":
+		return s.start(d)
+	case "put", "delete", "get":
+		return s.request(d, pos)
+	case "bucket":
+		i, err := nodeArg(0)
+		if err != nil {
+			return "", err
+		}
+		body := map[string]any{}
+		for _, k := range []string{"n", "r", "w"} {
+			if v := arg(d, k, ""); v != "" {
+				n, _ := strconv.Atoi(v)
+				body[k] = n
+			}
+		}
+		if v := arg(d, "conflict", ""); v != "" {
+			body["conflict"] = v
+		}
+		b, _ := json.Marshal(body)
+		r, ok := s.c.Do(i, "PUT", "/v1/buckets/"+pos[1], b, nil)
+		if !ok || r.Status != 200 {
+			return "", fmt.Errorf("bucket: %d %s", r.Status, r.Body)
+		}
+		s.c.Advance(2 * time.Second) // let gossip carry it
+		return "", nil
+	case "kill", "wipe", "stop", "restart", "pause", "resume":
+		i, err := nodeArg(0)
+		if err != nil {
+			return "", err
+		}
+		map[string]func(int){
+			"kill": s.c.Crash, "wipe": s.c.Wipe, "stop": s.c.Stop,
+			"restart": s.c.Restart, "pause": s.c.Pause, "resume": s.c.Resume,
+		}[d.Cmd](i)
+		return "", nil
+	case "partition":
+		var groups [][]int
+		var cur []int
+		for _, a := range pos {
+			if a == "|" {
+				groups, cur = append(groups, cur), nil
+				continue
+			}
+			i, err := s.node(a)
+			if err != nil {
+				return "", err
+			}
+			cur = append(cur, i)
+		}
+		s.c.Partition(append(groups, cur)...)
+		return "", nil
+	case "block":
+		from, err := nodeArg(0)
+		if err != nil {
+			return "", err
+		}
+		to, err := nodeArg(1)
+		if err != nil {
+			return "", err
+		}
+		s.c.Block(from, to, true)
+		return "", nil
+	case "heal":
+		s.c.Heal()
+		return "", nil
+	case "clock":
+		i, err := nodeArg(0)
+		if err != nil {
+			return "", err
+		}
+		step, err := mustDuration(pos[1])
+		if err != nil {
+			return "", err
+		}
+		s.c.StepClock(i, step)
+		return "", nil
+	case "advance":
+		dur, err := mustDuration(pos[0])
+		if err != nil {
+			return "", err
+		}
+		s.c.Advance(dur)
+		return "", nil
+	case "await":
+		return s.await(d, pos)
+	case "antientropy", "reap", "strays":
+		return s.background(d.Cmd, pos)
+	case "sweep":
+		return s.sweep(pos)
+	case "hints":
+		return s.hints(), nil
+	case "preflist":
+		k, err := encodedKey(pos[0])
+		if err != nil {
+			return "", err
+		}
+		r := s.c.Node(0).Ring()
+		pref, err := r.PreferenceList(k, r.Len())
+		if err != nil {
+			return "", err
+		}
+		return strings.Join(pref, " ") + "\n", nil
+	case "replicas":
+		return s.replicas(pos[0])
+	}
+	return "", fmt.Errorf("unknown command %q", d.Cmd)
+}
+
+func (s *script) start(d *datadriven.TestData) (string, error) {
+	n, err := strconv.Atoi(arg(d, "nodes", "3"))
+	if err != nil {
+		return "", err
+	}
+	var conf []func(*node.Config) error
+	dur := func(key string, set func(*node.Config, time.Duration)) {
+		if v := arg(d, key, ""); v != "" {
+			conf = append(conf, func(c *node.Config) error {
+				dd, err := time.ParseDuration(v)
+				set(c, dd)
+				return err
+			})
+		}
+	}
+	dur("grace", func(c *node.Config, v time.Duration) { c.TombstoneGrace = v })
+	dur("reap-memory", func(c *node.Config, v time.Duration) { c.ReapMemory = v })
+	dur("timeout", func(c *node.Config, v time.Duration) { c.RequestTimeout = v })
+	if v := arg(d, "hint-budget", ""); v != "" {
+		conf = append(conf, func(c *node.Config) error {
+			b, err := strconv.ParseInt(v, 10, 64)
+			c.HintBudget = b
+			return err
+		})
+	}
+	var cerr error
+	s.c = simcluster.Start(s.t, simcluster.Options{Nodes: n, Configure: func(_ int, cfg *node.Config) {
+		for _, f := range conf {
+			if err := f(cfg); err != nil {
+				cerr = err
+			}
+		}
+	}})
+	return "", cerr
+}
+
+// request runs put, delete or get. Its output: the status, then for a
+// read the siblings, then the receipt with lists sorted (replies arrive in
+// any order).
+func (s *script) request(d *datadriven.TestData, pos []string) (string, error) {
+	if len(pos) < 2 {
+		return "", fmt.Errorf("%s NODE BUCKET/KEY", d.Cmd)
+	}
+	i, err := s.node(pos[0])
+	if err != nil {
+		return "", err
+	}
+	method := map[string]string{"put": "PUT", "delete": "DELETE", "get": "GET"}[d.Cmd]
+	var body []byte
+	if d.Cmd == "put" {
+		if len(pos) < 3 {
+			return "", fmt.Errorf("put NODE BUCKET/KEY VALUE")
+		}
+		body = []byte(pos[2])
+	}
+	var q []string
+	for _, k := range []string{"r", "w", "n", "sloppy", "timeout"} {
+		if v := arg(d, k, ""); v != "" {
+			q = append(q, k+"="+v)
+		}
+	}
+	path := "/v1/kv/" + pos[1]
+	if len(q) > 0 {
+		path += "?" + strings.Join(q, "&")
+	}
+	hdr := map[string]string{}
+	if name := arg(d, "ctx", ""); name != "" {
+		hdr[node.HeaderContext] = s.ctx[name]
+	}
+	if d.Cmd == "get" {
+		hdr["Accept"] = "application/json"
+	}
+	r, ok := s.c.Do(i, method, path, body, hdr)
+	if !ok {
+		return "no answer: the node is down\n", nil
+	}
+	if name := arg(d, "as", ""); name != "" {
+		s.ctx[name] = r.Header.Get(node.HeaderContext)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d", r.Status)
+	if r.Status >= 400 && r.Status != 404 {
+		var e struct {
+			Code string `json:"code"`
+		}
+		_ = json.Unmarshal(r.Body, &e)
+		fmt.Fprintf(&b, " %s", e.Code)
+	}
+	if d.Cmd == "get" && (r.Status == 200 || r.Status == 300 || r.Status == 404) {
+		var env node.Envelope
+		if err := json.Unmarshal(r.Body, &env); err == nil {
+			var vals []string
+			for _, sib := range env.Siblings {
+				if sib.Deleted {
+					vals = append(vals, "<deleted>")
+				} else {
+					vals = append(vals, string(sib.Value))
+				}
+			}
+			slices.Sort(vals)
+			fmt.Fprintf(&b, " [%s]", strings.Join(vals, " "))
+		}
+	}
+	rc := quorum.ParseReceipt(r.Header)
+	if len(rc.Replicas) > 0 {
+		fmt.Fprintf(&b, " replicas=%s", sorted(rc.Replicas))
+	}
+	if len(rc.Fallbacks) > 0 {
+		var fs []string
+		for f, p := range rc.Fallbacks {
+			fs = append(fs, f+"->"+p)
+		}
+		fmt.Fprintf(&b, " fallbacks=%s", sorted(fs))
+	}
+	if len(rc.Hinted) > 0 {
+		fmt.Fprintf(&b, " hinted=%s", sorted(rc.Hinted))
+	}
+	if len(rc.Repaired) > 0 {
+		fmt.Fprintf(&b, " repaired=%s", sorted(rc.Repaired))
+	}
+	b.WriteString("\n")
+	return b.String(), nil
+}
+
+func sorted(s []string) string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return strings.Join(s, ",")
+}
+
+func (s *script) await(d *datadriven.TestData, pos []string) (string, error) {
+	limit := 30 * time.Second
+	if v := arg(d, "limit", ""); v != "" {
+		l, err := time.ParseDuration(v)
+		if err != nil {
+			return "", err
+		}
+		limit = l
+	}
+	switch pos[0] {
+	case "reachable":
+		s.c.Await(limit, "failure detectors to agree", s.c.Agreed)
+	case "hints":
+		s.c.Await(limit, "every hint handed off", func() bool { return s.pendingHints() == 0 })
+	default:
+		return "", fmt.Errorf("await reachable|hints")
+	}
+	return "", nil
+}
+
+func (s *script) pendingHints() int64 {
+	var n int64
+	for i := range s.c.Size() {
+		if nd := s.c.Node(i); nd != nil {
+			n += nd.Status().HintMetrics.PendingHints
+		}
+	}
+	return n
+}
+
+// targets returns the running nodes named, or all running nodes.
+func (s *script) targets(names []string) ([]int, error) {
+	if len(names) == 0 {
+		var all []int
+		for i := range s.c.Size() {
+			if s.c.Running(i) {
+				all = append(all, i)
+			}
+		}
+		return all, nil
+	}
+	var out []int
+	for _, n := range names {
+		i, err := s.node(n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, i)
+	}
+	return out, nil
+}
+
+// background runs anti-entropy, a reap or a stray hand-off now, on the
+// named nodes or all running ones, and prints what changed.
+func (s *script) background(cmd string, names []string) (string, error) {
+	nodes, err := s.targets(names)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for _, i := range nodes {
+		ae := s.c.Node(i).AntiEntropy()
+		switch cmd {
+		case "antientropy":
+			rep, _ := ae.RunOnce(s.t.Context())
+			fmt.Fprintf(&b, "%s: pushed=%d pulled=%d failed=%d\n", s.c.ID(i), rep.KeysPushed, rep.KeysPulled, rep.Failed)
+		case "reap":
+			n, err := ae.Reap()
+			if err != nil {
+				return "", err
+			}
+			fmt.Fprintf(&b, "%s: reaped=%d\n", s.c.ID(i), n)
+		case "strays":
+			total := 0
+			for p := range s.c.Node(i).Ring().PartitionCount() {
+				rep, err := ae.HandOffStrays(s.t.Context(), p)
+				if err != nil {
+					return "", err
+				}
+				total += rep.HandedOff
+			}
+			fmt.Fprintf(&b, "%s: handed-off=%d\n", s.c.ID(i), total)
+		}
+	}
+	return b.String(), nil
+}
+
+func (s *script) sweep(pos []string) (string, error) {
+	if len(pos) == 0 {
+		return "", fmt.Errorf("sweep [NODE...] BUCKET/KEY")
+	}
+	k, err := encodedKey(pos[len(pos)-1])
+	if err != nil {
+		return "", err
+	}
+	nodes, err := s.targets(pos[:len(pos)-1])
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for _, i := range nodes {
+		n := s.c.Node(i)
+		rep, err := n.AntiEntropy().Sweep(s.t.Context(), n.Ring().Partition(k))
+		fmt.Fprintf(&b, "%s: tombstones=%d marked=%d told=%d", s.c.ID(i), rep.Tombstones, rep.Marked, rep.Notified)
+		if err != nil {
+			b.WriteString(" (some nodes did not answer)")
+		}
+		b.WriteString("\n")
+	}
+	return b.String(), nil
+}
+
+func encodedKey(bk string) ([]byte, error) {
+	bucket, key, ok := strings.Cut(bk, "/")
+	if !ok {
+		return nil, fmt.Errorf("%q is not BUCKET/KEY", bk)
+	}
+	return store.EncodeKey([]byte(bucket), []byte(key)), nil
+}
+
+// hints prints each running node's pending hints by owner.
+func (s *script) hints() string {
+	var b strings.Builder
+	for i := range s.c.Size() {
+		n := s.c.Node(i)
+		if n == nil {
+			continue
+		}
+		st := n.Store()
+		var parts []string
+		for _, owner := range st.HintOwners() {
+			parts = append(parts, fmt.Sprintf("%s=%d", owner, st.HintCount(owner)))
+		}
+		if len(parts) == 0 {
+			parts = []string{"none"}
+		}
+		fmt.Fprintf(&b, "%s: %s\n", s.c.ID(i), strings.Join(parts, " "))
+	}
+	return b.String()
+}
+
+// replicas prints what every running node stores for a key: its record
+// (or "reaped" for a reaped key's memory, "none" if absent) and every
+// hint it keeps for it.
+func (s *script) replicas(bk string) (string, error) {
+	k, err := encodedKey(bk)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for i := range s.c.Size() {
+		n := s.c.Node(i)
+		if n == nil {
+			fmt.Fprintf(&b, "%s: down\n", s.c.ID(i))
+			continue
+		}
+		st := n.Store()
+		set, err := st.Get(k)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&b, "%s: %s", s.c.ID(i), fmtSet(set))
+		for _, owner := range st.HintOwners() {
+			h, err := st.Hint(owner, k)
+			if err != nil {
+				return "", err
+			}
+			if !h.IsEmpty() {
+				fmt.Fprintf(&b, " hint-for-%s=%s", owner, fmtSet(h))
+			}
+		}
+		b.WriteString("\n")
+	}
+	return b.String(), nil
+}
+
+func fmtDot(d version.Dot) string {
+	if d.Counter >= dotBase {
+		return fmt.Sprintf("%s.%d", d.Node, d.Counter-dotBase)
+	}
+	return d.String()
+}
+
+func fmtSet(set version.Set) string {
+	switch {
+	case set.IsEmpty():
+		return "none"
+	case len(set.Siblings) == 0:
+		return "reaped"
+	}
+	var parts []string
+	for _, sib := range set.Siblings {
+		v := string(sib.Value)
+		if sib.Deleted {
+			v = "<deleted>"
+		}
+		parts = append(parts, fmtDot(sib.Dot)+"="+v)
+	}
+	return "{" + strings.Join(parts, " ") + "}"
+}
