@@ -3,6 +3,7 @@ package node_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,20 +26,30 @@ import (
 // output with -rewrite. The commands:
 //
 //	start nodes=N [grace=D] [hint-budget=B] [reap-memory=D] [timeout=D]
+//	      [ae-rate=B] [sweep-interval=D] [reap-interval=D]
 //	put NODE BUCKET/KEY VALUE [w= n= sloppy= timeout=] [ctx=NAME] [as=NAME]
 //	get NODE BUCKET/KEY [r= n= sloppy=] [as=NAME]
 //	delete NODE BUCKET/KEY [w= n= sloppy=] [ctx=NAME] [as=NAME]
+//	fill NODE... BUCKET/PREFIX keys=N [w=W]      check BUCKET/PREFIX keys=N
 //	bucket NODE BUCKET n=N [r=R w=W conflict=lww|siblings]
 //	kill NODE | wipe NODE | stop NODE | restart NODE | pause NODE | resume NODE
 //	partition NODE... | NODE...      block FROM TO      heal
 //	clock NODE DURATION              advance DURATION
-//	await reachable | await hints [limit=D]
+//	await reachable | await hints | await suspected NODE [by=(NODE,...)]  [limit=D]
 //	antientropy [NODE]   sweep [NODE] BUCKET/KEY   reap [NODE]   strays [NODE]
 //	hints                replicas BUCKET/KEY          preflist BUCKET/KEY
+//	trees [BUCKET/KEY]   status NODE                  metrics NODE NAME...
 //
 // ctx=NAME sends the context saved by an earlier as=NAME. Dots print as
 // node.n, where n counts from the first counter a node issues when the
 // simulation starts (the fake clock's first reading, in microseconds).
+// start's ae-rate is anti-entropy's byte rate (0: no cap), and its
+// intervals those of the background tombstone sweeps and reaps. await
+// suspected waits until the nodes named by "by" (every other running node
+// by default) suspect NODE, as under a partition. fill writes many keys
+// and check reads them back from every store; trees prints the Merkle
+// trees' agreement and rebuilds, status a node's hint counters from
+// /v1/cluster, and metrics the named series of its /metrics.
 func TestScripts(t *testing.T) {
 	datadriven.Walk(t, "testdata/scripts", func(t *testing.T, path string) {
 		synctest.Test(t, func(t *testing.T) {
@@ -213,6 +224,24 @@ func (s *script) do(t *testing.T, d *datadriven.TestData) (string, error) {
 		return s.sweep(pos)
 	case "hints":
 		return s.hints(), nil
+	case "fill":
+		return s.fill(d, pos)
+	case "check":
+		return s.check(d, pos)
+	case "trees":
+		return s.trees(pos)
+	case "status":
+		i, err := nodeArg(0)
+		if err != nil {
+			return "", err
+		}
+		return s.status(i)
+	case "metrics":
+		i, err := nodeArg(0)
+		if err != nil {
+			return "", err
+		}
+		return s.metrics(i, pos[1:])
 	case "preflist":
 		k, err := encodedKey(pos[0])
 		if err != nil {
@@ -248,13 +277,19 @@ func (s *script) start(d *datadriven.TestData) (string, error) {
 	dur("grace", func(c *node.Config, v time.Duration) { c.TombstoneGrace = v })
 	dur("reap-memory", func(c *node.Config, v time.Duration) { c.ReapMemory = v })
 	dur("timeout", func(c *node.Config, v time.Duration) { c.RequestTimeout = v })
-	if v := arg(d, "hint-budget", ""); v != "" {
-		conf = append(conf, func(c *node.Config) error {
-			b, err := strconv.ParseInt(v, 10, 64)
-			c.HintBudget = b
-			return err
-		})
+	dur("sweep-interval", func(c *node.Config, v time.Duration) { c.AntiEntropy.SweepInterval = v })
+	dur("reap-interval", func(c *node.Config, v time.Duration) { c.AntiEntropy.ReapInterval = v })
+	number := func(key string, set func(*node.Config, int64)) {
+		if v := arg(d, key, ""); v != "" {
+			conf = append(conf, func(c *node.Config) error {
+				b, err := strconv.ParseInt(v, 10, 64)
+				set(c, b)
+				return err
+			})
+		}
 	}
+	number("hint-budget", func(c *node.Config, v int64) { c.HintBudget = v })
+	number("ae-rate", func(c *node.Config, v int64) { c.AntiEntropy.BytesPerSecond = v })
 	var cerr error
 	s.c = simcluster.Start(s.t, simcluster.Options{Nodes: n, Configure: func(_ int, cfg *node.Config) {
 		for _, f := range conf {
@@ -347,6 +382,9 @@ func (s *script) request(d *datadriven.TestData, pos []string) (string, error) {
 	if len(rc.Hinted) > 0 {
 		fmt.Fprintf(&b, " hinted=%s", sorted(rc.Hinted))
 	}
+	if rc.Versions > 0 {
+		fmt.Fprintf(&b, " versions=%d", rc.Versions)
+	}
 	if len(rc.Repaired) > 0 {
 		fmt.Fprintf(&b, " repaired=%s", sorted(rc.Repaired))
 	}
@@ -374,8 +412,37 @@ func (s *script) await(d *datadriven.TestData, pos []string) (string, error) {
 		s.c.Await(limit, "failure detectors to agree", s.c.Agreed)
 	case "hints":
 		s.c.Await(limit, "every hint handed off", func() bool { return s.pendingHints() == 0 })
+	case "suspected":
+		if len(pos) < 2 {
+			return "", fmt.Errorf("await suspected NODE [by=(NODE,...)]")
+		}
+		target, err := s.node(pos[1])
+		if err != nil {
+			return "", err
+		}
+		var by []int
+		for _, a := range d.CmdArgs {
+			if a.Key != "by" {
+				continue
+			}
+			if by, err = s.targets(a.Vals); err != nil {
+				return "", err
+			}
+		}
+		if by == nil {
+			all, _ := s.targets(nil)
+			by = slices.DeleteFunc(all, func(i int) bool { return i == target })
+		}
+		s.c.Await(limit, pos[1]+" to be suspected", func() bool {
+			for _, i := range by {
+				if n := s.c.Node(i); n == nil || n.Detector().Available(pos[1]) {
+					return false
+				}
+			}
+			return true
+		})
 	default:
-		return "", fmt.Errorf("await reachable|hints")
+		return "", fmt.Errorf("await reachable|hints|suspected")
 	}
 	return "", nil
 }
@@ -536,11 +603,22 @@ func (s *script) replicas(bk string) (string, error) {
 	return b.String(), nil
 }
 
+// fmtDot prints a dot as its node's ID, with the parts of the actor name
+// that say something (a store made anew after a lost disk, an actor epoch,
+// the fallback actor "h"), then the counter from dotBase: n1.3, n3~h.7.
 func fmtDot(d version.Dot) string {
-	if d.Counter >= dotBase {
-		return fmt.Sprintf("%s.%d", d.Node, d.Counter-dotBase)
+	parts := strings.Split(d.Node, "~")
+	name := parts[0]
+	for i, p := range parts[1:] {
+		if i == 0 && p == strconv.FormatUint(dotBase, 36) {
+			continue // the first life of the node's disk
+		}
+		name += "~" + p
 	}
-	return d.String()
+	if d.Counter >= dotBase {
+		return fmt.Sprintf("%s.%d", name, d.Counter-dotBase)
+	}
+	return name + ":" + strconv.FormatUint(d.Counter, 10)
 }
 
 func fmtSet(set version.Set) string {
@@ -559,4 +637,198 @@ func fmtSet(set version.Set) string {
 		parts = append(parts, fmtDot(sib.Dot)+"="+v)
 	}
 	return "{" + strings.Join(parts, " ") + "}"
+}
+
+// fill writes keys=N keys BUCKET/PREFIX0, BUCKET/PREFIX1, ... with the
+// values v0, v1, ..., one after the other, through the named nodes in
+// turn, and prints how many writes got each status.
+func (s *script) fill(d *datadriven.TestData, pos []string) (string, error) {
+	if len(pos) < 2 {
+		return "", fmt.Errorf("fill NODE... BUCKET/PREFIX keys=N [w=W]")
+	}
+	nodes, err := s.targets(pos[:len(pos)-1])
+	if err != nil {
+		return "", err
+	}
+	keys, err := strconv.Atoi(arg(d, "keys", ""))
+	if err != nil {
+		return "", fmt.Errorf("fill: keys=N: %v", err)
+	}
+	q := ""
+	if w := arg(d, "w", ""); w != "" {
+		q = "?w=" + w
+	}
+	statuses := map[int]int{}
+	for k := range keys {
+		path := fmt.Sprintf("/v1/kv/%s%d%s", pos[len(pos)-1], k, q)
+		r, ok := s.c.Do(nodes[k%len(nodes)], "PUT", path, fmt.Appendf(nil, "v%d", k), nil)
+		if !ok {
+			return "", fmt.Errorf("fill: %s is down", s.c.ID(nodes[k%len(nodes)]))
+		}
+		statuses[r.Status]++
+	}
+	var b strings.Builder
+	for _, st := range slices.Sorted(maps.Keys(statuses)) {
+		fmt.Fprintf(&b, "%d: %d writes\n", st, statuses[st])
+	}
+	return b.String(), nil
+}
+
+// check reads the keys fill wrote straight from every running node's
+// store. It prints, for each node, how many hold the value written and
+// nothing else (as-written), how many nothing (missing) and how many
+// something else (other); then how many keys every running node holds
+// identically.
+func (s *script) check(d *datadriven.TestData, pos []string) (string, error) {
+	if len(pos) != 1 {
+		return "", fmt.Errorf("check BUCKET/PREFIX keys=N")
+	}
+	keys, err := strconv.Atoi(arg(d, "keys", ""))
+	if err != nil {
+		return "", fmt.Errorf("check: keys=N: %v", err)
+	}
+	nodes, _ := s.targets(nil)
+	type tally struct{ written, missing, other int }
+	tallies := make([]tally, len(nodes))
+	same := 0
+	for k := range keys {
+		key, err := encodedKey(fmt.Sprintf("%s%d", pos[0], k))
+		if err != nil {
+			return "", err
+		}
+		var first version.Set
+		agree := true
+		for j, i := range nodes {
+			set, err := s.c.Node(i).Store().Get(key)
+			if err != nil {
+				return "", err
+			}
+			switch {
+			case set.IsEmpty():
+				tallies[j].missing++
+			case len(set.Siblings) == 1 && !set.Siblings[0].Deleted && string(set.Siblings[0].Value) == fmt.Sprint("v", k):
+				tallies[j].written++
+			default:
+				tallies[j].other++
+			}
+			if j == 0 {
+				first = set
+			} else if !set.Equal(first) {
+				agree = false
+			}
+		}
+		if agree {
+			same++
+		}
+	}
+	var b strings.Builder
+	for j, i := range nodes {
+		t := tallies[j]
+		fmt.Fprintf(&b, "%s: as-written=%d missing=%d other=%d\n", s.c.ID(i), t.written, t.missing, t.other)
+	}
+	fmt.Fprintf(&b, "identical on every node: %d of %d\n", same, keys)
+	return b.String(), nil
+}
+
+// trees prints how many partitions' Merkle roots differ between the
+// running nodes among the partition's first three (the default n)
+// primaries, then for each running node the trees it rebuilt from the
+// store since it started, the partitions it queued first for
+// anti-entropy, and whether a snapshot of its trees saved at a clean
+// shutdown is waiting in its store. With BUCKET/KEY, it also prints each
+// node's root of that key's partition.
+func (s *script) trees(pos []string) (string, error) {
+	nodes, _ := s.targets(nil)
+	if len(nodes) == 0 {
+		return "", fmt.Errorf("trees: no node is running")
+	}
+	r := s.c.Node(nodes[0]).Ring()
+	differing := 0
+	for p := range r.PartitionCount() {
+		pref, err := r.PartitionPreference(p, 3)
+		if err != nil {
+			return "", err
+		}
+		var roots []uint64
+		for _, id := range pref {
+			if n := s.c.Node(s.c.Index(id)); n != nil {
+				roots = append(roots, n.AntiEntropy().Forest().Root(p))
+			}
+		}
+		if len(slices.Compact(roots)) > 1 {
+			differing++
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "partitions differing: %d\n", differing)
+	part := -1
+	if len(pos) > 0 {
+		k, err := encodedKey(pos[0])
+		if err != nil {
+			return "", err
+		}
+		part = r.Partition(k)
+	}
+	for _, i := range nodes {
+		n := s.c.Node(i)
+		ae := n.AntiEntropy()
+		saved := "no"
+		if v, err := n.Store().GetMeta("antientropy.trees"); err == nil && len(v) > 0 {
+			saved = "yes"
+		}
+		fmt.Fprintf(&b, "%s: rebuilds=%d prioritized=%d saved=%s", s.c.ID(i), ae.Metrics().TreeRebuilds, len(ae.Prioritized()), saved)
+		if part >= 0 {
+			fmt.Fprintf(&b, " root=%016x", ae.Forest().Root(part))
+		}
+		b.WriteString("\n")
+	}
+	return b.String(), nil
+}
+
+// status prints the hint counters GET /v1/cluster reports on node i:
+// the totals, then each owner's.
+func (s *script) status(i int) (string, error) {
+	r, ok := s.c.Do(i, "GET", "/v1/cluster", nil, nil)
+	if !ok || r.Status != 200 {
+		return "", fmt.Errorf("status: %d %s", r.Status, r.Body)
+	}
+	var st node.ClusterStatus
+	if err := json.Unmarshal(r.Body, &st); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	t := st.HintMetrics
+	fmt.Fprintf(&b, "hints: pending=%d bytes=%d stored=%d overflowed=%d delivered=%d\n",
+		t.PendingHints, t.PendingBytes, t.Stored, t.Overflowed, t.Delivered)
+	for _, owner := range slices.Sorted(maps.Keys(st.Hints)) {
+		o := st.Hints[owner]
+		fmt.Fprintf(&b, "hints for %s: pending=%d bytes=%d stored=%d overflowed=%d delivered=%d\n",
+			owner, o.PendingHints, o.PendingBytes, o.Stored, o.Overflowed, o.Delivered)
+	}
+	return b.String(), nil
+}
+
+// metrics prints the series of the named metrics that GET /metrics
+// serves on node i, in the order served (by name, then labels), and
+// "NAME absent" for a name it does not serve.
+func (s *script) metrics(i int, names []string) (string, error) {
+	r, ok := s.c.Do(i, "GET", "/metrics", nil, nil)
+	if !ok || r.Status != 200 {
+		return "", fmt.Errorf("metrics: %d %s", r.Status, r.Body)
+	}
+	lines := strings.Split(string(r.Body), "\n")
+	var b strings.Builder
+	for _, name := range names {
+		found := false
+		for _, l := range lines {
+			if l == name || strings.HasPrefix(l, name+" ") || strings.HasPrefix(l, name+"{") {
+				b.WriteString(l + "\n")
+				found = true
+			}
+		}
+		if !found {
+			fmt.Fprintf(&b, "%s absent\n", name)
+		}
+	}
+	return b.String(), nil
 }

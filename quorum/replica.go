@@ -179,23 +179,44 @@ type EpochStore interface {
 	ActorEpoch() uint64
 }
 
-// ActorSep joins a node ID and an actor epoch into the name dots are
-// issued under. Node IDs may not contain it.
+// IncarnationStore is implemented by a Store that knows which life of the
+// node's disk it is (store.Store.Incarnation).
+type IncarnationStore interface {
+	Incarnation() uint64
+}
+
+// ActorSep joins a node ID and the parts of the name dots are issued
+// under. Node IDs may not contain it.
 const ActorSep = "~"
 
-// actor is the name this replica issues dots under: its node ID, followed
-// by the store's actor epoch once the store has replaced a corrupt record.
-// The lost record may have held dots of this node that other replicas
-// still hold; a new actor name cannot reuse their counters. It is read
-// under the key's lock, which the store holds while it publishes a new
-// epoch.
+// fallbackActor ends the name of the actor a node issues dots under as a
+// fallback (see applyHinted).
+const fallbackActor = "h"
+
+// actor is the name this replica issues dots under. A version's context
+// claims every earlier dot of its issuer for the key as seen, which holds
+// only while the issuer has its history, so the name changes whenever the
+// history may be gone:
+//
+//   - it includes the store's incarnation (in base 36), which is new when
+//     the node's disk was lost and its store started over: "n1~kv7tz8wyg";
+//   - it then includes the store's actor epoch once the store replaced a
+//     corrupt record, which may have held dots of this node that other
+//     replicas still hold: "n1~kv7tz8wyg~1".
+//
+// It is read under the key's lock, which the store holds while it
+// publishes a new epoch.
 func (r *Replica) actor() string {
+	name := r.cfg.Self
+	if is, ok := r.store.(IncarnationStore); ok {
+		name += ActorSep + strconv.FormatUint(is.Incarnation(), 36)
+	}
 	if es, ok := r.store.(EpochStore); ok {
 		if e := es.ActorEpoch(); e > 0 {
-			return r.cfg.Self + ActorSep + strconv.FormatUint(e, 10)
+			name += ActorSep + strconv.FormatUint(e, 10)
 		}
 	}
-	return r.cfg.Self
+	return name
 }
 
 // ApplyAsync applies a KindApply request on this replica and returns the
@@ -258,12 +279,19 @@ func (r *Replica) write(req *Request, cur version.Set, floor uint64) version.Wri
 // the node-wide dot counter, not a stored record, keeps the dot from being
 // issued again. The primary gets the write by handoff. If the owner's hint
 // budget has no room, nothing is kept and the write was not applied.
+//
+// The dot is issued under the node's fallback actor (its actor name and
+// "~h") and detached (version.Write.Detached): the hint does not hold the
+// node's other versions of the key, which it may have issued as a primary
+// or on another hint, so the new version must not claim them as seen.
 func (r *Replica) applyHinted(req *Request, floor uint64) (*Response, error) {
 	cur, err := r.hints.Hint(req.HintFor, req.Key)
 	if err != nil {
 		return nil, &CodedError{code: CodeNotApplied, Err: fmt.Errorf("%w: apply: read hint: %w", ErrNotApplied, err)}
 	}
-	dot, err := cur.Update(r.write(req, cur, floor))
+	w := r.write(req, cur, floor)
+	w.Node, w.Detached = w.Node+ActorSep+fallbackActor, true
+	dot, err := cur.Update(w)
 	if err != nil {
 		if errors.Is(err, version.ErrTooManySiblings) {
 			return nil, &CodedError{code: CodeTooManySiblings, Err: err}

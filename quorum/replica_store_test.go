@@ -68,3 +68,39 @@ func TestReplicaDotsOutliveAReapAndAClockStep(t *testing.T) {
 		t.Fatalf("b merging the new write keeps %v: the write was lost", got.Dots())
 	}
 }
+
+// A node whose disk was lost issues under a new actor name: its new
+// versions must not claim, through the vector entry of its old name, the
+// dots its lost store issued, which other replicas still hold.
+func TestReplicaIssuesUnderANewNameAfterALostDisk(t *testing.T) {
+	fake := clock.NewFake()
+	open := func() *store.Store {
+		cfg := store.DefaultConfig()
+		cfg.Dir, cfg.FS, cfg.Clock = "/db", vfs.NewMem(), fake
+		st, err := store.Open(cfg, zerolog.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	ctx := context.Background()
+	k := store.EncodeKey([]byte("b"), []byte("k"))
+	before, err := NewReplica(ReplicaConfig{Self: "n2", MaxSiblings: 10}, open(), mapHints{}, fake).
+		Handle(ctx, &Request{Kind: KindApply, Key: k, Write: &WriteRequest{Value: []byte("acked before the disk was lost")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake.Advance(time.Second)
+	after, err := NewReplica(ReplicaConfig{Self: "n2", MaxSiblings: 10}, open(), mapHints{}, fake).
+		Handle(ctx, &Request{Kind: KindApply, Key: k, Write: &WriteRequest{Value: []byte("after")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.Dot.Node == after.Dot.Node {
+		t.Fatalf("both stores issued as %s", after.Dot.Node)
+	}
+	if got := version.Sync(before.Set, after.Set); len(got.Live()) != 2 {
+		t.Fatalf("merged %v: the write acknowledged before the disk was lost vanished", got.Dots())
+	}
+}

@@ -15,6 +15,10 @@ import (
 // NextCounter).
 const metaDotFloor = "dot-floor"
 
+// metaIncarnation is the meta row holding the store's incarnation (see
+// Incarnation).
+const metaIncarnation = "incarnation"
+
 // dotReserve is how many counters one reservation covers: one fsynced meta
 // write per million issued dots.
 const dotReserve = 1 << 20
@@ -85,5 +89,40 @@ func (s *Store) loadDotFloor() error {
 	}
 	floor := binary.BigEndian.Uint64(v)
 	s.dots.next, s.dots.reserved = floor, floor
+	return nil
+}
+
+// Incarnation identifies this store's life: a number fixed when the store
+// is first opened (the clock in microseconds then, at least 1) and kept
+// ever after. A node whose disk is lost starts a new store, with a new
+// incarnation. A replica issues its dots under a name that includes it
+// (quorum.Replica): a version's context claims every earlier dot of its
+// issuer for the key as seen, which holds only while the issuer still has
+// its history; the dots the lost disk had issued may live on elsewhere,
+// and the new store must not claim them.
+func (s *Store) Incarnation() uint64 { return s.incarnation }
+
+// loadIncarnation reads the incarnation at Open, or makes one for a new
+// store (and for a store written by a version without one).
+func (s *Store) loadIncarnation() error {
+	v, closer, err := s.db.Get(metaRow(metaIncarnation))
+	if errors.Is(err, pebble.ErrNotFound) {
+		inc := uint64(max(s.cfg.Clock.Now().UnixMicro(), 1))
+		b := s.db.NewBatch()
+		_ = b.Set(metaRow(metaIncarnation), binary.BigEndian.AppendUint64(nil, inc), nil)
+		if err := s.commit(b, s.cfg.Sync); err != nil {
+			return fmt.Errorf("store: record incarnation: %w", err)
+		}
+		s.incarnation = inc
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("store: read incarnation: %w", err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return &CorruptError{Key: []byte(metaIncarnation), Err: fmt.Errorf("%d bytes, want 8", len(v))}
+	}
+	s.incarnation = binary.BigEndian.Uint64(v)
 	return nil
 }

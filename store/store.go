@@ -58,6 +58,8 @@ type Store struct {
 
 	// dots hands out node-wide unique dot counters (NextCounter).
 	dots dotCounter
+	// incarnation identifies this store's life (Incarnation); set by Open.
+	incarnation uint64
 
 	m counters
 }
@@ -128,6 +130,10 @@ func Open(cfg Config, log zerolog.Logger) (*Store, error) {
 		return nil, err
 	}
 	if err := s.loadDotFloor(); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	if err := s.loadIncarnation(); err != nil {
 		_ = s.Close()
 		return nil, err
 	}

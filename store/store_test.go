@@ -990,13 +990,14 @@ func TestCloseWaitsForInFlight(t *testing.T) {
 
 func TestMetricsPebble(t *testing.T) {
 	s := openTest(t, vfs.NewMem(), nil)
+	opened := s.Metrics().Commits // Open records the store's incarnation
 	for i := 0; i < 100; i++ {
 		if _, _, err := s.Update(tk(fmt.Sprint(i)), write("n1", "value")); err != nil {
 			t.Fatal(err)
 		}
 	}
 	m := s.Metrics()
-	if m.DiskUsage == 0 || m.MemTableBytes == 0 || m.Writes != 100 || m.Commits != 100 || m.BytesWritten == 0 {
+	if m.DiskUsage == 0 || m.MemTableBytes == 0 || m.Writes != 100 || m.Commits-opened != 100 || m.BytesWritten == 0 {
 		t.Fatalf("metrics = %+v", m)
 	}
 	if m.WALSyncs < 100 {
@@ -1055,4 +1056,28 @@ func TestConcurrentHealsAdvanceEpoch(t *testing.T) {
 func addHint(s *Store, owner string, k []byte, set version.Set) error {
 	_, err := s.AddHint(owner, k, set, 0)
 	return err
+}
+
+// The incarnation is fixed at the first open and kept by later ones; a
+// store made anew (a lost disk) gets another.
+func TestIncarnation(t *testing.T) {
+	fs := vfs.NewMem()
+	clk := clock.NewFake()
+	s := openTest(t, fs, func(c *Config) { c.Clock = clk })
+	first := s.Incarnation()
+	if first != uint64(clk.Now().UnixMicro()) {
+		t.Fatalf("incarnation %d, want the clock in microseconds", first)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Hour)
+	s = openTest(t, fs, func(c *Config) { c.Clock = clk })
+	if got := s.Incarnation(); got != first {
+		t.Fatalf("reopened: incarnation %d, want %d", got, first)
+	}
+	wiped := openTest(t, vfs.NewMem(), func(c *Config) { c.Clock = clk })
+	if wiped.Incarnation() == first {
+		t.Fatal("a new store took the old incarnation")
+	}
 }

@@ -68,6 +68,13 @@ type Write struct {
 	CounterFloor uint64
 	// LWW makes the write replace every sibling: last write wins.
 	LWW bool
+	// Detached says the issuer does not hold its own earlier versions of
+	// the key (a fallback issuing on a hint it keeps for another node).
+	// The new dot is then recorded on its own, in the context's cloud:
+	// raising the issuer's vector entry would claim every earlier dot of
+	// the issuer for this key as seen, and drop them wherever this set
+	// meets them.
+	Detached bool
 	// MaxSiblings caps the live siblings the write may leave; zero means
 	// no cap. Tombstones count, since they are still versions.
 	MaxSiblings int
@@ -169,13 +176,17 @@ func (s *Set) Update(w Write) (Dot, error) {
 	}
 	ctx := s.Context.Clone()
 	ctx.Merge(w.Context)
-	// The issuing replica has seen every dot it ever issued for this key,
-	// so its vector entry can jump straight to the new counter.
-	if ctx.VV == nil {
-		ctx.VV = make(map[string]uint64)
+	if w.Detached {
+		ctx.Add(dot)
+	} else {
+		// The issuing replica has seen every dot it ever issued for this
+		// key, so its vector entry can jump straight to the new counter.
+		if ctx.VV == nil {
+			ctx.VV = make(map[string]uint64)
+		}
+		ctx.VV[w.Node] = counter
+		ctx.compact()
 	}
-	ctx.VV[w.Node] = counter
-	ctx.compact()
 	slices.SortFunc(kept, func(a, b Sibling) int { return cmpSiblingDot(a, b.Dot) })
 	s.Siblings, s.Context = kept, ctx
 	return dot, nil

@@ -180,3 +180,23 @@ func TestContextCloud(t *testing.T) {
 		t.Fatal("Descends with a large counter")
 	}
 }
+
+// A detached write records its dot alone: the issuer's other dots stay
+// uncovered, so versions it issued elsewhere survive a sync with it.
+func TestUpdateDetached(t *testing.T) {
+	var elsewhere Set
+	d1, _ := elsewhere.Update(Write{Node: "a", Value: []byte("1"), CounterFloor: 100})
+	var hint Set
+	d2, _ := hint.Update(Write{Node: "a", Value: []byte("2"), CounterFloor: 200, Detached: true})
+	if hint.Context.Covers(d1) || !hint.Context.Covers(d2) {
+		t.Fatalf("detached context %v: covers %v? want only %v", hint.Context, d1, d2)
+	}
+	if got := Sync(elsewhere, hint); len(got.Siblings) != 2 {
+		t.Fatalf("sync %v, want both writes", got.Dots())
+	}
+	var jumped Set
+	jumped.Update(Write{Node: "a", Value: []byte("2"), CounterFloor: 200})
+	if !jumped.Context.Covers(d1) {
+		t.Fatal("an attached write should claim its issuer's earlier dots")
+	}
+}
