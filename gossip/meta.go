@@ -81,9 +81,12 @@ type versioned struct {
 }
 
 // supersedes reports whether a should replace b in the member table. It is a
-// strict total order on distinct entries, so merging by "keep the maximum" is
-// commutative, associative and idempotent: a tombstone beats any live entry,
-// then the higher version wins, then a deterministic tie-break on content.
+// strict total order on entries that differ in more than their join time,
+// so merging by "keep the maximum" is commutative, associative and
+// idempotent: a tombstone beats any live entry, then the higher version
+// wins, then a deterministic tie-break on content. The join time is not
+// compared: the table keeps the earliest one of a live member whatever
+// entry wins (table.mergeMember).
 func (a versioned) supersedes(b versioned) bool {
 	if a.Meta.Removed() != b.Meta.Removed() {
 		return a.Meta.Removed()
@@ -99,7 +102,6 @@ func compareMeta(a, b Meta) int {
 		cmp.Compare(a.ID, b.ID),
 		cmp.Compare(a.Cluster, b.Cluster),
 		cmp.Compare(a.State, b.State),
-		cmp.Compare(a.Joined, b.Joined),
 		cmp.Compare(a.HTTPAddr, b.HTTPAddr),
 		cmp.Compare(a.RPCAddr, b.RPCAddr),
 		cmp.Compare(a.GossipAddr, b.GossipAddr),

@@ -87,6 +87,7 @@ func genUpdate(t *rapid.T, label string) update {
 				Cluster:  rapid.SampledFrom([]string{"c", "c", "c", "other"}).Draw(t, label+"cluster"),
 				HTTPAddr: rapid.SampledFrom([]string{"h1", "h2"}).Draw(t, label+"http"),
 				State:    rapid.SampledFrom([]string{StateUp, StateUp, StateRemoved}).Draw(t, label+"state"),
+				Joined:   rapid.Int64Range(0, 3).Draw(t, label+"joined"),
 			},
 			Ver: rapid.Int64Range(0, 3).Draw(t, label+"ver"),
 		}
@@ -144,6 +145,21 @@ func TestTableMergeConvergesProperty(t *testing.T) {
 				t.Fatalf("member %s of another cluster admitted", id)
 			}
 		}
+		// A live member keeps the earliest join any live copy held.
+		for id, v := range a.members {
+			if v.Meta.Removed() || v.Meta.Cluster != "c" {
+				continue
+			}
+			want := int64(0)
+			for _, u := range ups {
+				if u.member != nil && u.member.Meta.ID == id && u.member.Meta.Cluster == "c" && !u.member.Meta.Removed() {
+					want = minJoined(want, u.member.Meta.Joined)
+				}
+			}
+			if id != "self" && v.Meta.Joined != want {
+				t.Fatalf("member %s joined %d, want the earliest %d", id, v.Meta.Joined, want)
+			}
+		}
 		// Every kept entry is the maximum of what was offered for its key.
 		for _, u := range ups {
 			if u.member != nil && u.member.Meta.Cluster == "c" && u.member.supersedes(a.members[u.member.Meta.ID]) {
@@ -154,6 +170,31 @@ func TestTableMergeConvergesProperty(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A member keeps the earliest join time any live copy of its entry held:
+// a node restarted on an empty disk (a new first-start time) keeps its
+// ring position, and learns it back itself.
+func TestTableKeepsEarliestJoin(t *testing.T) {
+	first := versioned{Meta: Meta{ID: "n1", Cluster: "c", HTTPAddr: "a", State: StateUp, Joined: 100}, Ver: 1}
+	wiped := first
+	wiped.Ver, wiped.Meta.Joined, wiped.Meta.HTTPAddr = 50, 900, "b"
+	tb := newTable("other", "c")
+	tb.setMember(first)
+	if changed, _ := tb.mergeMember(wiped); !changed {
+		t.Fatal("the newer entry was not taken")
+	}
+	if got := tb.members["n1"]; got.Meta.Joined != 100 || got.Meta.HTTPAddr != "b" || got.Ver != 50 {
+		t.Fatalf("after the wiped node's entry: %+v; want its content with the first join", got)
+	}
+	self := newTable("n1", "c")
+	self.setMember(wiped)
+	if changed, _ := self.mergeMember(first); !changed {
+		t.Fatal("the node did not take its first join back")
+	}
+	if got := self.members["n1"]; got.Meta.Joined != 100 || got.Meta.HTTPAddr != "b" || got.Ver != 51 {
+		t.Fatalf("self after learning its first join: %+v; want its content, join 100, version 51", got)
+	}
 }
 
 func TestTableSelfEntryOnlyTombstoned(t *testing.T) {

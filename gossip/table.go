@@ -28,7 +28,10 @@ func newTable(self, cluster string) *table {
 // copy of it with a higher version comes from an earlier life of this
 // node, whose clock ran ahead of the current one (versions are clock
 // readings): the local entry then outbids it, keeping its content, so that
-// it wins everywhere once gossiped.
+// it wins everywhere once gossiped. A member's join time is the earliest
+// any copy of its entry holds: a node restarted on an empty disk takes a
+// new first-start time, and the cluster (and the node itself, on learning
+// the older one) keeps the old, so its ring position does not move.
 func (t *table) mergeMember(v versioned) (changed bool, err error) {
 	if err := v.Meta.Validate(); err != nil {
 		return false, err
@@ -37,19 +40,55 @@ func (t *table) mergeMember(v versioned) (changed bool, err error) {
 		return false, ErrWrongCluster
 	}
 	cur, ok := t.members[v.Meta.ID]
+	// Both live, or equal but for it: the join time is the earliest
+	// either holds.
+	joined := int64(0)
+	if ok && (!cur.Meta.Removed() && !v.Meta.Removed() || !v.supersedes(cur) && !cur.supersedes(v)) {
+		joined = minJoined(cur.Meta.Joined, v.Meta.Joined)
+	}
 	if v.Meta.ID == t.self && ok && !v.Meta.Removed() {
-		if cur.Meta.Removed() || !v.supersedes(cur) {
+		if cur.Meta.Removed() {
 			return false, nil
 		}
-		cur.Ver = v.Ver + 1
+		switch {
+		case v.supersedes(cur):
+			cur.Ver = v.Ver + 1
+		case joined != cur.Meta.Joined:
+			cur.Ver++
+		default:
+			return false, nil
+		}
+		cur.Meta.Joined = joined
 		t.members[t.self] = cur
 		return true, nil
 	}
-	if ok && !v.supersedes(cur) {
+	if !ok {
+		t.members[v.Meta.ID] = v
+		return true, nil
+	}
+	next := cur
+	if v.supersedes(cur) {
+		next = v
+	}
+	if joined != 0 {
+		next.Meta.Joined = joined
+	}
+	if next == cur {
 		return false, nil
 	}
-	t.members[v.Meta.ID] = v
+	t.members[v.Meta.ID] = next
 	return true, nil
+}
+
+// minJoined is the earlier of two join times, a zero one (unknown) aside.
+func minJoined(a, b int64) int64 {
+	switch {
+	case a == 0:
+		return b
+	case b == 0:
+		return a
+	}
+	return min(a, b)
 }
 
 // setMember stores an entry unconditionally (local changes).

@@ -405,12 +405,31 @@ func (n *Node) rejoinLost() {
 }
 
 func (n *Node) applyMembership() {
+	n.keepRingPosition()
 	n.rebuildRing()
 	if b, err := gossip.EncodeState(n.gossip.State()); err == nil {
 		if err := n.store.PutMeta(metaGossip, b); err != nil {
 			n.log.Warn().Err(err).Msg("persist gossip state")
 		}
 	}
+}
+
+// keepRingPosition persists the join time the cluster remembers for this
+// node when it is older than the node's own: the node's disk was lost, and
+// gossip gave its ring position back (gossip keeps a member's earliest
+// join). A later restart then starts from it.
+func (n *Node) keepRingPosition() {
+	m, ok := n.gossip.Member(n.cfg.ID)
+	if !ok || m.Meta.Removed() || m.Meta.Joined == 0 || m.Meta.Joined >= n.joined {
+		return
+	}
+	b, _ := msgpack.Marshal(&identity{ID: n.cfg.ID, Joined: m.Meta.Joined})
+	if err := n.store.PutMeta(metaIdentity, b); err != nil {
+		n.log.Warn().Err(err).Msg("persist identity")
+		return
+	}
+	n.log.Info().Time("joined", time.Unix(0, m.Meta.Joined)).Msg("the cluster remembers this node from before its disk was lost: ring position kept")
+	n.joined = m.Meta.Joined
 }
 
 func (n *Node) rebuildRing() {
