@@ -23,6 +23,17 @@ func replicaSet(t *testing.T, c *testcluster.Cluster, i int, bucket, key string)
 	return s
 }
 
+// pendingHints counts the hints every running node keeps.
+func pendingHints(c *testcluster.Cluster) int64 {
+	var total int64
+	for i := 0; i < c.Size(); i++ {
+		if n := c.Node(i); n != nil {
+			total += n.Status().HintMetrics.PendingHints
+		}
+	}
+	return total
+}
+
 func clusterVariants(t *testing.T, f func(t *testing.T, c *testcluster.Cluster)) {
 	for _, n := range []int{3, 5} {
 		for _, tcp := range []bool{false, true} {

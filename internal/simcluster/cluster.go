@@ -183,14 +183,24 @@ func (c *Cluster) Do(i int, method, path string, body []byte, header map[string]
 	return Response{Status: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}, true
 }
 
-// Restart starts node i (again) on its disk, joining the running nodes.
+// Restart starts node i (again) on its disk, joining the running nodes,
+// and fails the test if it cannot start.
 func (c *Cluster) Restart(i int) {
 	c.t.Helper()
+	if err := c.TryRestart(i); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// TryRestart is Restart that returns the error: a node with an empty disk
+// cannot start while it reaches none of the others (the server exits, and
+// its operator starts it again later).
+func (c *Cluster) TryRestart(i int) error {
 	c.mu.Lock()
 	m := c.members[i]
 	if m.n != nil {
 		c.mu.Unlock()
-		c.t.Fatalf("restart %s: it is running", m.cfg.ID)
+		return fmt.Errorf("restart %s: it is running", m.cfg.ID)
 	}
 	cfg := m.cfg
 	cfg.FS, cfg.Clock = m.fs, m.clk
@@ -204,18 +214,20 @@ func (c *Cluster) Restart(i int) {
 	cfg.Transport = c.RPC.NewTransport(c.rpcAddr(i), cfg.ID)
 	gt, err := c.Gossip.NewTransport(c.gossipAddr(i))
 	if err != nil {
-		c.t.Fatalf("start %s: %v", cfg.ID, err)
+		_ = cfg.Transport.Close()
+		return fmt.Errorf("start %s: %w", cfg.ID, err)
 	}
 	cfg.GossipTransport = gt
 	cfg.HTTPListener = newIdleListener(cfg.ID + ":http")
 	n, err := node.Open(cfg, c.log)
 	if err != nil {
 		_ = gt.Shutdown() // idempotent if the node shut it down
-		c.t.Fatalf("start %s: %v", cfg.ID, err)
+		return fmt.Errorf("start %s: %w", cfg.ID, err)
 	}
 	c.mu.Lock()
 	m.n, m.h = n, n.Handler()
 	c.mu.Unlock()
+	return nil
 }
 
 // down takes node i out of the cluster and returns it, nil if it was not
