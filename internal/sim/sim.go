@@ -166,6 +166,9 @@ type run struct {
 	fates *fates
 
 	faultKinds map[string]bool
+	// hintBudget, when positive, is a per-owner hint budget small enough
+	// to fill during the run (the seed picks one for half the runs).
+	hintBudget int64
 
 	// faulting is closed when the fault phase ends.
 	faulting   chan struct{}
@@ -197,6 +200,9 @@ func Run(t testing.TB, cfg Config) Result {
 	for i := range cfg.Keys {
 		r.keys = append(r.keys, fmt.Sprintf("k%d", i))
 	}
+	if rng.IntN(2) == 0 {
+		r.hintBudget = int64(1<<10 + rng.IntN(3<<10))
+	}
 	r.c = simcluster.Start(t, simcluster.Options{
 		Nodes:      cfg.Nodes,
 		Configure:  r.configure,
@@ -209,7 +215,7 @@ func Run(t testing.TB, cfg Config) Result {
 		r.setupRegister()
 	}
 	r.start = time.Now()
-	r.hist.event(0, "cluster of %d nodes up; workload %s; faults %q", cfg.Nodes, cfg.Workload, cfg.Faults)
+	r.hist.event(0, "cluster of %d nodes up; workload %s; faults %q; hint budget %d bytes (0: the default)", cfg.Nodes, cfg.Workload, cfg.Faults, r.hintBudget)
 
 	var wg sync.WaitGroup
 	for i := range cfg.Clients {
@@ -255,6 +261,9 @@ func Run(t testing.TB, cfg Config) Result {
 // and reap memory, anti-entropy, sweeps, reaps and strays running often,
 // hint replay often, so that all of it happens during the run.
 func (r *run) configure(_ int, cfg *node.Config) {
+	if r.hintBudget > 0 {
+		cfg.HintBudget = r.hintBudget
+	}
 	cfg.TombstoneGrace = r.cfg.Grace
 	cfg.ReapMemory = 4 * r.cfg.Grace
 	cfg.RequestTimeout = time.Second
