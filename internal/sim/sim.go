@@ -60,7 +60,7 @@ func DefaultConfig() Config {
 		FaultTime:      30 * time.Second, // of client work under faults
 		Faults:         "all",            // every kind of fault
 		Workload:       "set",            // set-adds, deletes and reads
-		Grace:          15 * time.Second, // reaping happens during the run
+		Grace:          3 * time.Second,  // reaping happens during the run
 		ConvergeWithin: 3 * time.Minute,  // measured convergence stays well under it
 	}
 }
