@@ -262,13 +262,15 @@ func hintSizeProperty(rt *rapid.T, st HintStore, prefix string) {
 // the superseded value is never handed off (possibly after the primaries
 // reaped the key). A hint for a new key is still refused.
 func testTombstoneReplacesHintWhenFull(t *testing.T, st HintStore) {
-	x := newHintHarness(t, st, func(c *HandoffConfig) { c.MaxHintBytesPerOwner = 2000 })
 	live := hintSet(t, "n1", strings.Repeat("v", 1500))
-	if ok, err := x.h.Store("n2", 1, hintKey(0), live); !ok || err != nil {
+	if ok, err := st.AddHint("n2", hintKey(0), live, 0); !ok || err != nil {
 		t.Fatalf("first hint: %v %v", ok, err)
 	}
-	if ok, err := x.h.Store("n2", 1, hintKey(1), live); ok || err != nil {
-		t.Fatalf("second key over the budget: stored=%v %v", ok, err)
+	// The budget is full to within a few bytes: not even a tombstone fits
+	// next to the live value.
+	x := newHintHarness(t, st, func(c *HandoffConfig) { c.MaxHintBytesPerOwner = st.HintBytes("n2") + 5 })
+	if ok, err := x.h.Store("n2", 1, hintKey(1), hintSet(t, "n1", "")); ok || err != nil {
+		t.Fatalf("another key over the budget: stored=%v %v", ok, err)
 	}
 	dead := live.Clone()
 	if _, err := dead.Update(version.Write{Node: "n1", Context: live.Context, Deleted: true}); err != nil {
