@@ -67,7 +67,12 @@ func (r *run) nemesis(rng *rand.Rand) {
 		if undo == nil {
 			continue
 		}
+		// Most faults last 2 to 10 s; one in eight lasts 15 to 25 s, longer
+		// than a tombstone's grace and its reap memory together.
 		d := time.Duration(2000+rng.IntN(8000)) * time.Millisecond
+		if rng.IntN(8) == 0 {
+			d = time.Duration(15000+rng.IntN(10000)) * time.Millisecond
+		}
 		r.undos.Go(func() {
 			if r.sleepFaulting(d) {
 				undo()

@@ -265,7 +265,7 @@ func (r *run) configure(_ int, cfg *node.Config) {
 		cfg.HintBudget = r.hintBudget
 	}
 	cfg.TombstoneGrace = r.cfg.Grace
-	cfg.ReapMemory = 4 * r.cfg.Grace
+	cfg.ReapMemory = 2 * r.cfg.Grace
 	cfg.RequestTimeout = time.Second
 	cfg.AntiEntropy.Interval = 500 * time.Millisecond
 	cfg.AntiEntropy.SweepInterval = time.Second
