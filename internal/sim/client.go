@@ -11,6 +11,7 @@ import (
 	"github.com/quorumkv/quorumkv/internal/simcluster"
 	"github.com/quorumkv/quorumkv/node"
 	"github.com/quorumkv/quorumkv/quorum"
+	"github.com/quorumkv/quorumkv/store"
 	"github.com/quorumkv/quorumkv/version"
 )
 
@@ -165,9 +166,49 @@ func (cl *client) add(k string) {
 		if rc, err := version.DecodeContext(resp.Header.Get(node.HeaderContext)); err == nil {
 			op.Dot = newDot(op.Context, rc)
 		}
-		op.Replicas = quorum.ParseReceipt(resp.Header).Replicas
+		rc := quorum.ParseReceipt(resp.Header)
+		op.Replicas = rc.Replicas
+		cl.r.checkCopies(k, op, rc.Fallbacks)
 	}
 	cl.finish(op, o, resp.Status)
+}
+
+// checkCopies checks the promise behind an acknowledgement: every node the
+// receipt names as having counted durably holds the write, as a record or
+// a hint (or already something that supersedes it), at the moment the
+// client is answered; a fallback may have handed its hint to the node it
+// stood in for already. A node that is down or restarted meanwhile is not
+// looked at.
+func (r *run) checkCopies(k string, op Op, fallbacks map[string]string) {
+	if op.Dot.IsZero() {
+		return
+	}
+	ek := store.EncodeKey([]byte(bucket), []byte(k))
+	holds := func(id string) (held, known bool) {
+		n := r.c.Node(r.c.Index(id))
+		if n == nil {
+			return false, false
+		}
+		st := n.Store()
+		if s, err := st.Get(ek); err == nil && (s.Has(op.Dot) || s.Context.Covers(op.Dot)) {
+			return true, true
+		}
+		for _, owner := range st.HintOwners() {
+			if h, err := st.Hint(owner, ek); err == nil && (h.Has(op.Dot) || h.Context.Covers(op.Dot)) {
+				return true, true
+			}
+		}
+		return false, true
+	}
+	for _, id := range op.Replicas {
+		held, known := holds(id)
+		if owner, ok := fallbacks[id]; ok && !held {
+			held, _ = holds(owner)
+		}
+		if known && !held {
+			r.violation("c%d's add of %s to %s was acknowledged as held by %s, which holds no copy of %s", op.Client, op.Element, k, id, op.Dot)
+		}
+	}
 }
 
 // delete deletes k with the context of a read.
