@@ -70,7 +70,9 @@ func (o Op) String() string {
 		fmt.Fprintf(&b, " dot=%s", o.Dot)
 	}
 	if len(o.Replicas) > 0 {
-		fmt.Fprintf(&b, " acked-by=%s", strings.Join(o.Replicas, ","))
+		acked := slices.Clone(o.Replicas)
+		slices.Sort(acked) // simultaneous acks arrive in any order
+		fmt.Fprintf(&b, " acked-by=%s", strings.Join(acked, ","))
 	}
 	if o.Kind != "add" || len(o.Seen) > 0 {
 		fmt.Fprintf(&b, " saw=[%s]", strings.Join(o.Seen, " "))

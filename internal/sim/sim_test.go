@@ -60,7 +60,7 @@ func runSeed(t *testing.T, cfg Config) Result {
 		}
 	}
 	if !res.OK() {
-		t.Errorf("seed %d (%d nodes): %d problems\n%s\n\nhistory of seed %d:\n%s\nreproduce: go test ./internal/sim -run 'TestSim$' -seed %d -v",
+		t.Errorf("seed %d (%d nodes): %d problems\n%s\n\nhistory of seed %d:\n%s\nreproduce: go test ./internal/sim -run 'TestSim$' -cpu 1 -seed %d -v",
 			res.Seed, res.Nodes, len(res.Problems), joinProblems(res.Problems), res.Seed, res.History, res.Seed)
 	}
 	return res
