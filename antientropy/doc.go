@@ -75,15 +75,26 @@
 // RunOnce/Run run a full pass on demand (POST /v1/antientropy/run, the
 // CLI), which also re-examines settled leaves.
 //
-// Deletes. A tombstone is reaped only when every replica of its key holds
-// it (or a newer tombstone) and TombstoneGrace has passed since its latest
-// write: the coordinator marks it when all N replicas acked the delete, and
-// otherwise a periodic sweep asks the other replicas (ae.hastomb) and marks
-// it when all confirm. A reaper loop calls the store's Reap. Since every
-// replica held the tombstone before any reaped it, a replica that was down
-// with the old value had it superseded first: the key stays deleted
-// everywhere. See reaper.go for the rules that keep the first reap from
-// stalling the others.
+// Deletes. A tombstone is reaped only when nothing anywhere could bring
+// back what it deleted, and TombstoneGrace has passed since its latest
+// write. A periodic sweep establishes the first: it asks every member of
+// the ring (ae.hastomb), not only the key's replicas. A replica must hold
+// the tombstone or remember reaping it (a replica that lacks the key does
+// not agree: it may never have received the delete); and no node may keep
+// a hint or a stray record of the key with a live version the tombstones
+// do not supersede. When all agree, the sweeper marks its record and tells
+// the other replicas to mark theirs (ae.markreap), at the same instant, so
+// they reap together; no coordinator marks tombstones. The reaper loop
+// calls the store's Reap, which keeps the memory of each reaped key for a
+// while (store.Config.ReapMemory): a late copy of the deleted value merges
+// as a no-op. Anti-entropy copies a tombstone to a replica that lacks the
+// key (absence is not agreement), and the memory makes that copy a no-op
+// where the key was reaped. See reaper.go.
+//
+// Strays. Records of keys this node does not replicate (the ring moved,
+// or a bucket's n is smaller than the partition's) are handed to the key's
+// replicas as hints and dropped, one partition per StrayInterval
+// (strays.go); until then a sweep counts them like hints.
 //
 // # Hinted handoff
 //

@@ -12,10 +12,11 @@
 // so a key's partition is the top bits of it. Every pebble key starts with
 // a one-byte prefix:
 //
-//	'd' ‖ be64(hash) ‖ k                    data row   → record
-//	'h' ‖ owner ‖ 0x00 ‖ be64(hash) ‖ k     hint row   → record
-//	'm' ‖ name                              meta row   → raw bytes
-//	'r' ‖ be64(reapAfter) ‖ be64(hash) ‖ k  reap index → empty
+//	'd' ‖ be64(hash) ‖ k                    data row     → record
+//	'h' ‖ owner ‖ 0x00 ‖ be64(hash) ‖ k     hint row     → record
+//	'm' ‖ name                              meta row     → raw bytes
+//	'r' ‖ be64(reapAfter) ‖ be64(hash) ‖ k  reap index   → empty
+//	'f' ‖ be64(forget) ‖ be64(hash) ‖ k     forget index → empty
 //
 // Data rows sort by hash, so any hash range [lo, hi] (a ring partition, or
 // a Merkle leaf inside one) is one contiguous pebble range: Scan. Hint rows
@@ -24,7 +25,7 @@
 //
 // # Records and canonical sets
 //
-//	record = 0x01 ‖ msgpack{ s: setBytes, r: ReapAfter (omitted when 0) }
+//	record = 0x01 ‖ msgpack{ s: setBytes, r: ReapAfter, f: Forget (each omitted when 0) }
 //	setBytes = 0x01 ‖ msgpack(version.Set)       (EncodeSet, DecodeSet)
 //
 // setBytes is canonical: the msgpack map version.Set marshals to, with
@@ -46,6 +47,29 @@
 // Decoders never panic (fuzzed), and no length prefix can make them
 // allocate more than the input justifies (msgpack/v5.4.1's own allocation
 // limit for slices is broken; the input's structure is vetted first).
+//
+// # Reaped keys
+//
+// Reap does not simply delete a tombstone's record: it leaves the memory
+// of the reaped key in the data row, a record whose set holds no sibling
+// and the tombstones' context, with Forget set to when it goes (now +
+// Config.ReapMemory; the forget index finds it then). The memory is not
+// data: Scan passes over it, so it is absent from the Merkle trees, and a
+// read sees an absent key with that context. But it is merged against: a
+// late copy of a version the tombstones superseded (a hint, a message
+// still in flight, a replica that missed the reap) changes nothing, a new
+// write keeps the context, and a set with no sibling merged into a record
+// (a peer's memory, through read repair) is stored as a memory too.
+//
+// # Dots
+//
+// NextCounter hands out counters this store never returned before, from a
+// reservation kept in the 'dot-floor' meta row; a replica uses one as the
+// floor of every dot it issues, so that a dot is never reused after a key
+// was reaped or when the clock steps back. Incarnation ('incarnation'
+// meta) is fixed when the store is first opened; it is part of the name a
+// node issues dots under, so a node whose disk was lost issues under a new
+// name.
 //
 // # Writes
 //

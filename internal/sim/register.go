@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+
+	"github.com/quorumkv/quorumkv/node"
 )
 
 // The register workload shows what quorumkv does not promise:
@@ -74,6 +76,7 @@ func (cl *client) registerWork() {
 		mode = RegisterModes["strict"]
 	}
 	regRead, regWrite := mode[0], mode[1]
+	var lastRead, lastCtx string // the client's latest read, and its context
 	for cl.r.faultPhase() {
 		op := Op{Client: cl.id, Key: regKey, Invoke: cl.r.since()}
 		i, err := cl.r.anyNode(cl.rng)
@@ -85,8 +88,14 @@ func (cl *client) registerWork() {
 		if cl.rng.IntN(2) == 0 {
 			cl.seq++
 			op.Kind, op.Element, op.Params = "write", fmt.Sprintf("c%d.%d", cl.id, cl.seq), regWrite
+			hdr := map[string]string{}
+			if cl.rng.IntN(2) == 0 && lastCtx != "" {
+				// A read-modify-write: causally after the value read.
+				hdr[node.HeaderContext] = lastCtx
+				op.Seen = []string{lastRead}
+			}
 			sent := time.Now()
-			resp, answered := cl.r.c.Do(i, "PUT", path+regWrite, []byte(op.Element), nil)
+			resp, answered := cl.r.c.Do(i, "PUT", path+regWrite, []byte(op.Element), hdr)
 			cl.finish(op, cl.writeOutcome(resp, answered, time.Since(sent)), resp.Status)
 		} else {
 			op.Kind, op.Params = "read", regRead
@@ -94,6 +103,7 @@ func (cl *client) registerWork() {
 			switch {
 			case answered && resp.Status == 200:
 				op.Seen = []string{string(resp.Body)}
+				lastRead, lastCtx = string(resp.Body), resp.Header.Get(node.HeaderContext)
 				cl.finish(op, OK, resp.Status)
 			case answered && resp.Status == 404:
 				cl.finish(op, OK, resp.Status)
@@ -107,10 +117,28 @@ func (cl *client) registerWork() {
 
 // checkRegister turns the history into porcupine's operations; the check
 // itself (CheckRegister) runs outside the simulation's bubble, where its
-// timeout is the wall clock's.
+// timeout is the wall clock's. It checks on its own that a causally later
+// write wins: once a write made with the context of a read that returned
+// v is acknowledged, no read that begins afterwards returns v, whatever
+// the clocks say (strict mode: the read's quorum meets the write's).
 func (r *run) checkRegister(res *Result) RegisterResult {
 	var rr RegisterResult
-	for _, op := range r.hist.Ops() {
+	ops := r.hist.Ops()
+	if r.cfg.RegisterMode == "" || r.cfg.RegisterMode == "strict" {
+		for _, w := range ops {
+			if w.Kind != "write" || w.Outcome != OK || len(w.Seen) == 0 || r.wipedAfter(w.Complete) {
+				continue // a lost disk may take the write's copies with it
+			}
+			for _, rd := range ops {
+				if rd.Kind == "read" && rd.Outcome == OK && rd.Invoke > w.Complete && len(rd.Seen) > 0 && rd.Seen[0] == w.Seen[0] {
+					res.Problems = append(res.Problems, fmt.Sprintf("a causally later write lost: c%d's read at %v returned %s, which c%d's write of %s (acknowledged at %v) superseded with its context",
+						rd.Client, rd.Invoke, rd.Seen[0], w.Client, w.Element, w.Complete))
+					break
+				}
+			}
+		}
+	}
+	for _, op := range ops {
 		res.Ops++
 		switch op.Outcome {
 		case OK:
@@ -174,4 +202,18 @@ func CheckRegister(rr RegisterResult, timeout time.Duration, visualize string) (
 		}
 	}
 	return rr, nil
+}
+
+// wipedAfter reports whether some node lost its disk at or after t.
+func (r *run) wipedAfter(t time.Duration) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, at := range r.wiped {
+		for _, w := range at {
+			if w >= t {
+				return true
+			}
+		}
+	}
+	return false
 }
