@@ -2,11 +2,12 @@ package node_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+	"testing/synctest"
 
+	"github.com/quorumkv/quorumkv/internal/simcluster"
 	"github.com/quorumkv/quorumkv/internal/testcluster"
 	"github.com/quorumkv/quorumkv/node"
 )
@@ -30,99 +31,132 @@ func errorCode(t *testing.T, b []byte) string {
 }
 
 func TestAPISingleNode(t *testing.T) {
-	c := testcluster.StartWith(t, testcluster.Options{Nodes: 1, Configure: func(_ int, cfg *node.Config) {
-		cfg.Limits.MaxSiblings = 3
-		cfg.Limits.MaxValueSize = 1024
-		cfg.Limits.MaxKeyLen = 16
-	}})
+	synctest.Test(t, func(t *testing.T) {
+		c := simcluster.Start(t, simcluster.Options{Nodes: 1, Configure: func(_ int, cfg *node.Config) {
+			cfg.Limits.MaxSiblings = 3
+			cfg.Limits.MaxValueSize = 1024
+			cfg.Limits.MaxKeyLen = 16
+		}})
+		do := func(method, path string, body []byte, hdr map[string]string) simcluster.Response {
+			t.Helper()
+			return simDo(t, c, 0, method, path, body, hdr)
+		}
+		const path = "/v1/kv/b/k"
+
+		// PUT then GET: value, content type and context.
+		r := do("PUT", path, []byte("hello"), map[string]string{"Content-Type": "text/plain"})
+		if r.Status != http.StatusNoContent || r.Header.Get("X-Context") == "" {
+			t.Fatalf("PUT: %d ctx=%q %s", r.Status, r.Header.Get("X-Context"), r.Body)
+		}
+		r = do("GET", path, nil, nil)
+		if r.Status != 200 || string(r.Body) != "hello" || r.Header.Get("Content-Type") != "text/plain" || r.Header.Get("X-Context") == "" {
+			t.Fatalf("GET: %d %q %v", r.Status, r.Body, r.Header)
+		}
+		if r.Header.Get("X-Quorum-Replicas") != "n1" {
+			t.Fatalf("receipt replicas = %q", r.Header.Get("X-Quorum-Replicas"))
+		}
+		readCtx := r.Header.Get("X-Context")
+
+		// HEAD answers like GET. That it has no body is the HTTP server's
+		// doing, so TestAPIHeadOverHTTP checks it on a real connection.
+		if h := do("HEAD", path, nil, nil); h.Status != 200 {
+			t.Fatalf("HEAD: %d %q", h.Status, h.Body)
+		}
+
+		// A blind write becomes a sibling: 300 with the envelope.
+		do("PUT", path, []byte("blind"), map[string]string{"Content-Type": "text/plain"})
+		r = do("GET", path, nil, nil)
+		if r.Status != http.StatusMultipleChoices {
+			t.Fatalf("after a blind write: %d, want 300", r.Status)
+		}
+		e := envelopeOf(t, r.Body)
+		if len(e.Siblings) != 2 || e.Context != r.Header.Get("X-Context") {
+			t.Fatalf("envelope %+v", e)
+		}
+		vals := []string{string(e.Siblings[0].Value), string(e.Siblings[1].Value)}
+		if !(vals[0] == "hello" && vals[1] == "blind" || vals[0] == "blind" && vals[1] == "hello") {
+			t.Fatalf("siblings %v", vals)
+		}
+
+		// A write with the first read's context replaces only "hello".
+		r = do("PUT", path, []byte("edit"), map[string]string{"X-Context": readCtx})
+		if r.Status != 204 {
+			t.Fatalf("PUT with context: %d %s", r.Status, r.Body)
+		}
+		e = envelopeOf(t, do("GET", path, nil, map[string]string{"Accept": "application/json"}).Body)
+		if len(e.Siblings) != 2 {
+			t.Fatalf("context write should replace exactly one sibling: %+v", e)
+		}
+		// Resolving with the merged context leaves one value.
+		r = do("PUT", path, []byte("final"), map[string]string{"X-Context": e.Context})
+		if r.Status != 204 {
+			t.Fatal(r.Status)
+		}
+		if r = do("GET", path, nil, nil); r.Status != 200 || string(r.Body) != "final" {
+			t.Fatalf("after resolving: %d %q", r.Status, r.Body)
+		}
+
+		// DELETE: 404 with a context, and a JSON envelope with a tombstone.
+		if r = do("DELETE", path, nil, map[string]string{"X-Context": r.Header.Get("X-Context")}); r.Status != 204 {
+			t.Fatalf("DELETE: %d %s", r.Status, r.Body)
+		}
+		r = do("GET", path, nil, nil)
+		if r.Status != 404 || r.Header.Get("X-Context") == "" || errorCode(t, r.Body) != "not_found" {
+			t.Fatalf("GET deleted: %d ctx=%q %s", r.Status, r.Header.Get("X-Context"), r.Body)
+		}
+		r = do("GET", path, nil, map[string]string{"Accept": "application/json"})
+		if e = envelopeOf(t, r.Body); r.Status != 404 || len(e.Siblings) != 1 || !e.Siblings[0].Deleted {
+			t.Fatalf("GET deleted as JSON: %d %+v", r.Status, e)
+		}
+		// A key never written: 404 without a context.
+		r = do("GET", "/v1/kv/b/never", nil, nil)
+		if r.Status != 404 || r.Header.Get("X-Context") != "" {
+			t.Fatalf("absent key: %d ctx=%q", r.Status, r.Header.Get("X-Context"))
+		}
+
+		// The sibling cap: the fourth blind write gets 409.
+		for i := 0; i < 3; i++ {
+			if r = do("PUT", "/v1/kv/b/cap", []byte{byte('a' + i)}, nil); r.Status != 204 {
+				t.Fatalf("blind write %d: %d %s", i, r.Status, r.Body)
+			}
+		}
+		if r = do("PUT", "/v1/kv/b/cap", []byte("x"), nil); r.Status != http.StatusConflict || errorCode(t, r.Body) != "too_many_siblings" {
+			t.Fatalf("past the sibling cap: %d %s", r.Status, r.Body)
+		}
+	})
+}
+
+// HEAD answers without a body on a real connection: the net/http server
+// drops what the handler writes for a HEAD, so this stays on
+// internal/testcluster (real HTTP), which TestAPISingleNode's in-process
+// requests do not exercise.
+func TestAPIHeadOverHTTP(t *testing.T) {
+	c := testcluster.StartWith(t, testcluster.Options{Nodes: 1})
 	const path = "/v1/kv/b/k"
-
-	// PUT then GET: value, content type and context.
-	r := c.Do(0, "PUT", path, []byte("hello"), map[string]string{"Content-Type": "text/plain"})
-	if r.Status != http.StatusNoContent || r.Header.Get("X-Context") == "" {
-		t.Fatalf("PUT: %d ctx=%q %s", r.Status, r.Header.Get("X-Context"), r.Body)
+	if r := c.Do(0, "PUT", path, []byte("hello"), map[string]string{"Content-Type": "text/plain"}); r.Status != http.StatusNoContent {
+		t.Fatalf("PUT: %d %s", r.Status, r.Body)
 	}
-	r = c.Do(0, "GET", path, nil, nil)
-	if r.Status != 200 || string(r.Body) != "hello" || r.Header.Get("Content-Type") != "text/plain" || r.Header.Get("X-Context") == "" {
-		t.Fatalf("GET: %d %q %v", r.Status, r.Body, r.Header)
-	}
-	if r.Header.Get("X-Quorum-Replicas") != "n1" {
-		t.Fatalf("receipt replicas = %q", r.Header.Get("X-Quorum-Replicas"))
-	}
-	readCtx := r.Header.Get("X-Context")
-
-	// HEAD answers like GET without a body.
-	if h := c.Do(0, "HEAD", path, nil, nil); h.Status != 200 || len(h.Body) != 0 {
+	get := c.Do(0, "GET", path, nil, nil)
+	h := c.Do(0, "HEAD", path, nil, nil)
+	if h.Status != 200 || len(h.Body) != 0 {
 		t.Fatalf("HEAD: %d %q", h.Status, h.Body)
 	}
-
-	// A blind write becomes a sibling: 300 with the envelope.
-	c.Do(0, "PUT", path, []byte("blind"), map[string]string{"Content-Type": "text/plain"})
-	r = c.Do(0, "GET", path, nil, nil)
-	if r.Status != http.StatusMultipleChoices {
-		t.Fatalf("after a blind write: %d, want 300", r.Status)
-	}
-	e := envelopeOf(t, r.Body)
-	if len(e.Siblings) != 2 || e.Context != r.Header.Get("X-Context") {
-		t.Fatalf("envelope %+v", e)
-	}
-	vals := []string{string(e.Siblings[0].Value), string(e.Siblings[1].Value)}
-	if !(vals[0] == "hello" && vals[1] == "blind" || vals[0] == "blind" && vals[1] == "hello") {
-		t.Fatalf("siblings %v", vals)
-	}
-
-	// A write with the first read's context replaces only "hello".
-	r = c.Do(0, "PUT", path, []byte("edit"), map[string]string{"X-Context": readCtx})
-	if r.Status != 204 {
-		t.Fatalf("PUT with context: %d %s", r.Status, r.Body)
-	}
-	e = envelopeOf(t, c.Do(0, "GET", path, nil, map[string]string{"Accept": "application/json"}).Body)
-	if len(e.Siblings) != 2 {
-		t.Fatalf("context write should replace exactly one sibling: %+v", e)
-	}
-	// Resolving with the merged context leaves one value.
-	r = c.Do(0, "PUT", path, []byte("final"), map[string]string{"X-Context": e.Context})
-	if r.Status != 204 {
-		t.Fatal(r.Status)
-	}
-	if r = c.Do(0, "GET", path, nil, nil); r.Status != 200 || string(r.Body) != "final" {
-		t.Fatalf("after resolving: %d %q", r.Status, r.Body)
-	}
-
-	// DELETE: 404 with a context, and a JSON envelope with a tombstone.
-	if r = c.Do(0, "DELETE", path, nil, map[string]string{"X-Context": r.Header.Get("X-Context")}); r.Status != 204 {
-		t.Fatalf("DELETE: %d %s", r.Status, r.Body)
-	}
-	r = c.Do(0, "GET", path, nil, nil)
-	if r.Status != 404 || r.Header.Get("X-Context") == "" || errorCode(t, r.Body) != "not_found" {
-		t.Fatalf("GET deleted: %d ctx=%q %s", r.Status, r.Header.Get("X-Context"), r.Body)
-	}
-	r = c.Do(0, "GET", path, nil, map[string]string{"Accept": "application/json"})
-	if e = envelopeOf(t, r.Body); r.Status != 404 || len(e.Siblings) != 1 || !e.Siblings[0].Deleted {
-		t.Fatalf("GET deleted as JSON: %d %+v", r.Status, e)
-	}
-	// A key never written: 404 without a context.
-	r = c.Do(0, "GET", "/v1/kv/b/never", nil, nil)
-	if r.Status != 404 || r.Header.Get("X-Context") != "" {
-		t.Fatalf("absent key: %d ctx=%q", r.Status, r.Header.Get("X-Context"))
-	}
-
-	// The sibling cap: the fourth blind write gets 409.
-	for i := 0; i < 3; i++ {
-		if r = c.Do(0, "PUT", "/v1/kv/b/cap", []byte{byte('a' + i)}, nil); r.Status != 204 {
-			t.Fatalf("blind write %d: %d %s", i, r.Status, r.Body)
+	for _, k := range []string{"Content-Type", "Content-Length", "X-Context"} {
+		if h.Header.Get(k) != get.Header.Get(k) {
+			t.Fatalf("HEAD's %s is %q, GET's %q", k, h.Header.Get(k), get.Header.Get(k))
 		}
-	}
-	if r = c.Do(0, "PUT", "/v1/kv/b/cap", []byte("x"), nil); r.Status != http.StatusConflict || errorCode(t, r.Body) != "too_many_siblings" {
-		t.Fatalf("past the sibling cap: %d %s", r.Status, r.Body)
 	}
 }
 
 func TestAPIErrors(t *testing.T) {
-	c := testcluster.StartWith(t, testcluster.Options{Nodes: 1, Configure: func(_ int, cfg *node.Config) {
-		cfg.Limits.MaxValueSize = 1024
-		cfg.Limits.MaxKeyLen = 16
-	}})
+	// Each case runs in a bubble of its own, on a node of its own: a
+	// bubble's test may not start subtests.
+	start := func(t *testing.T) *simcluster.Cluster {
+		return simcluster.Start(t, simcluster.Options{Nodes: 1, Configure: func(_ int, cfg *node.Config) {
+			cfg.Limits.MaxValueSize = 1024
+			cfg.Limits.MaxKeyLen = 16
+		}})
+	}
 	tests := []struct {
 		name, method, path string
 		body               []byte
@@ -155,36 +189,41 @@ func TestAPIErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := c.Do(0, tt.method, tt.path, tt.body, tt.hdr)
-			if r.Status != tt.status {
-				t.Fatalf("status %d, want %d: %s", r.Status, tt.status, r.Body)
-			}
-			if got := errorCode(t, r.Body); got != tt.code {
-				t.Fatalf("code %q, want %q: %s", got, tt.code, r.Body)
-			}
-			if !strings.Contains(string(r.Body), tt.mention) {
-				t.Fatalf("error does not mention %q: %s", tt.mention, r.Body)
-			}
-			if tt.status == 405 && r.Header.Get("Allow") == "" {
-				t.Fatal("405 without Allow")
-			}
+			synctest.Test(t, func(t *testing.T) {
+				r := simDo(t, start(t), 0, tt.method, tt.path, tt.body, tt.hdr)
+				if r.Status != tt.status {
+					t.Fatalf("status %d, want %d: %s", r.Status, tt.status, r.Body)
+				}
+				if got := errorCode(t, r.Body); got != tt.code {
+					t.Fatalf("code %q, want %q: %s", got, tt.code, r.Body)
+				}
+				if !strings.Contains(string(r.Body), tt.mention) {
+					t.Fatalf("error does not mention %q: %s", tt.mention, r.Body)
+				}
+				if tt.status == 405 && r.Header.Get("Allow") == "" {
+					t.Fatal("405 without Allow")
+				}
+			})
 		})
 	}
-	// Bucket properties round trip.
-	r := c.Do(0, "PUT", "/v1/buckets/lww", []byte(`{"n":1,"r":1,"w":1,"conflict":"lww"}`), nil)
-	if r.Status != 200 {
-		t.Fatalf("PUT bucket: %d %s", r.Status, r.Body)
-	}
-	r = c.Do(0, "GET", "/v1/buckets/lww", nil, nil)
-	if !strings.Contains(string(r.Body), `"conflict": "lww"`) {
-		t.Fatalf("GET bucket: %s", r.Body)
-	}
-	// In an lww bucket a blind write replaces instead of adding a sibling.
-	c.Do(0, "PUT", "/v1/kv/lww/k", []byte("one"), nil)
-	c.Do(0, "PUT", "/v1/kv/lww/k", []byte("two"), nil)
-	if r = c.Do(0, "GET", "/v1/kv/lww/k", nil, nil); r.Status != 200 || string(r.Body) != "two" {
-		t.Fatalf("lww bucket: %d %q", r.Status, r.Body)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		c := start(t)
+		// Bucket properties round trip.
+		r := simDo(t, c, 0, "PUT", "/v1/buckets/lww", []byte(`{"n":1,"r":1,"w":1,"conflict":"lww"}`), nil)
+		if r.Status != 200 {
+			t.Fatalf("PUT bucket: %d %s", r.Status, r.Body)
+		}
+		r = simDo(t, c, 0, "GET", "/v1/buckets/lww", nil, nil)
+		if !strings.Contains(string(r.Body), `"conflict": "lww"`) {
+			t.Fatalf("GET bucket: %s", r.Body)
+		}
+		// In an lww bucket a blind write replaces instead of adding a sibling.
+		simDo(t, c, 0, "PUT", "/v1/kv/lww/k", []byte("one"), nil)
+		simDo(t, c, 0, "PUT", "/v1/kv/lww/k", []byte("two"), nil)
+		if r = simDo(t, c, 0, "GET", "/v1/kv/lww/k", nil, nil); r.Status != 200 || string(r.Body) != "two" {
+			t.Fatalf("lww bucket: %d %q", r.Status, r.Body)
+		}
+	})
 }
 
 func FuzzAPIRequest(f *testing.F) {
@@ -242,5 +281,3 @@ func (r *recorder) WriteHeader(s int) {
 		r.status = s
 	}
 }
-
-var _ = fmt.Sprint

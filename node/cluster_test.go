@@ -6,15 +6,28 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"testing/synctest"
+	"time"
 
+	"github.com/quorumkv/quorumkv/internal/simcluster"
 	"github.com/quorumkv/quorumkv/internal/testcluster"
+	"github.com/quorumkv/quorumkv/node"
 	"github.com/quorumkv/quorumkv/quorum"
 	"github.com/quorumkv/quorumkv/store"
 	"github.com/quorumkv/quorumkv/version"
 )
 
+// nodes is what the replica helpers need of a cluster. Both
+// *simcluster.Cluster and *testcluster.Cluster have it.
+type nodes interface {
+	// Size returns the number of nodes, running or not.
+	Size() int
+	// Node returns node i, nil while it is down.
+	Node(i int) *node.Node
+}
+
 // replicaSet reads a key straight from node i's store.
-func replicaSet(t *testing.T, c *testcluster.Cluster, i int, bucket, key string) version.Set {
+func replicaSet(t *testing.T, c nodes, i int, bucket, key string) version.Set {
 	t.Helper()
 	s, err := c.Node(i).Store().Get(store.EncodeKey([]byte(bucket), []byte(key)))
 	if err != nil {
@@ -24,7 +37,7 @@ func replicaSet(t *testing.T, c *testcluster.Cluster, i int, bucket, key string)
 }
 
 // pendingHints counts the hints every running node keeps.
-func pendingHints(c *testcluster.Cluster) int64 {
+func pendingHints(c nodes) int64 {
 	var total int64
 	for i := 0; i < c.Size(); i++ {
 		if n := c.Node(i); n != nil {
@@ -34,25 +47,83 @@ func pendingHints(c *testcluster.Cluster) int64 {
 	return total
 }
 
-func clusterVariants(t *testing.T, f func(t *testing.T, c *testcluster.Cluster)) {
+// cluster is what the tests run by clusterVariants use: a simulated
+// cluster (simCluster) or one on real sockets (tcpCluster).
+type cluster interface {
+	nodes
+	// Stop stops node i; its data stays.
+	Stop(i int)
+	// Do sends a request to node i's API and fails the test if no
+	// answer comes.
+	Do(i int, method, path string, body []byte, hdr map[string]string) simcluster.Response
+	// Await waits until cond holds, and fails the test if it does not
+	// within limit.
+	Await(limit time.Duration, what string, cond func() bool)
+	// AwaitReachable waits until the failure detectors agree on who is up.
+	AwaitReachable()
+}
+
+// clusterVariants runs f on clusters of 3 and 5 nodes, each in two ways.
+//
+// The "-inmem" variants run on simulated time in a synctest bubble
+// (internal/simcluster), over the in-memory RPC and memberlist networks:
+// no wall-clock sleeps, and every wait is a walk through simulated time.
+//
+// The "-tcp" variants stay on internal/testcluster and the wall clock.
+// They exist to test the TCP transport and memberlist's real sockets,
+// which cannot run inside a bubble: a goroutine blocked reading a socket
+// is not durably blocked, so a bubble with a listener in it never goes
+// idle and its clock never moves. Their waits poll the wall clock.
+func clusterVariants(t *testing.T, f func(t *testing.T, c cluster)) {
 	for _, n := range []int{3, 5} {
-		for _, tcp := range []bool{false, true} {
-			name := fmt.Sprintf("%d-nodes-inmem", n)
-			if tcp {
-				name = fmt.Sprintf("%d-nodes-tcp", n)
+		t.Run(fmt.Sprintf("%d-nodes-inmem", n), func(t *testing.T) {
+			if testing.Short() && n == 5 {
+				t.Skip("short")
 			}
-			t.Run(name, func(t *testing.T) {
-				if testing.Short() && (tcp || n == 5) {
-					t.Skip("short")
-				}
-				f(t, testcluster.StartWith(t, testcluster.Options{Nodes: n, TCP: tcp}))
+			synctest.Test(t, func(t *testing.T) {
+				f(t, simCluster{t, simcluster.Start(t, simcluster.Options{Nodes: n})})
 			})
-		}
+		})
+		t.Run(fmt.Sprintf("%d-nodes-tcp", n), func(t *testing.T) {
+			if testing.Short() {
+				t.Skip("short")
+			}
+			f(t, tcpCluster{t, testcluster.StartWith(t, testcluster.Options{Nodes: n, TCP: true})})
+		})
 	}
 }
 
+// tcpCluster is a cluster over real TCP RPC and memberlist sockets, on
+// the wall clock.
+type tcpCluster struct {
+	t testing.TB
+	c *testcluster.Cluster
+}
+
+var _ cluster = tcpCluster{}
+
+func (c tcpCluster) Size() int             { return c.c.Size() }
+func (c tcpCluster) Node(i int) *node.Node { return c.c.Node(i) }
+func (c tcpCluster) Stop(i int)            { c.c.Stop(i) }
+
+func (c tcpCluster) AwaitReachable() {
+	c.t.Helper()
+	c.c.WaitReachable()
+}
+
+func (c tcpCluster) Do(i int, method, path string, body []byte, hdr map[string]string) simcluster.Response {
+	c.t.Helper()
+	return simcluster.Response(c.c.Do(i, method, path, body, hdr))
+}
+
+// Await polls the wall clock: real sockets leave no other way.
+func (c tcpCluster) Await(limit time.Duration, what string, cond func() bool) {
+	c.t.Helper()
+	c.c.Eventually(limit, what, cond)
+}
+
 func TestClusterWriteAllReadOneEverywhere(t *testing.T) {
-	clusterVariants(t, func(t *testing.T, c *testcluster.Cluster) {
+	clusterVariants(t, func(t *testing.T, c cluster) {
 		for k := 0; k < 10; k++ {
 			key := fmt.Sprintf("/v1/kv/b/key-%d", k)
 			r := c.Do(k%c.Size(), "PUT", key+"?w=all", []byte(fmt.Sprint("v", k)), nil)
@@ -73,7 +144,7 @@ func TestClusterWriteAllReadOneEverywhere(t *testing.T) {
 }
 
 func TestClusterConcurrentCoordinatorsMakeSiblings(t *testing.T) {
-	clusterVariants(t, func(t *testing.T, c *testcluster.Cluster) {
+	clusterVariants(t, func(t *testing.T, c cluster) {
 		const path = "/v1/kv/b/contended"
 		// Two coordinators write with no context, as two clients that never
 		// read: the versions are concurrent and both must survive.
@@ -124,11 +195,11 @@ func TestClusterConcurrentCoordinatorsMakeSiblings(t *testing.T) {
 }
 
 func TestClusterQuorumFailureReportsCounts(t *testing.T) {
-	clusterVariants(t, func(t *testing.T, c *testcluster.Cluster) {
+	clusterVariants(t, func(t *testing.T, c cluster) {
 		down := c.Size() - 1
 		downID := c.Node(down).ID()
 		c.Stop(down)
-		c.WaitReachable()
+		c.AwaitReachable()
 		// A key with the stopped node among its three primaries.
 		var key string
 		for k := 0; ; k++ {
@@ -189,12 +260,12 @@ func TestClusterQuorumFailureReportsCounts(t *testing.T) {
 }
 
 func TestClusterParamValidation(t *testing.T) {
-	clusterVariants(t, func(t *testing.T, c *testcluster.Cluster) {
+	clusterVariants(t, func(t *testing.T, c cluster) {
 		testParamValidation(t, c)
 	})
 }
 
-func testParamValidation(t *testing.T, c *testcluster.Cluster) {
+func testParamValidation(t *testing.T, c cluster) {
 	c.Do(0, "PUT", "/v1/kv/p/k?w=all", []byte("v"), nil)
 	for _, tt := range []struct {
 		q      string
@@ -212,8 +283,8 @@ func testParamValidation(t *testing.T, c *testcluster.Cluster) {
 	if r := c.Do(0, "PUT", "/v1/buckets/small", []byte(`{"n":2,"r":1,"w":1}`), nil); r.Status != 200 {
 		t.Fatal(r.Status, string(r.Body))
 	}
-	c.Eventually(5e9, "bucket props on every node", func() bool {
-		for i := 0; i < 3; i++ {
+	c.Await(5*time.Second, "bucket props on every node", func() bool {
+		for i := 0; i < c.Size(); i++ {
 			if !strings.Contains(string(c.Do(i, "GET", "/v1/buckets/small", nil, nil).Body), `"n": 2`) {
 				return false
 			}
@@ -226,28 +297,34 @@ func testParamValidation(t *testing.T, c *testcluster.Cluster) {
 }
 
 func TestClusterStatus(t *testing.T) {
-	c := testcluster.StartWith(t, testcluster.Options{Nodes: 3})
-	var st struct {
-		Members []struct {
-			ID        string  `json:"id"`
-			Reachable bool    `json:"reachable"`
-			Share     float64 `json:"ring_share"`
-			Phi       float64 `json:"phi"`
+	synctest.Test(t, func(t *testing.T) {
+		// The default partition count, so that the shares are those of
+		// a real cluster (simulated nodes use fewer, to open faster).
+		c := simcluster.Start(t, simcluster.Options{Nodes: 3, Configure: func(_ int, cfg *node.Config) {
+			cfg.Partitions = node.DefaultConfig().Partitions
+		}})
+		var st struct {
+			Members []struct {
+				ID        string  `json:"id"`
+				Reachable bool    `json:"reachable"`
+				Share     float64 `json:"ring_share"`
+				Phi       float64 `json:"phi"`
+			}
+			PhiThreshold float64 `json:"phi_threshold"`
 		}
-		PhiThreshold float64 `json:"phi_threshold"`
-	}
-	r := c.Do(1, "GET", "/v1/cluster", nil, nil)
-	if err := json.Unmarshal(r.Body, &st); err != nil {
-		t.Fatal(err, string(r.Body))
-	}
-	total := 0.0
-	for _, m := range st.Members {
-		total += m.Share
-		if !m.Reachable || m.Share < 0.3 {
-			t.Fatalf("member %+v", m)
+		r := simDo(t, c, 1, "GET", "/v1/cluster", nil, nil)
+		if err := json.Unmarshal(r.Body, &st); err != nil {
+			t.Fatal(err, string(r.Body))
 		}
-	}
-	if len(st.Members) != 3 || total < 0.999 || st.PhiThreshold != 8 {
-		t.Fatalf("status %+v", st)
-	}
+		total := 0.0
+		for _, m := range st.Members {
+			total += m.Share
+			if !m.Reachable || m.Share < 0.3 {
+				t.Fatalf("member %+v", m)
+			}
+		}
+		if len(st.Members) != 3 || total < 0.999 || st.PhiThreshold != 8 {
+			t.Fatalf("status %+v", st)
+		}
+	})
 }

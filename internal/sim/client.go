@@ -141,22 +141,33 @@ func (cl *client) read(k string) {
 
 // add adds a new element to k's set: read, union, write back with the
 // read's context.
-func (cl *client) add(k string) {
-	op, i, ok := cl.begin("add", k)
+// readFirst begins an add or a delete with its read. ok is false when the
+// operation already ended (no node up, or the read failed).
+func (cl *client) readFirst(kind, k string) (op Op, i int, ctx string, ok bool) {
+	op, i, ok = cl.begin(kind, k)
 	if !ok {
-		return
+		return op, 0, "", false
 	}
 	rp := cl.readParams()
 	status, elems, ctx, ok := cl.get(i, k, rp)
 	if !ok {
 		op.Params = rp
 		cl.finish(op, Failed, status)
-		return
+		return op, 0, "", false
 	}
-	cl.seq++
-	op.Element = fmt.Sprintf("c%d.%d", cl.id, cl.seq)
 	op.Seen = elems
 	op.Context, _ = version.DecodeContext(ctx)
+	return op, i, ctx, true
+}
+
+func (cl *client) add(k string) {
+	op, i, ctx, ok := cl.readFirst("add", k)
+	if !ok {
+		return
+	}
+	elems := op.Seen
+	cl.seq++
+	op.Element = fmt.Sprintf("c%d.%d", cl.id, cl.seq)
 	op.Params = cl.writeParams(false)
 	body := strings.Join(append(slices.Clone(elems), op.Element), ",")
 	sent := time.Now()
@@ -213,19 +224,10 @@ func (r *run) checkCopies(k string, op Op, fallbacks map[string]string) {
 
 // delete deletes k with the context of a read.
 func (cl *client) delete(k string) {
-	op, i, ok := cl.begin("delete", k)
+	op, i, ctx, ok := cl.readFirst("delete", k)
 	if !ok {
 		return
 	}
-	rp := cl.readParams()
-	status, elems, ctx, ok := cl.get(i, k, rp)
-	if !ok {
-		op.Params = rp
-		cl.finish(op, Failed, status)
-		return
-	}
-	op.Seen = elems
-	op.Context, _ = version.DecodeContext(ctx)
 	op.Params = cl.writeParams(true)
 	sent := time.Now()
 	resp, answered := cl.r.c.Do(i, "DELETE", "/v1/kv/"+bucket+"/"+k+"?"+op.Params, nil, map[string]string{node.HeaderContext: ctx})
