@@ -126,10 +126,10 @@ func TestAPISingleNode(t *testing.T) {
 	})
 }
 
-// HEAD answers without a body on a real connection: the net/http server
-// drops what the handler writes for a HEAD, so this stays on
-// internal/testcluster (real HTTP), which TestAPISingleNode's in-process
-// requests do not exercise.
+// TestAPIHeadOverHTTP checks that HEAD answers like GET, without a body,
+// on a real connection. The handler writes the value for a HEAD too, and
+// the net/http server drops it: in-process requests (TestAPISingleNode)
+// see the body, so this part stays on internal/testcluster.
 func TestAPIHeadOverHTTP(t *testing.T) {
 	c := testcluster.StartWith(t, testcluster.Options{Nodes: 1})
 	const path = "/v1/kv/b/k"
@@ -226,6 +226,16 @@ func TestAPIErrors(t *testing.T) {
 	})
 }
 
+// FuzzAPIRequest stays on internal/testcluster, outside any synctest
+// bubble. A bubble lasts one synctest.Test call on a *testing.T, and the
+// fuzzing engine calls the fuzz function once per input, so one simulated
+// node could not serve every input: its channels and timers belong to the
+// bubble that made them, and touching them from outside it is a fatal
+// error. A node per input would pay for opening Pebble and memberlist on
+// every input and would forget what earlier inputs left behind (siblings
+// up to the cap, bucket properties), through which later inputs reach
+// more of the handler. The target calls the handler in process and never
+// waits, so the wall clock plays no part once the node is up.
 func FuzzAPIRequest(f *testing.F) {
 	c := testcluster.StartWith(f, testcluster.Options{Nodes: 1})
 	h := c.Node(0).Handler()

@@ -68,18 +68,17 @@ type cluster interface {
 // The "-inmem" variants run on simulated time in a synctest bubble
 // (internal/simcluster), over the in-memory RPC and memberlist networks:
 // no wall-clock sleeps, and every wait is a walk through simulated time.
+// They take milliseconds, so -short runs them all.
 //
 // The "-tcp" variants stay on internal/testcluster and the wall clock.
 // They exist to test the TCP transport and memberlist's real sockets,
 // which cannot run inside a bubble: a goroutine blocked reading a socket
 // is not durably blocked, so a bubble with a listener in it never goes
-// idle and its clock never moves. Their waits poll the wall clock.
+// idle and its clock never moves. Their waits poll the wall clock, and
+// -short skips them.
 func clusterVariants(t *testing.T, f func(t *testing.T, c cluster)) {
 	for _, n := range []int{3, 5} {
 		t.Run(fmt.Sprintf("%d-nodes-inmem", n), func(t *testing.T) {
-			if testing.Short() && n == 5 {
-				t.Skip("short")
-			}
 			synctest.Test(t, func(t *testing.T) {
 				f(t, simCluster{t, simcluster.Start(t, simcluster.Options{Nodes: n})})
 			})
