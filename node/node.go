@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -226,6 +227,9 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 		WriteTimeout:      cfg.Limits.WriteTimeout,
 		IdleTimeout:       cfg.Limits.IdleTimeout,
 		MaxHeaderBytes:    cfg.Limits.MaxHeaderBytes,
+		// net/http's own messages (a recovered handler panic, a bad
+		// query) go to the node's logger, not to the global log package.
+		ErrorLog: stdlog.New(n.log.With().Str("part", "http").Logger(), "", 0),
 	}
 	n.wg.Add(1)
 	go func() {

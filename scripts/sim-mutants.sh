@@ -33,8 +33,11 @@ for p in "${patches[@]}"; do
     fi
     caught=$(go test ./internal/sim -run TestSimSeeds -sim.seeds="$seeds" -count=1 2>&1 |
       grep -oE 'FAIL: TestSimSeeds/seeds/[0-9]+' | sed 's/.*\///' | sort -n | tr '\n' ' ')
-    scripts=$(go test ./node -run TestScripts -count=1 2>&1 |
-      grep -oE 'FAIL: TestScripts/[a-z_0-9]+' | sed 's/FAIL: TestScripts\///' | tr '\n' ' ')
+    out=$(go test ./node -run TestScripts -count=1 2>&1)
+    scripts=$(echo "$out" | grep -oE 'FAIL: TestScripts/[a-z_0-9]+' | sed 's/FAIL: TestScripts\///' | tr '\n' ' ')
+    if [ -z "$scripts" ] && ! echo "$out" | grep -q '^ok'; then
+      scripts="(the scripts did not run: $(echo "$out" | tail -n 3 | tr '\n' ' '))"
+    fi
     echo "$name: seeds that catch it (of $seeds): ${caught:-none}"
     echo "$name: scripts that catch it: ${scripts:-none}"
   )
