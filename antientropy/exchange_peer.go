@@ -15,10 +15,11 @@ type Peer interface {
 	MarkReap(ctx context.Context, req *MarkReapRequest) (*MarkReapResponse, error)
 }
 
-// Caller sends one request and waits for its reply.
-// transport.Transport satisfies it.
+// Caller sends one request to a node and waits for its reply. The node
+// at addr refuses a request meant for another node ID (an address that a
+// new node reused). transport.Transport satisfies it.
 type Caller interface {
-	Call(ctx context.Context, addr, method string, body []byte) ([]byte, error)
+	CallNode(ctx context.Context, node, addr, method string, body []byte) ([]byte, error)
 }
 
 // Meter sees every call an RPCPeer makes: Wait before sending (a rate
@@ -33,15 +34,16 @@ type Meter interface {
 // msgpack bodies.
 type RPCPeer struct {
 	caller Caller
+	node   string
 	addr   string
 	meter  Meter
 }
 
 var _ Peer = (*RPCPeer)(nil)
 
-// NewRPCPeer returns a Peer for the node at addr. meter may be nil.
-func NewRPCPeer(c Caller, addr string, meter Meter) *RPCPeer {
-	return &RPCPeer{caller: c, addr: addr, meter: meter}
+// NewRPCPeer returns a Peer for node, reached at addr. meter may be nil.
+func NewRPCPeer(c Caller, node, addr string, meter Meter) *RPCPeer {
+	return &RPCPeer{caller: c, node: node, addr: addr, meter: meter}
 }
 
 func (p *RPCPeer) call(ctx context.Context, method string, req, resp any) error {
@@ -51,15 +53,15 @@ func (p *RPCPeer) call(ctx context.Context, method string, req, resp any) error 
 		}
 	}
 	body := encodeMsg(req)
-	out, err := p.caller.Call(ctx, p.addr, method, body)
+	out, err := p.caller.CallNode(ctx, p.node, p.addr, method, body)
 	if p.meter != nil {
 		p.meter.Done(method, len(body), len(out))
 	}
 	if err != nil {
-		return fmt.Errorf("antientropy: %s to %s: %w", method, p.addr, err)
+		return fmt.Errorf("antientropy: %s to %s: %w", method, p.node, err)
 	}
 	if err := decodeMsg(out, resp); err != nil {
-		return fmt.Errorf("%w: reply to %s from %s: %v", ErrProtocol, method, p.addr, err)
+		return fmt.Errorf("%w: reply to %s from %s: %v", ErrProtocol, method, p.node, err)
 	}
 	return nil
 }

@@ -221,7 +221,7 @@ func (s *Service) tellReplicas(ctx context.Context, p int, peers []string, confi
 			errs = append(errs, fmt.Errorf("antientropy: mark reapable on %s: %w", id, err))
 			continue
 		}
-		resp, err := NewRPCPeer(s.caller, addr, m).MarkReap(ctx, &MarkReapRequest{Shape: s.shape.code(), Partition: p, Items: items})
+		resp, err := NewRPCPeer(s.caller, id, addr, m).MarkReap(ctx, &MarkReapRequest{Shape: s.shape.code(), Partition: p, Items: items})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("antientropy: mark reapable on %s: %w", id, err))
 			continue
@@ -260,7 +260,7 @@ func (s *Service) askHasTomb(ctx context.Context, p int, id string, batch []tomb
 	if err != nil {
 		return fail(err)
 	}
-	resp, err := NewRPCPeer(s.caller, addr, m).HasTomb(ctx, &HasTombRequest{Shape: s.shape.code(), Partition: p, Items: items})
+	resp, err := NewRPCPeer(s.caller, id, addr, m).HasTomb(ctx, &HasTombRequest{Shape: s.shape.code(), Partition: p, Items: items})
 	if err != nil {
 		return fail(err)
 	}

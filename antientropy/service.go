@@ -437,7 +437,7 @@ func (s *Service) exchangeWith(ctx context.Context, p int, id string) (Report, e
 		return Report{Failed: 1}, fmt.Errorf("antientropy: resolve %s: %w", id, err)
 	}
 	m := &meter{s: s}
-	res, pushed, pulled, err := s.exchange(ctx, p, id, NewRPCPeer(s.caller, addr, m))
+	res, pushed, pulled, err := s.exchange(ctx, p, id, NewRPCPeer(s.caller, id, addr, m))
 	rep := Report{
 		LeavesDiffering: res.LeavesDiffering, KeysDiffering: res.KeysDiffering,
 		KeysPushed: pushed, KeysPulled: pulled, Traffic: m.t,

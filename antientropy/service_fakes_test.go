@@ -404,12 +404,15 @@ type memCaller struct {
 	from string
 }
 
-func (c memCaller) Call(ctx context.Context, addr, method string, body []byte) ([]byte, error) {
+func (c memCaller) CallNode(ctx context.Context, node, addr, method string, body []byte) ([]byte, error) {
 	c.net.mu.Lock()
 	svc, down := c.net.services[addr], c.net.down[addr] || c.net.down[c.from]
 	c.net.mu.Unlock()
 	if svc == nil || down {
 		return nil, fmt.Errorf("%s: %w", addr, errUnreachable)
+	}
+	if node != addr { // test nodes listen at their IDs
+		return nil, fmt.Errorf("%s answered for %s: %w", addr, node, transport.ErrWrongNode)
 	}
 	out, err := svc.HandleRPC(ctx, &transport.Request{From: c.from, Method: method, Body: bytes.Clone(body)})
 	return bytes.Clone(out), err

@@ -50,7 +50,7 @@ func (s *Service) forwardPriority(p int, replicas []string) {
 		for _, id := range replicas {
 			addr, err := s.resolve(id)
 			if err == nil {
-				_, err = s.caller.Call(ctx, addr, MethodPrioritize, body)
+				_, err = s.caller.CallNode(ctx, id, addr, MethodPrioritize, body)
 			}
 			if err != nil {
 				s.log.Debug().Err(err).Str("replica", id).Int("partition", p).Msg("anti-entropy: could not forward a priority")

@@ -535,7 +535,9 @@ func (n *Node) heartbeatLoop() {
 				defer wg.Done()
 				ctx, cancel := context.WithTimeout(n.ctx, n.cfg.HeartbeatInterval)
 				defer cancel()
-				if _, err := n.tr.Call(ctx, m.RPCAddr, rpcPing, nil); err == nil {
+				// The answer must come from this member, not from whatever node
+				// now listens at its address.
+				if _, err := n.tr.CallNode(ctx, id, m.RPCAddr, rpcPing, nil); err == nil {
 					n.detector.Heartbeat(id)
 				}
 			}()
@@ -574,7 +576,7 @@ func (s sender) Send(ctx context.Context, to string, req *quorum.Request) (*quor
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", quorum.ErrNotApplied, err)
 	}
-	out, err := s.n.tr.Call(ctx, m.RPCAddr, rpcKV, body)
+	out, err := s.n.tr.CallNode(ctx, to, m.RPCAddr, rpcKV, body)
 	if err != nil {
 		var re *transport.RemoteError
 		switch {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -295,6 +296,23 @@ func (s *Store) Scan(lo, hi uint64, fn func(hash uint64, k []byte, setBytes []by
 	if lo > hi {
 		return nil
 	}
+	return s.scanData(dataBound(lo), hi, fn)
+}
+
+// ScanAfter is Scan over the rows of [lo, hi] that sort strictly after the
+// row of (afterHash, afterKey): it resumes a scan that stopped at that row.
+// afterHash must be in [lo, hi]; use Scan to start at lo.
+func (s *Store) ScanAfter(lo, hi, afterHash uint64, afterKey []byte, fn func(hash uint64, k []byte, setBytes []byte) error) (err error) {
+	if lo > hi || afterHash < lo || afterHash > hi {
+		return fmt.Errorf("%w: resume point %016x outside [%016x, %016x]", ErrBadKey, afterHash, lo, hi)
+	}
+	// The row's immediate successor: rows compare as bytes, and no row
+	// sorts between r and r‖0x00.
+	return s.scanData(append(dataRow(afterHash, afterKey), 0), hi, fn)
+}
+
+// scanData is Scan from the row lower up to hash hi.
+func (s *Store) scanData(lower []byte, hi uint64, fn func(hash uint64, k []byte, setBytes []byte) error) (err error) {
 	if err := s.enter(); err != nil {
 		return err
 	}
@@ -302,11 +320,7 @@ func (s *Store) Scan(lo, hi uint64, fn func(hash uint64, k []byte, setBytes []by
 	var inUser bool
 	defer s.recoverPebble(&err, &inUser)
 
-	upper := []byte{prefixData + 1}
-	if hi != math.MaxUint64 {
-		upper = dataBound(hi + 1)
-	}
-	return s.scanRecords("scan", dataBound(lo), upper, parseDataRow, nil, func(hash uint64, k []byte, rec record) error {
+	return s.scanRecords("scan", lower, dataUpper(hi), parseDataRow, nil, func(hash uint64, k []byte, rec record) error {
 		if rec.reaped() {
 			return nil // not data: see Reap
 		}
@@ -396,6 +410,18 @@ func (s *Store) passOver(what string, k []byte, err error) {
 // cannot leave both the record and its hints to be handed off twice (which
 // would be harmless, but wasteful).
 func (s *Store) Discard(k []byte, expect version.Set) (deleted bool, err error) {
+	return s.discard(k, expect, s.cfg.Sync)
+}
+
+// DiscardUnsynced is Discard without waiting for the delete to be durable:
+// for dropping many records that the key's replicas are known to hold
+// already (a partition this node handed off), where a crash that brings
+// some back only means handing them off again. Sync makes them durable.
+func (s *Store) DiscardUnsynced(k []byte, expect version.Set) (deleted bool, err error) {
+	return s.discard(k, expect, false)
+}
+
+func (s *Store) discard(k []byte, expect version.Set, sync bool) (deleted bool, err error) {
 	if _, _, err := DecodeKey(k); err != nil {
 		return false, err
 	}
@@ -420,7 +446,7 @@ func (s *Store) Discard(k []byte, expect version.Set) (deleted bool, err error) 
 	if rec.ReapAfter != 0 {
 		_ = b.Delete(reapRow(rec.ReapAfter, hash, k), nil)
 	}
-	if err := s.commit(b, s.cfg.Sync); err != nil {
+	if err := s.commit(b, sync); err != nil {
 		return false, err
 	}
 	s.rows.drop(hash, row)
@@ -431,4 +457,51 @@ func (s *Store) Discard(k []byte, expect version.Set) (deleted bool, err error) 
 		inUser = false
 	}
 	return true, nil
+}
+
+// CompactRange asks pebble to compact the data rows with hashes in
+// [lo, hi], so that the space of rows deleted there (a partition handed
+// off) is given back to the file system now rather than whenever
+// compactions reach them.
+func (s *Store) CompactRange(lo, hi uint64) (err error) {
+	if lo > hi {
+		return nil
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
+	var inUser bool
+	defer s.recoverPebble(&err, &inUser)
+	if err := s.db.Compact(context.Background(), dataBound(lo), dataUpper(hi), true); err != nil {
+		s.m.errors.Add(1)
+		return fmt.Errorf("store: compact: %w", err)
+	}
+	return nil
+}
+
+// Sync makes every write committed so far durable, those committed
+// without waiting for their sync included.
+func (s *Store) Sync() (err error) {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
+	var inUser bool
+	defer s.recoverPebble(&err, &inUser)
+	if !s.cfg.Sync {
+		return nil
+	}
+	b := s.db.NewBatch()
+	_ = b.LogData(nil, nil)
+	return s.commit(b, true)
+}
+
+// dataUpper returns the exclusive upper bound of the data rows with hashes
+// up to hi.
+func dataUpper(hi uint64) []byte {
+	if hi == math.MaxUint64 {
+		return []byte{prefixData + 1}
+	}
+	return dataBound(hi + 1)
 }

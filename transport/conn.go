@@ -225,7 +225,11 @@ func (c *conn) serve(f frame) {
 	c.t.wg.Add(1)
 	err := c.t.handlers.Go(func() {
 		defer c.t.wg.Done()
-		out, err := c.handler(c.ctx, &Request{From: f.From, Method: f.Method, Body: f.Body})
+		if f.To != "" && f.To != c.t.cfg.NodeID {
+			_ = c.send(context.Background(), errorFrame(f.ID, refuseWrongNode(f.To, c.t.cfg.NodeID)))
+			return
+		}
+		out, err := c.handler(c.ctx, &Request{From: f.From, To: f.To, Method: f.Method, Body: f.Body})
 		reply := frame{ID: f.ID, Kind: kindResponse, Body: out}
 		if err != nil {
 			reply = errorFrame(f.ID, toRemote(err))

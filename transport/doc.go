@@ -24,10 +24,10 @@
 //
 // Every message on a TCP connection is one frame:
 //
-//	+----------------+-------------------------------------------------+
-//	| length: uint32 | msgpack array of 7 elements (length bytes)      |
-//	| big-endian     | [ID, Kind, Method, From, Body, ErrCode, ErrMsg] |
-//	+----------------+-------------------------------------------------+
+//	+----------------+-----------------------------------------------------+
+//	| length: uint32 | msgpack array of 8 elements (length bytes)          |
+//	| big-endian     | [ID, Kind, Method, From, Body, ErrCode, ErrMsg, To] |
+//	+----------------+-----------------------------------------------------+
 //
 //	ID       uint    request ID chosen by the caller, unique per
 //	                 transport; the reply carries the same ID
@@ -38,6 +38,11 @@
 //	                 layer above; opaque here)
 //	ErrCode  str     error: RemoteError.Code
 //	ErrMsg   str     error: RemoteError.Message
+//	To       str     request: the node ID the caller means to reach
+//	                 (CallNode); empty for Call. A transport serving
+//	                 another node refuses the request with CodeWrongNode
+//	                 without running its handler. A 7-element frame (an
+//	                 earlier version's, without To) is accepted.
 //
 // Unused fields are empty. Integers use the most compact msgpack form when
 // sent; any unsigned (or non-negative signed) form is accepted, as is str,

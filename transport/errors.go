@@ -3,6 +3,8 @@ package transport
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
 )
 
 // Sentinel errors. Errors returned by Call wrap one of these (or a
@@ -32,6 +34,12 @@ var (
 	// ErrTimeout: the call's deadline passed before a reply arrived.
 	// errors.Is(err, context.DeadlineExceeded) also holds for it.
 	ErrTimeout error = timeoutError{}
+	// ErrWrongNode: the transport that answered at the address belongs to
+	// another node than the one CallNode meant to reach (the address was
+	// reused by a new node, or is stale). The peer refused the request
+	// without running it; it is wrapped together with ErrNotSent, since
+	// for the caller it is as if the request never left.
+	ErrWrongNode = errors.New("transport: wrong node at address")
 )
 
 // timeoutError is the type of ErrTimeout. It is a comparable value type so
@@ -55,6 +63,9 @@ const (
 	// CodeFrameTooLarge is sent when the handler's reply does not fit in a
 	// frame.
 	CodeFrameTooLarge = "frame_too_large"
+	// CodeWrongNode is sent, without running the handler, when a request
+	// names a node (CallNode) other than the one serving it.
+	CodeWrongNode = "wrong_node"
 )
 
 // RemoteError is an error returned by the remote handler, carried back to
@@ -96,3 +107,19 @@ func toRemote(err error) *RemoteError {
 
 // isTimeout reports whether err is, or wraps, ErrTimeout.
 func isTimeout(err error) bool { return errors.Is(err, ErrTimeout) }
+
+// refuseWrongNode is the error a transport serving as self sends back to a
+// request meant for node to.
+func refuseWrongNode(to, self string) *RemoteError {
+	return &RemoteError{Code: CodeWrongNode, Message: "request for node " + strconv.Quote(to) + " reached node " + strconv.Quote(self)}
+}
+
+// wrongNode turns a peer's wrong-node refusal into ErrWrongNode wrapped
+// with ErrNotSent: the handler did not run. Other errors pass unchanged.
+func wrongNode(err error) error {
+	var re *RemoteError
+	if err != nil && errors.As(err, &re) && re.Code == CodeWrongNode {
+		return fmt.Errorf("%w: %w: %s", ErrNotSent, ErrWrongNode, re.Message)
+	}
+	return err
+}

@@ -21,7 +21,8 @@ func (k kind) valid() bool { return k >= kindRequest && k <= kindError }
 
 // frame is one message on a connection. On the wire it is a 4-byte
 // big-endian length followed by that many bytes holding the msgpack encoding
-// of a 7-element array [ID, Kind, Method, From, Body, ErrCode, ErrMsg]. See
+// of an 8-element array [ID, Kind, Method, From, Body, ErrCode, ErrMsg, To].
+// A 7-element array (an earlier version's, without To) is accepted. See
 // doc.go.
 type frame struct {
 	ID      uint64 // request ID, chosen by the caller, echoed by the reply
@@ -31,13 +32,16 @@ type frame struct {
 	Body    []byte // requests and responses: the payload
 	ErrCode string // errors: RemoteError.Code
 	ErrMsg  string // errors: RemoteError.Message
+	To      string // requests: the node ID the caller means to reach; "" for any
 }
 
 const (
 	// prefixSize is the size of the length prefix.
 	prefixSize = 4
-	// frameFields is the number of elements in a frame's msgpack array.
-	frameFields = 7
+	// frameFields is the number of elements in a frame's msgpack array;
+	// oldFrameFields, without To, is still accepted.
+	frameFields    = 8
+	oldFrameFields = 7
 	// readChunk bounds how much readFrame allocates ahead of the bytes that
 	// have actually arrived, so a peer that announces a large (but allowed)
 	// frame and then stalls cannot make us allocate all of it up front.
@@ -76,7 +80,8 @@ func (f *frame) size() int {
 		strHdrSize(len(f.From)) + len(f.From) +
 		binHdrSize(len(f.Body)) + len(f.Body) +
 		strHdrSize(len(f.ErrCode)) + len(f.ErrCode) +
-		strHdrSize(len(f.ErrMsg)) + len(f.ErrMsg)
+		strHdrSize(len(f.ErrMsg)) + len(f.ErrMsg) +
+		strHdrSize(len(f.To)) + len(f.To)
 }
 
 // appendHead appends the length prefix and everything up to and including
@@ -94,7 +99,8 @@ func appendHead(dst []byte, f *frame, size int) []byte {
 // appendTail appends what follows the Body.
 func appendTail(dst []byte, f *frame) []byte {
 	dst = appendStr(dst, f.ErrCode)
-	return appendStr(dst, f.ErrMsg)
+	dst = appendStr(dst, f.ErrMsg)
+	return appendStr(dst, f.To)
 }
 
 // appendFrame appends the whole wire form of f, prefix included.
@@ -255,7 +261,7 @@ func decodeFrame(b []byte) (frame, error) {
 	if err != nil {
 		return frame{}, err
 	}
-	if n != frameFields {
+	if n != frameFields && n != oldFrameFields {
 		return frame{}, fmt.Errorf("%w: %d fields, want %d", ErrBadFrame, n, frameFields)
 	}
 	if f.ID, err = d.uint(); err != nil {
@@ -283,6 +289,11 @@ func decodeFrame(b []byte) (frame, error) {
 	}
 	if f.ErrMsg, err = d.str(); err != nil {
 		return frame{}, err
+	}
+	if n == frameFields {
+		if f.To, err = d.str(); err != nil {
+			return frame{}, err
+		}
 	}
 	if d.off != len(b) {
 		return frame{}, fmt.Errorf("%w: %d trailing bytes", ErrBadFrame, len(b)-d.off)

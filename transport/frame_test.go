@@ -24,6 +24,7 @@ type libFrame struct {
 	Body     []byte
 	ErrCode  string
 	ErrMsg   string
+	To       string
 }
 
 func readOne(wire []byte, max int) (frame, int, error) {
@@ -32,7 +33,7 @@ func readOne(wire []byte, max int) (frame, int, error) {
 
 func framesEqual(a, b frame) bool {
 	return a.ID == b.ID && a.Kind == b.Kind && a.Method == b.Method && a.From == b.From &&
-		bytes.Equal(a.Body, b.Body) && a.ErrCode == b.ErrCode && a.ErrMsg == b.ErrMsg
+		bytes.Equal(a.Body, b.Body) && a.ErrCode == b.ErrCode && a.ErrMsg == b.ErrMsg && a.To == b.To
 }
 
 func TestFrameRoundTrip(t *testing.T) {
@@ -42,6 +43,7 @@ func TestFrameRoundTrip(t *testing.T) {
 	}{
 		{"minimal request", frame{ID: 0, Kind: kindRequest, Method: "m"}},
 		{"request", frame{ID: 1, Kind: kindRequest, Method: "kv.apply", From: "n1", Body: []byte{1, 2, 3}}},
+		{"request to a node", frame{ID: 1, Kind: kindRequest, Method: "kv.apply", From: "n1", Body: []byte{1}, To: "n2"}},
 		{"response no body", frame{ID: 127, Kind: kindResponse}},
 		{"id uint8", frame{ID: 128, Kind: kindResponse, Body: []byte("x")}},
 		{"id uint16", frame{ID: 256, Kind: kindResponse}},
@@ -80,7 +82,7 @@ func TestFrameRoundTrip(t *testing.T) {
 			}
 			if lf.ID != tt.f.ID || kind(lf.Kind) != tt.f.Kind || lf.Method != tt.f.Method ||
 				lf.From != tt.f.From || !bytes.Equal(lf.Body, tt.f.Body) ||
-				lf.ErrCode != tt.f.ErrCode || lf.ErrMsg != tt.f.ErrMsg {
+				lf.ErrCode != tt.f.ErrCode || lf.ErrMsg != tt.f.ErrMsg || lf.To != tt.f.To {
 				t.Fatalf("library decoded %+v, want %+v", lf, tt.f)
 			}
 		})

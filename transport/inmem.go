@@ -486,7 +486,13 @@ func (m *Mem) accept(caller *Mem, c *memCall, req *Request, dropReply bool) bool
 		if !m.net.waitHeld(m.addr, life.Done()) {
 			return
 		}
-		out, err := h(life, req)
+		var out []byte
+		var err error
+		if req.To != "" && req.To != m.nodeID {
+			err = refuseWrongNode(req.To, m.nodeID)
+		} else {
+			out, err = h(life, req)
+		}
 		if !m.net.waitHeld(m.addr, life.Done()) {
 			return
 		}
@@ -517,13 +523,19 @@ func (m *Mem) accept(caller *Mem, c *memCall, req *Request, dropReply bool) bool
 
 // Call implements Transport.
 func (m *Mem) Call(ctx context.Context, addr, method string, body []byte) ([]byte, error) {
+	return m.CallNode(ctx, "", addr, method, body)
+}
+
+// CallNode implements Transport.
+func (m *Mem) CallNode(ctx context.Context, node, addr, method string, body []byte) ([]byte, error) {
 	m.m.calls.Add(1)
-	out, err := m.call(ctx, addr, method, body)
+	out, err := m.call(ctx, node, addr, method, body)
+	err = wrongNode(err)
 	m.m.callDone(err)
 	return out, err
 }
 
-func (m *Mem) call(ctx context.Context, addr, method string, body []byte) ([]byte, error) {
+func (m *Mem) call(ctx context.Context, node, addr, method string, body []byte) ([]byte, error) {
 	if method == "" {
 		return nil, fmt.Errorf("call to %s: %w: empty method", addr, ErrBadFrame)
 	}
@@ -597,7 +609,7 @@ func (m *Mem) call(ctx context.Context, addr, method string, body []byte) ([]byt
 			return out, err
 		}
 	}
-	req := &Request{From: m.nodeID, Method: method, Body: bytes.Clone(body)}
+	req := &Request{From: m.nodeID, To: node, Method: method, Body: bytes.Clone(body)}
 	switch m.net.deliver(m, addr, c, req, fate) {
 	case unreachable:
 		return nil, fmt.Errorf("call %s to %s: %w: %w", method, addr, ErrNotSent, ErrUnreachable)

@@ -217,20 +217,26 @@ func (t *TCP) openConns() int {
 
 // Call implements Transport.
 func (t *TCP) Call(ctx context.Context, addr, method string, body []byte) ([]byte, error) {
+	return t.CallNode(ctx, "", addr, method, body)
+}
+
+// CallNode implements Transport.
+func (t *TCP) CallNode(ctx context.Context, node, addr, method string, body []byte) ([]byte, error) {
 	t.m.calls.Add(1)
-	out, err := t.call(ctx, addr, method, body)
+	out, err := t.call(ctx, node, addr, method, body)
+	err = wrongNode(err)
 	t.m.callDone(err)
 	return out, err
 }
 
-func (t *TCP) call(ctx context.Context, addr, method string, body []byte) ([]byte, error) {
+func (t *TCP) call(ctx context.Context, node, addr, method string, body []byte) ([]byte, error) {
 	if method == "" {
 		return nil, fmt.Errorf("call to %s: %w: empty method", addr, ErrBadFrame)
 	}
 	// Checked with the widest ID: the one assigned below may take up to 9
 	// bytes, and a frame over the limit would make the peer close the
 	// connection, failing every call on it.
-	f := frame{ID: math.MaxUint64, Kind: kindRequest, Method: method, From: t.cfg.NodeID, Body: body}
+	f := frame{ID: math.MaxUint64, Kind: kindRequest, Method: method, From: t.cfg.NodeID, Body: body, To: node}
 	if n := f.size(); n > t.cfg.MaxFrameSize {
 		return nil, fmt.Errorf("call %s to %s: %w: %d bytes, limit %d", method, addr, ErrFrameTooLarge, n, t.cfg.MaxFrameSize)
 	}

@@ -101,8 +101,8 @@ func TestTCPCall(t *testing.T) {
 	if cm.Calls != 1 || cm.Errors != 0 || cm.ConnsDialed != 1 || sm.Served != 1 || sm.ConnsAccepted != 1 {
 		t.Fatalf("metrics: client %+v server %+v", cm, sm)
 	}
-	// Request frame: prefix + array + id + kind + "kv.get" + "cli" + bin "key" + 2 empty strs.
-	reqSize := uint64(prefixSize + 1 + 1 + 1 + 7 + 4 + 5 + 2)
+	// Request frame: prefix + array + id + kind + "kv.get" + "cli" + bin "key" + 3 empty strs.
+	reqSize := uint64(prefixSize + 1 + 1 + 1 + 7 + 4 + 5 + 3)
 	if cm.BytesOut != reqSize || sm.BytesIn != reqSize {
 		t.Fatalf("request bytes: client out %d, server in %d, want %d", cm.BytesOut, sm.BytesIn, reqSize)
 	}

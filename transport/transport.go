@@ -5,6 +5,7 @@ import "context"
 // Request is what a handler receives.
 type Request struct {
 	From   string // the caller's node ID (sent in the frame; not authenticated)
+	To     string // the node ID the caller meant to reach (CallNode), "" for Call
 	Method string // e.g. "kv.apply"
 	Body   []byte // msgpack-encoded by the layer above; owned by the handler
 }
@@ -27,6 +28,12 @@ type Transport interface {
 	// caller. The caller must not modify body after passing it to Call: the
 	// transport may still be reading it after Call returned on a timeout.
 	Call(ctx context.Context, addr, method string, body []byte) ([]byte, error)
+	// CallNode is Call to a known node: the request names node, and a
+	// transport serving under another node ID refuses it without running
+	// the handler (ErrWrongNode, with ErrNotSent). Nodes reach each other
+	// with it, so that an address reused by a new node (or a stale one)
+	// never makes one node's answers count as another's.
+	CallNode(ctx context.Context, node, addr, method string, body []byte) ([]byte, error)
 	// Serve starts accepting requests for h. Called once; later calls
 	// return ErrServing.
 	Serve(h Handler) error
