@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,40 @@ type Placement interface {
 	Partition(key []byte) int
 	// Size is the number of ring members.
 	Size() int
+}
+
+// PendingPlacement is implemented by a Placement while the membership
+// changes: the ring that reads use is still the committed one, while
+// some nodes are being filled with the partitions they will replicate
+// once the change completes.
+type PendingPlacement interface {
+	Placement
+	// Pending returns the nodes that will be among the key's first n
+	// replicas when the change completes but are not among them now.
+	Pending(key []byte, n int) []string
+}
+
+// withPending extends a write's preference list with the key's pending
+// replicas, placed right after the n primaries (and taken out of the
+// fallbacks), and returns the new list and primary count. A write then
+// needs one more ack per pending replica (see Put): with W acks among
+// n + p targets, at most p come from the pending ones, so at least W come
+// from the current replicas, and at most p come from the replicas the
+// change retires, so at least W come from the replicas the key will have.
+// Reads before and after the change both meet the write.
+func withPending(pref []string, n int, pending []string) ([]string, int) {
+	if len(pending) == 0 {
+		return pref, n
+	}
+	out := make([]string, 0, len(pref)+len(pending))
+	out = append(out, pref[:n]...)
+	out = append(out, pending...)
+	for _, id := range pref[n:] {
+		if !slices.Contains(pending, id) {
+			out = append(out, id)
+		}
+	}
+	return out, n + len(pending)
 }
 
 // Config configures a Coordinator.
@@ -143,12 +178,13 @@ type Metrics struct {
 	ReadRepairs                 uint64 // reads that repaired at least one replica
 	ReplicasRepaired            uint64
 	SpeculativeReads            uint64 // reads that asked more replicas after SpeculateAfter
+	PendingWrites               uint64 // writes that also went to replicas a membership change is filling
 }
 
 type metrics struct {
 	puts, gets, writeFailures, readFailures, timeouts   atomic.Uint64
 	fallbackWrites, hintedWrites, readRepairs, repaired atomic.Uint64
-	speculative                                         atomic.Uint64
+	speculative, pendingWrites                          atomic.Uint64
 }
 
 // Coordinator serves client reads and writes on any node: it plans the
@@ -232,6 +268,7 @@ func (c *Coordinator) Metrics() Metrics {
 		HintedWrites: c.m.hintedWrites.Load(), ReadRepairs: c.m.readRepairs.Load(),
 		ReplicasRepaired: c.m.repaired.Load(),
 		SpeculativeReads: c.m.speculative.Load(),
+		PendingWrites:    c.m.pendingWrites.Load(),
 	}
 }
 
@@ -267,17 +304,25 @@ type GetResult struct {
 
 // plan returns a request's targets, the spares past them (see Spares),
 // and the key's partition.
-func (c *Coordinator) plan(key []byte, n int) ([]Target, []string, int, error) {
+// For a write it also returns how many of the targets' primaries are
+// pending replicas (PendingPlacement), each of which adds one to W.
+func (c *Coordinator) plan(key []byte, n int, write bool) ([]Target, []string, int, int, error) {
 	p := c.place()
 	pref, err := p.PreferenceList(key, n)
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("%w: %v", ErrBadParam, err)
+		return nil, nil, 0, 0, fmt.Errorf("%w: %v", ErrBadParam, err)
+	}
+	extra := 0
+	if pp, ok := p.(PendingPlacement); ok && write {
+		n0 := n
+		pref, n = withPending(pref, n, pp.Pending(key, n))
+		extra = n - n0
 	}
 	targets, err := Plan(pref, n, c.available, c.cfg.Self)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, nil, 0, 0, err
 	}
-	return targets, Spares(pref, n, targets, c.available), p.Partition(key), nil
+	return targets, Spares(pref, n, targets, c.available), p.Partition(key), extra, nil
 }
 
 func (c *Coordinator) timeout(p Params) time.Duration {
@@ -297,11 +342,14 @@ func (c *Coordinator) Put(ctx context.Context, req PutRequest) (PutResult, error
 		return PutResult{}, ErrClosed
 	}
 	c.m.puts.Add(1)
-	targets, spares, part, err := c.plan(req.Key, req.Params.N)
+	targets, spares, part, pending, err := c.plan(req.Key, req.Params.N, true)
 	if err != nil {
 		return PutResult{}, err
 	}
-	m := NewWrite(targets, req.Params.W, req.Params.Sloppy, c.cfg.Self, spares)
+	if pending > 0 {
+		c.m.pendingWrites.Add(1)
+	}
+	m := NewWrite(targets, req.Params.W+pending, req.Params.Sloppy, c.cfg.Self, spares)
 	wr := &WriteRequest{Context: req.Context, Value: req.Value, ContentType: req.ContentType, Deleted: req.Deleted}
 	base := Request{Key: req.Key, Partition: part, LWW: req.Params.LWW}
 
@@ -443,7 +491,7 @@ func (c *Coordinator) Get(ctx context.Context, req GetRequest) (GetResult, error
 		return GetResult{}, ErrClosed
 	}
 	c.m.gets.Add(1)
-	targets, _, part, err := c.plan(req.Key, req.Params.N)
+	targets, _, part, _, err := c.plan(req.Key, req.Params.N, false)
 	if err != nil {
 		return GetResult{}, err
 	}
