@@ -99,3 +99,42 @@ func BenchmarkBalance(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMoves times the plans of a join and a leave on the largest rings
+// the package is sized for: Q=4096 and 256 members.
+func BenchmarkMoves(b *testing.B) {
+	cfg := DefaultConfig()
+	cfg.Partitions = 4096
+	small, big := mustNew(b, cfg, nodes(255)), mustNew(b, cfg, nodes(256))
+	newcomer := nodes(256)[255].ID
+	for _, n := range []int{3, 16} {
+		for _, tc := range []struct {
+			name     string
+			from, to *Ring
+		}{{"join", small, big}, {"leave", big, small}} {
+			b.Run(fmt.Sprintf("%s/n=%d", tc.name, n), func(b *testing.B) {
+				b.ReportAllocs()
+				var moves []Move
+				for b.Loop() {
+					var err error
+					if moves, err = Moves(tc.from, tc.to, n); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(len(moves)), "moves")
+			})
+		}
+		b.Run(fmt.Sprintf("gains/n=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				Gains(small, big, newcomer, n)
+			}
+		})
+		b.Run(fmt.Sprintf("lost/n=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				Lost(big, small, newcomer, n)
+			}
+		})
+	}
+}

@@ -7,7 +7,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 )
 
-// The claim and fallback orders use their own fixed hashes of (node ID,
+// The claim and fallback orders use their own fixed hashes of (node seed,
 // partition), not Config.Hash: they are part of the ring layout, which every
 // node of every version must compute identically, and they need good mixing
 // even when tests inject a trivial key hash. Changing anything in this file
@@ -19,12 +19,13 @@ const (
 	fallbackTag = "quorumkv/ring/fallback\x00"
 )
 
-// nodeSeed derives a per-node 64-bit seed for one use.
-func nodeSeed(tag string, id NodeID) uint64 {
+// nodeSeed derives a per-node 64-bit seed for one use from the member's
+// effective seed (Member.EffectiveSeed, the ID unless Seed is set).
+func nodeSeed(tag string, name string) uint64 {
 	var d xxhash.Digest
 	d.Reset()
 	_, _ = d.WriteString(tag)
-	_, _ = d.WriteString(id)
+	_, _ = d.WriteString(name)
 	return d.Sum64()
 }
 
@@ -45,12 +46,15 @@ func mix64(z uint64) uint64 {
 }
 
 // claim assigns every partition to a member. members must be sorted in claim
-// order (Joined, ID); the result maps partition -> index into members.
+// order (Joined, effective seed); the result maps partition -> index into
+// members.
 //
 // The fold: member 0 owns all q partitions. Member k (so k+1 owners after it
 // joins) takes floor(q/(k+1)) partitions, one at a time from whichever current
-// owner is most loaded (ties: smallest ID); from an owner it takes that
-// owner's partition with the smallest score(claimSeed(k), p). Before each step
+// owner is most loaded (ties: smallest effective seed); from an owner it takes
+// that owner's partition with the smallest score(claimSeed(k), p). Only the
+// effective seeds enter, never the IDs, so a member that takes over another's
+// seed and Joined takes over its claims. Before each step
 // the loads differ by at most one; the new member takes the floor share and
 // the others end at floor or ceil, so they still differ by at most one.
 //
@@ -63,6 +67,10 @@ func claim(q int, members []Member) []uint16 {
 	load[0] = q
 	take := make([]int, s)
 	buckets := make([][]scored, s)
+	names := make([]string, s)
+	for i, m := range members {
+		names[i] = m.EffectiveSeed()
+	}
 	for k := 1; k < s; k++ {
 		// How many partitions to take from each existing owner.
 		clear(take[:k])
@@ -70,7 +78,7 @@ func claim(q int, members []Member) []uint16 {
 		for range want {
 			best := 0
 			for j := 1; j < k; j++ {
-				if load[j] > load[best] || (load[j] == load[best] && members[j].ID < members[best].ID) {
+				if load[j] > load[best] || (load[j] == load[best] && names[j] < names[best]) {
 					best = j
 				}
 			}
@@ -80,7 +88,7 @@ func claim(q int, members []Member) []uint16 {
 		load[k] = want
 
 		// Which partitions: each victim's lowest-scoring ones for member k.
-		seed := nodeSeed(claimTag, members[k].ID)
+		seed := nodeSeed(claimTag, names[k])
 		for j := range k {
 			buckets[j] = buckets[j][:0]
 		}

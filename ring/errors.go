@@ -12,6 +12,9 @@ var (
 	ErrEmptyID = errors.New("ring: empty member id")
 	// ErrDuplicateMember is returned by New when two members share an ID.
 	ErrDuplicateMember = errors.New("ring: duplicate member id")
+	// ErrDuplicateSeed is returned by New when two members have the same
+	// effective seed (Member.EffectiveSeed), so they would claim alike.
+	ErrDuplicateSeed = errors.New("ring: duplicate member seed")
 	// ErrTooManyMembers is returned by New when there are more members than
 	// partitions (some member would own nothing).
 	ErrTooManyMembers = errors.New("ring: more members than partitions")
@@ -22,4 +25,8 @@ var (
 	ErrInvalidN = errors.New("ring: n must be at least 1")
 	// ErrPartitionRange is returned for a partition outside [0, PartitionCount()).
 	ErrPartitionRange = errors.New("ring: partition out of range")
+	// ErrPartitionMismatch is returned by Moves when the two rings have
+	// different partition counts, so no partition of one is a partition of
+	// the other.
+	ErrPartitionMismatch = errors.New("ring: partition counts differ")
 )

@@ -54,19 +54,10 @@ func (r *Ring) PartitionsFor(id NodeID, n int) []int {
 	if !ok || n < 1 {
 		return nil
 	}
-	n = min(n, len(r.members))
+	rs := rows{r: r, l: min(n, len(r.members))}
 	var out []int
-	var buf []uint16 // slow-path rows only; never aliases the table
-	var scratch []scored
 	for p := range r.partitions {
-		var row []uint16
-		if n <= r.rowLen {
-			row = r.table[p*r.rowLen : p*r.rowLen+n]
-		} else {
-			buf, scratch = r.slowRow(buf, scratch, p, n)
-			row = buf
-		}
-		if slices.Contains(row, idx) {
+		if slices.Contains(rs.row(p), idx) {
 			out = append(out, p)
 		}
 	}

@@ -25,10 +25,11 @@ type Ring struct {
 	hash         HashFunc
 	maxFallbacks int
 
-	members []Member // claim order: (Joined, ID)
+	members []Member // claim order: (Joined, effective seed)
 	ids     []NodeID // ids[i] == members[i].ID
+	names   []string // names[i] == members[i].EffectiveSeed()
 	index   map[NodeID]uint16
-	seeds   []uint64 // per-member fallback seeds
+	seeds   []uint64 // per-member fallback seeds, hashed from names
 
 	// table holds, for every partition p, the first rowLen entries of its
 	// preference order as member indices: table[p*rowLen] is the owner.
@@ -60,14 +61,16 @@ func build(cfg Config, members []Member, budget int) (*Ring, error) {
 		maxFallbacks: cfg.MaxFallbacks,
 		members:      sorted,
 		ids:          make([]NodeID, s),
+		names:        make([]string, s),
 		index:        make(map[NodeID]uint16, s),
 		seeds:        make([]uint64, s),
 		rowLen:       min(s, max(1, budget/q)),
 	}
 	for i, m := range sorted {
 		r.ids[i] = m.ID
+		r.names[i] = m.EffectiveSeed()
 		r.index[m.ID] = uint16(i)
-		r.seeds[i] = nodeSeed(fallbackTag, m.ID)
+		r.seeds[i] = nodeSeed(fallbackTag, r.names[i])
 	}
 	owners := claim(q, sorted)
 	r.table = make([]uint16, q*r.rowLen)
@@ -81,7 +84,7 @@ func build(cfg Config, members []Member, budget int) (*Ring, error) {
 
 // order fills dst with the first len(dst) entries of partition p's preference
 // order: owner first, then the other members by descending
-// score(fallbackSeed, p) (rendezvous hashing), ties by ID.
+// score(fallbackSeed, p) (rendezvous hashing), ties by effective seed.
 func (r *Ring) order(dst []uint16, p int, owner uint16, scratch []scored) {
 	if len(dst) == 0 {
 		return
@@ -104,9 +107,9 @@ func (r *Ring) order(dst []uint16, p int, owner uint16, scratch []scored) {
 			return 1
 		}
 		switch {
-		case r.ids[a.idx] < r.ids[b.idx]:
+		case r.names[a.idx] < r.names[b.idx]:
 			return -1
-		case r.ids[a.idx] > r.ids[b.idx]:
+		case r.names[a.idx] > r.names[b.idx]:
 			return 1
 		}
 		return 0
@@ -115,6 +118,11 @@ func (r *Ring) order(dst []uint16, p int, owner uint16, scratch []scored) {
 		dst[i+1] = scratch[i].idx
 	}
 }
+
+// seededFlag marks, in membershipVersion, the ID length of a member with a
+// Seed, whose seed follows its Joined. Members without one hash as they did
+// before seeds existed, so the versions of existing rings are unchanged.
+const seededFlag = 1 << 63
 
 // membershipVersion hashes the layout inputs: Q and the sorted members.
 func membershipVersion(q int, members []Member) uint64 {
@@ -125,11 +133,20 @@ func membershipVersion(q int, members []Member) uint64 {
 	binary.BigEndian.PutUint64(buf[:], uint64(q))
 	_, _ = d.Write(buf[:])
 	for _, m := range members {
-		binary.BigEndian.PutUint64(buf[:], uint64(len(m.ID)))
+		n := uint64(len(m.ID))
+		if m.Seed != "" {
+			n |= seededFlag
+		}
+		binary.BigEndian.PutUint64(buf[:], n)
 		_, _ = d.Write(buf[:])
 		_, _ = d.WriteString(m.ID)
 		binary.BigEndian.PutUint64(buf[:], uint64(m.Joined))
 		_, _ = d.Write(buf[:])
+		if m.Seed != "" {
+			binary.BigEndian.PutUint64(buf[:], uint64(len(m.Seed)))
+			_, _ = d.Write(buf[:])
+			_, _ = d.WriteString(m.Seed)
+		}
 	}
 	return d.Sum64()
 }
@@ -140,7 +157,7 @@ func (r *Ring) PartitionCount() int { return r.partitions }
 // Len returns the number of members.
 func (r *Ring) Len() int { return len(r.members) }
 
-// Members returns the members in claim order (Joined, then ID).
+// Members returns the members in claim order (Joined, then effective seed).
 func (r *Ring) Members() []Member { return slices.Clone(r.members) }
 
 // Contains reports whether id is a member.
@@ -149,8 +166,19 @@ func (r *Ring) Contains(id NodeID) bool {
 	return ok
 }
 
+// Seed returns the effective seed of member id (its Seed, or its ID when
+// Seed is empty) and whether id is a member. A node replacing id joins as
+// Member{ID: new, Seed: seed, Joined: id's Joined} to take over its layout.
+func (r *Ring) Seed(id NodeID) (string, bool) {
+	i, ok := r.index[id]
+	if !ok {
+		return "", false
+	}
+	return r.names[i], true
+}
+
 // Version returns a hash of the inputs that determine the layout (partition
-// count and membership). Nodes whose rings have equal versions route keys
+// count and membership, including the members' Seeds). Nodes whose rings have equal versions route keys
 // identically, provided they use the same HashFunc.
 func (r *Ring) Version() uint64 { return r.version }
 

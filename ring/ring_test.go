@@ -18,7 +18,7 @@ func TestNewErrors(t *testing.T) {
 		{"bad config", Config{Partitions: 3, Hash: identityHash}, nodes(1), ErrInvalidConfig},
 		{"nil members", cfg, nil, ErrNoMembers},
 		{"empty id", cfg, []Member{{ID: "a"}, {ID: ""}}, ErrEmptyID},
-		{"duplicate id", cfg, []Member{{"a", 1}, {"b", 2}, {"a", 3}}, ErrDuplicateMember},
+		{"duplicate id", cfg, []Member{{ID: "a", Joined: 1}, {ID: "b", Joined: 2}, {ID: "a", Joined: 3}}, ErrDuplicateMember},
 		{"more members than partitions", cfg, nodes(5), ErrTooManyMembers},
 	}
 	for _, tt := range tests {
@@ -80,7 +80,7 @@ func TestPartitionIdentityHash(t *testing.T) {
 // every step the fallback order of the old members is kept; the newcomer is
 // inserted.
 func TestLayoutGolden(t *testing.T) {
-	a, b, c, d, e := Member{"a", 1}, Member{"b", 2}, Member{"c", 3}, Member{"d", 4}, Member{"e", 5}
+	a, b, c, d, e := Member{ID: "a", Joined: 1}, Member{ID: "b", Joined: 2}, Member{ID: "c", Joined: 3}, Member{ID: "d", Joined: 4}, Member{ID: "e", Joined: 5}
 	tests := []struct {
 		name    string
 		members []Member
@@ -122,7 +122,7 @@ func TestLayoutGolden(t *testing.T) {
 }
 
 func TestPreferenceListByKey(t *testing.T) {
-	r := mustNew(t, identityConfig(8), []Member{{"d", 4}, {"b", 2}, {"a", 1}, {"c", 3}})
+	r := mustNew(t, identityConfig(8), []Member{{ID: "d", Joined: 4}, {ID: "b", Joined: 2}, {ID: "a", Joined: 1}, {ID: "c", Joined: 3}})
 	tests := []struct {
 		key  []byte
 		n    int
@@ -148,7 +148,7 @@ func TestPreferenceListByKey(t *testing.T) {
 func TestMaxFallbacks(t *testing.T) {
 	cfg := identityConfig(8)
 	cfg.MaxFallbacks = 1
-	r := mustNew(t, cfg, []Member{{"a", 1}, {"b", 2}, {"c", 3}, {"d", 4}})
+	r := mustNew(t, cfg, []Member{{ID: "a", Joined: 1}, {ID: "b", Joined: 2}, {ID: "c", Joined: 3}, {ID: "d", Joined: 4}})
 	tests := []struct {
 		p, n int
 		want []NodeID
@@ -216,7 +216,7 @@ func TestAppendPreferenceListDoesNotAllocate(t *testing.T) {
 }
 
 func TestSharesAndPartitionsFor(t *testing.T) {
-	r := mustNew(t, identityConfig(8), []Member{{"a", 1}, {"b", 2}, {"c", 3}})
+	r := mustNew(t, identityConfig(8), []Member{{ID: "a", Joined: 1}, {ID: "b", Joined: 2}, {ID: "c", Joined: 3}})
 	// Owners: c a b c a b a b (see TestLayoutGolden).
 	wantShares := map[NodeID]float64{"a": 3.0 / 8, "b": 3.0 / 8, "c": 2.0 / 8}
 	if got := r.Shares(); len(got) != 3 || got["a"] != wantShares["a"] || got["b"] != wantShares["b"] || got["c"] != wantShares["c"] {
@@ -244,10 +244,10 @@ func TestSharesAndPartitionsFor(t *testing.T) {
 }
 
 func TestMembershipIdentity(t *testing.T) {
-	ms := []Member{{"c", 5}, {"a", 7}, {"b", 5}}
+	ms := []Member{{ID: "c", Joined: 5}, {ID: "a", Joined: 7}, {ID: "b", Joined: 5}}
 	r1 := mustNew(t, DefaultConfig(), ms)
 	r2 := mustNew(t, DefaultConfig(), []Member{ms[1], ms[2], ms[0]})
-	want := []Member{{"b", 5}, {"c", 5}, {"a", 7}}
+	want := []Member{{ID: "b", Joined: 5}, {ID: "c", Joined: 5}, {ID: "a", Joined: 7}}
 	if got := r1.Members(); !slices.Equal(got, want) {
 		t.Fatalf("Members() = %v, want claim order %v", got, want)
 	}
@@ -264,8 +264,8 @@ func TestMembershipIdentity(t *testing.T) {
 	}
 
 	others := map[string]*Ring{
-		"different joined":     mustNew(t, DefaultConfig(), []Member{{"c", 5}, {"a", 8}, {"b", 5}}),
-		"different id":         mustNew(t, DefaultConfig(), []Member{{"c", 5}, {"x", 7}, {"b", 5}}),
+		"different joined":     mustNew(t, DefaultConfig(), []Member{{ID: "c", Joined: 5}, {ID: "a", Joined: 8}, {ID: "b", Joined: 5}}),
+		"different id":         mustNew(t, DefaultConfig(), []Member{{ID: "c", Joined: 5}, {ID: "x", Joined: 7}, {ID: "b", Joined: 5}}),
 		"subset":               mustNew(t, DefaultConfig(), ms[:2]),
 		"different partitions": mustNew(t, identityConfig(512), ms),
 	}
