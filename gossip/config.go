@@ -19,7 +19,13 @@ const DefaultCluster = "quorumkv"
 type Config struct {
 	// Meta is this node's metadata. Meta.ID is the memberlist node name
 	// and Meta.Cluster the cluster name. If Meta.Joined is 0 it is taken
-	// from this node's entry in Initial, or else from Clock.
+	// from this node's entry in Initial, or else from Clock; a zero Seen or
+	// Synced is taken from that entry too. Meta.Intent, Staged and Seed are
+	// the node's initial intent (for instance IntentJoin, staged or not):
+	// they are used only if the entry in Initial has no intent group (an
+	// entry from an older version has none), and carry IntentVer 0
+	// whatever Meta.IntentVer says, so that any intent an operator set,
+	// and any group the cluster remembers for this ID, wins over them.
 	Meta Meta
 	// BindAddr is the gossip address, host:port; port 0 picks a free one
 	// (Addr reports it). Ignored when Transport is set.
@@ -31,10 +37,11 @@ type Config struct {
 	Transport memberlist.Transport
 	// SecretKey enables encrypted gossip: 16, 24 or 32 bytes. Optional.
 	SecretKey []byte
-	// Initial is the state persisted by a previous run.
+	// Initial is the state persisted by a previous run: members, buckets
+	// and the layout.
 	Initial State
-	// OnChange is called after membership, metadata, status or bucket
-	// changes; calls are coalesced, made from a goroutine the Gossip owns,
+	// OnChange is called after membership, metadata, intent, status,
+	// bucket or layout changes; calls are coalesced, made from a goroutine the Gossip owns,
 	// never under its locks, so it may call any Gossip method except Close
 	// (Close waits for it). Optional.
 	OnChange func()

@@ -42,6 +42,10 @@ func TestConfigValidate(t *testing.T) {
 		{"invalid initial state", func(c *Config) {
 			c.Initial.Buckets = map[string]BucketProps{"b": {N: 0}}
 		}, false},
+		{"initial intent", func(c *Config) { c.Meta.Intent, c.Meta.Staged = IntentJoin, true }, true},
+		{"unknown initial intent", func(c *Config) { c.Meta.Intent = "evict" }, false},
+		{"initial layout", func(c *Config) { c.Initial.Layout = &Layout{Epoch: 1, Members: []LayoutMember{{ID: "a"}}} }, true},
+		{"invalid initial layout", func(c *Config) { c.Initial.Layout = &Layout{Epoch: 1} }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := valid

@@ -37,7 +37,8 @@ func (d delegate) NodeMeta(limit int) []byte {
 	return b
 }
 
-// NotifyMsg applies a broadcast bucket or member update.
+// NotifyMsg applies a broadcast bucket or member update, or a layout sent
+// by ProposeLayout.
 func (d delegate) NotifyMsg(b []byte) {
 	g := d.g
 	g.n.messages.Add(1)
@@ -50,6 +51,14 @@ func (d delegate) NotifyMsg(b []byte) {
 		g.applyBucket(msg.bucket)
 	case msg.member != nil:
 		g.applyMember(*msg.member)
+	case msg.layout != nil:
+		if msg.layout.Cluster != g.cfg.Meta.Cluster {
+			g.n.rejected.Add(1)
+			return
+		}
+		if g.applyLayout(msg.layout.Layout) {
+			g.notify()
+		}
 	default:
 		g.n.decodeErrors.Add(1)
 	}
@@ -60,7 +69,7 @@ func (d delegate) GetBroadcasts(overhead, limit int) [][]byte {
 	return d.g.queue.GetBroadcasts(overhead, limit)
 }
 
-// LocalState returns the whole member table and all buckets.
+// LocalState returns the whole member table, all buckets and the layout.
 func (d delegate) LocalState(join bool) []byte {
 	g := d.g
 	g.mu.Lock()
@@ -74,7 +83,7 @@ func (d delegate) LocalState(join bool) []byte {
 	return b
 }
 
-// MergeRemoteState merges a peer's member table and buckets.
+// MergeRemoteState merges a peer's member table, buckets and layout.
 func (d delegate) MergeRemoteState(buf []byte, join bool) {
 	g := d.g
 	msg, err := decodeMessage(buf)
@@ -113,6 +122,9 @@ func (d delegate) MergeRemoteState(buf []byte, join bool) {
 		}
 	}
 	g.mu.Unlock()
+	if s.Layout != nil && g.applyLayout(*s.Layout) {
+		changed = true
+	}
 	if changed {
 		g.notify()
 	}
@@ -236,6 +248,27 @@ func (g *Gossip) applyBucket(m *bucketMsg) {
 		g.queueBucket(m.Name, m.Props)
 		g.notify()
 	}
+}
+
+// applyLayout merges a layout received from a peer, counts the outcome
+// and reports whether it was adopted. It is not forwarded: the sender
+// reaches every member itself, and push-pull covers the rest.
+func (g *Gossip) applyLayout(l Layout) bool {
+	g.mu.Lock()
+	adopted, lost, err := g.tbl.mergeLayout(l)
+	g.mu.Unlock()
+	switch {
+	case err != nil:
+		g.n.layoutsRejected.Add(1)
+		g.n.decodeErrors.Add(1)
+		g.log.Debug().Err(err).Msg("gossip: dropping invalid layout")
+	case lost:
+		g.n.layoutsRejected.Add(1)
+	case adopted:
+		g.n.layoutsAdopted.Add(1)
+		g.log.Info().Uint64("epoch", l.Epoch).Int("members", len(l.Members)).Msg("gossip: layout adopted")
+	}
+	return adopted
 }
 
 // applyMember merges a broadcast member entry and relays it if it was news.

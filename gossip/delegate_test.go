@@ -19,6 +19,7 @@ func bareGossip(id, cluster string) *Gossip {
 		tbl:     newTable(id, cluster),
 		status:  make(map[string]Status),
 		changed: make(chan struct{}, 1),
+		spread:  make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 	}
 	g.queue = &memberlist.TransmitLimitedQueue{NumNodes: func() int { return 1 }, RetransmitMult: 1}

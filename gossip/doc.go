@@ -4,10 +4,11 @@
 // # Membership
 //
 // Gossip wraps hashicorp/memberlist. Nodes find each other through Join on
-// a seed list; each advertises its Meta (ID, cluster, HTTP and RPC
-// addresses, join time, state) as memberlist node metadata, a format byte
-// and msgpack with short keys, bounded to stay under memberlist's 512-byte
-// MetaMaxSize.
+// a seed list; each advertises the node-owned fields of its Meta (ID,
+// cluster, addresses, join time, state, progress fingerprints) as
+// memberlist node metadata, a format byte and msgpack with short keys,
+// bounded to stay under memberlist's 512-byte MetaMaxSize (501 bytes at
+// worst).
 //
 // Ring membership is not liveness. memberlist forgets failed nodes after a
 // while; Gossip keeps a table of every member ever seen, and a node that
@@ -31,6 +32,33 @@
 // ahead, the node outbids it with its current entry. SetBucket
 // also broadcasts through a memberlist.TransmitLimitedQueue for fast
 // propagation, and nodes relay updates that were news to them.
+//
+// # Membership changes
+//
+// Each member entry also holds an operator-owned group: an intent (join,
+// leave, remove), whether it is staged (waits for an operator's commit),
+// and the seed the ring hashes for the member (a replacement takes the
+// seed, and through SetIntent the join time, of the node it replaces).
+// SetIntent sets it on any node for any member, with its own version
+// (IntentVer, a clock reading above the one it replaces); the group merges
+// apart from the node-owned fields, the higher IntentVer winning, on the
+// member itself too, and UpdateMeta leaves it alone, so a node takes an
+// intent an operator set for it and cannot undo it. A node's initial
+// intent (Config.Meta) has IntentVer 0, below anything set. With the group
+// an entry can reach about 590 bytes, more than node metadata may hold:
+// node metadata carries no group, and member broadcasts (under 1200 bytes)
+// and the push-pull state carry whole entries. A tombstone still beats
+// every live entry, group included.
+//
+// The Layout is the committed ring membership, one register for the
+// cluster: an epoch and the members with their join times and seeds.
+// Every node keeps the layout of highest precedence it has seen (higher
+// epoch, then more members, then a hash; Layout.Supersedes). A layout may
+// be several kilobytes, too big for a UDP broadcast, so ProposeLayout
+// sends an adopted one to every alive member over memberlist's reliable
+// stream, from one goroutine of the Gossip, one pass at a time; receivers
+// do not forward it, and the push-pull state carries it to members the
+// pass missed and to later joiners. State persists it.
 //
 // A cluster name keeps clusters sharing a network apart twice over: it
 // becomes memberlist's packet label ("quorumkv/<name>"), so packets of

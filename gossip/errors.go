@@ -23,12 +23,15 @@ var (
 	ErrBadState = errors.New("gossip: malformed state")
 	// ErrBadMessage means a gossip message does not decode or validate.
 	ErrBadMessage = errors.New("gossip: malformed message")
+	// ErrBadLayout means a Layout breaks a rule of Layout.Validate.
+	ErrBadLayout = errors.New("gossip: malformed layout")
 
 	// ErrWrongCluster means a peer names another cluster.
 	ErrWrongCluster = errors.New("gossip: node belongs to another cluster")
 	// ErrRemoved means the member was explicitly removed (tombstoned).
 	ErrRemoved = errors.New("gossip: member was removed")
-	// ErrUnknownMember is returned by Remove for an ID never seen.
+	// ErrUnknownMember is returned by Remove and SetIntent for an ID never
+	// seen.
 	ErrUnknownMember = errors.New("gossip: unknown member")
 	// ErrRemoveSelf is returned by Remove for the local node's ID.
 	ErrRemoveSelf = errors.New("gossip: cannot remove the local node")

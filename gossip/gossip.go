@@ -2,7 +2,9 @@ package gossip
 
 import (
 	"fmt"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,8 +16,8 @@ import (
 )
 
 // Gossip is a node's view of the cluster: ring members with their metadata
-// and liveness, and cluster-wide bucket properties. It is safe for
-// concurrent use.
+// and liveness, cluster-wide bucket properties and the committed layout.
+// It is safe for concurrent use.
 type Gossip struct {
 	cfg   Config
 	log   zerolog.Logger
@@ -29,6 +31,7 @@ type Gossip struct {
 	status map[string]Status // local liveness by member ID
 
 	changed   chan struct{} // capacity 1: an OnChange call is pending
+	spread    chan struct{} // capacity 1: a layout spreading pass is pending
 	stop      chan struct{} // closed by Close
 	wg        sync.WaitGroup
 	closed    atomic.Bool
@@ -46,7 +49,15 @@ type counters struct {
 	memberUpds, bucketUpds atomic.Uint64
 	rejected, decodeErrors atomic.Uint64
 	notifications          atomic.Uint64
+	layoutsAdopted         atomic.Uint64
+	layoutsRejected        atomic.Uint64
+	layoutSends, sendErrs  atomic.Uint64
 }
+
+// layoutSendParallel bounds the reliable sends of one spreading pass in
+// flight at a time, so that one unresponsive member (each send may take
+// Config.TCPTimeout) does not hold up the rest.
+const layoutSendParallel = 8
 
 // New validates cfg, restores cfg.Initial and starts memberlist listening on
 // cfg.BindAddr. It does not join anyone: call Join.
@@ -61,6 +72,7 @@ func New(cfg Config, log zerolog.Logger) (*Gossip, error) {
 		tbl:     newTable(cfg.Meta.ID, cfg.Meta.Cluster),
 		status:  make(map[string]Status),
 		changed: make(chan struct{}, 1),
+		spread:  make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 	}
 	now := g.clk.Now().UnixNano()
@@ -75,13 +87,27 @@ func New(cfg Config, log zerolog.Logger) (*Gossip, error) {
 	for name, p := range cfg.Initial.Buckets {
 		g.tbl.buckets[name] = p
 	}
+	if l := cfg.Initial.Layout; l != nil {
+		c := l.Clone()
+		g.tbl.layout = &c
+	}
 	self := cfg.Meta
+	self.IntentVer = 0 // the initial intent: anything set or remembered wins
 	if prev, ok := g.tbl.members[self.ID]; ok {
 		if prev.Meta.Removed() {
 			return nil, fmt.Errorf("%w: %q", ErrRemoved, self.ID)
 		}
 		if self.Joined == 0 {
 			self.Joined = prev.Meta.Joined
+		}
+		if self.Seen == 0 {
+			self.Seen = prev.Meta.Seen
+		}
+		if self.Synced == 0 {
+			self.Synced = prev.Meta.Synced
+		}
+		if grp := prev.Meta.group(); grp != (opGroup{}) {
+			self.setGroup(grp)
 		}
 	}
 	if self.Joined == 0 {
@@ -115,6 +141,8 @@ func New(cfg Config, log zerolog.Logger) (*Gossip, error) {
 		g.wg.Add(1)
 		go g.notifier()
 	}
+	g.wg.Add(1)
+	go g.spreader()
 	return g, nil
 }
 
@@ -142,6 +170,14 @@ func (g *Gossip) Join(addrs []string) (int, error) {
 		}
 		n, err := g.ml.Join(addrs)
 		if n > 0 {
+			// The seeds have this node's whole entry from the push-pull;
+			// the broadcast takes its operator group (its initial
+			// intent), which node metadata leaves out, to the others
+			// sooner than their next push-pull would.
+			g.mu.Lock()
+			v := g.tbl.members[g.tbl.self]
+			g.mu.Unlock()
+			g.queueMember(v)
 			return n, nil
 		}
 		last = err
@@ -254,10 +290,14 @@ func (g *Gossip) State() State {
 	return g.tbl.state()
 }
 
-// UpdateMeta replaces this node's metadata and re-advertises it. ID and
-// Cluster cannot change and StateRemoved is reserved (ErrMetaImmutable); a
-// zero Joined keeps the current one. If the broadcast does not go out
-// within Config.UpdateTimeout the change is kept and spreads by push-pull.
+// UpdateMeta replaces this node's node-owned metadata (addresses, State,
+// Seen, Synced, Joined) and re-advertises it. ID and Cluster cannot change
+// and StateRemoved is reserved (ErrMetaImmutable); a zero Joined keeps the
+// current one. UpdateMeta ignores the operator-owned fields of m (Intent,
+// Staged, Seed, IntentVer): the entry keeps the group it holds, which
+// only SetIntent and gossip change, so that the node cannot overwrite an
+// intent an operator set. If the broadcast does not go out within
+// Config.UpdateTimeout the change is kept and spreads by push-pull.
 func (g *Gossip) UpdateMeta(m Meta) error {
 	if g.closed.Load() {
 		return ErrClosed
@@ -275,6 +315,7 @@ func (g *Gossip) UpdateMeta(m Meta) error {
 	if m.Joined == 0 {
 		m.Joined = cur.Meta.Joined
 	}
+	m.setGroup(cur.Meta.group())
 	if err := m.Validate(); err != nil {
 		g.mu.Unlock()
 		return err
@@ -286,6 +327,198 @@ func (g *Gossip) UpdateMeta(m Meta) error {
 		g.log.Warn().Err(err).Msg("gossip: meta update not broadcast yet; push-pull will carry it")
 	}
 	return nil
+}
+
+// Intent is what an operator asks of a member through SetIntent.
+type Intent struct {
+	// Intent is IntentJoin, IntentLeave or IntentRemove.
+	Intent string
+	// Staged means the intent waits for an operator's commit.
+	Staged bool
+	// Seed is the name the ring is to hash for the member; empty means its
+	// ID. A replacement node takes the seed of the node it replaces. At
+	// most MaxIDLen bytes.
+	Seed string
+	// Joined, if non-zero and earlier than the member's join time,
+	// replaces it: a replacement node takes the join time of the node it
+	// replaces (the table keeps the earliest join time, so it sticks).
+	Joined int64
+}
+
+// Validate checks the intent, the seed's length and the join time. Errors
+// wrap ErrBadMeta.
+func (in Intent) Validate() error {
+	switch {
+	case !validIntent(in.Intent):
+		return fmt.Errorf("%w: intent %q, want %q, %q or %q", ErrBadMeta, in.Intent, IntentJoin, IntentLeave, IntentRemove)
+	case len(in.Seed) > MaxIDLen:
+		return fmt.Errorf("%w: seed must be at most %d bytes", ErrBadMeta, MaxIDLen)
+	case in.Joined < 0:
+		return fmt.Errorf("%w: negative join time", ErrBadMeta)
+	}
+	return nil
+}
+
+// SetIntent sets the operator-owned group of member id (this node or any
+// other): Intent, Staged and Seed from in, with an IntentVer strictly
+// greater than the one it replaces and at least the clock's reading, so it
+// wins over every copy of the group the cluster holds, on the member
+// itself too. It takes in.Joined as the join time if that is non-zero and
+// earlier. The whole entry is broadcast, OnChange is notified, and the new
+// Meta returned. Errors: ErrBadMeta (in.Validate), ErrUnknownMember,
+// ErrRemoved for a tombstone, ErrClosed.
+func (g *Gossip) SetIntent(id string, in Intent) (Meta, error) {
+	if g.closed.Load() {
+		return Meta{}, ErrClosed
+	}
+	if err := in.Validate(); err != nil {
+		return Meta{}, err
+	}
+	now := g.clk.Now().UnixNano()
+	g.mu.Lock()
+	cur, ok := g.tbl.members[id]
+	switch {
+	case !ok:
+		g.mu.Unlock()
+		return Meta{}, fmt.Errorf("%w: %q", ErrUnknownMember, id)
+	case cur.Meta.Removed():
+		g.mu.Unlock()
+		return Meta{}, fmt.Errorf("%w: %q", ErrRemoved, id)
+	}
+	v := cur
+	v.Meta.setGroup(opGroup{
+		Intent:    in.Intent,
+		Staged:    in.Staged,
+		Seed:      in.Seed,
+		IntentVer: nextVer(now, cur.Meta.IntentVer),
+	})
+	v.Meta.Joined = minJoined(cur.Meta.Joined, in.Joined)
+	g.tbl.setMember(v)
+	g.mu.Unlock()
+	g.queueMember(v)
+	g.notify()
+	return v.Meta, nil
+}
+
+// Layout returns the committed layout held, if any.
+func (g *Gossip) Layout() (Layout, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.tbl.layout == nil {
+		return Layout{}, false
+	}
+	return g.tbl.layout.Clone(), true
+}
+
+// ProposeLayout validates l (ErrBadLayout) and adopts it if it supersedes
+// the layout held (Layout.Supersedes), reporting whether it did. An
+// adopted layout is notified to OnChange and spread: a goroutine of the
+// Gossip sends it to every other alive member over memberlist's reliable
+// stream (a layout may be too big for a UDP broadcast), one pass at a
+// time, a pass covering every proposal adopted before it began; receivers
+// adopt it by precedence and do not forward it. Members it misses, and
+// members that join later, get it from the push-pull state.
+func (g *Gossip) ProposeLayout(l Layout) (bool, error) {
+	if g.closed.Load() {
+		return false, ErrClosed
+	}
+	g.mu.Lock()
+	adopted, lost, err := g.tbl.mergeLayout(l)
+	g.mu.Unlock()
+	switch {
+	case err != nil:
+		g.n.layoutsRejected.Add(1)
+		return false, err
+	case lost:
+		g.n.layoutsRejected.Add(1)
+	case adopted:
+		g.n.layoutsAdopted.Add(1)
+		g.log.Info().Uint64("epoch", l.Epoch).Int("members", len(l.Members)).Msg("gossip: layout adopted")
+		g.notify()
+		select {
+		case g.spread <- struct{}{}:
+		default: // a pass is pending; it will send the layout held then
+		}
+	}
+	return adopted, nil
+}
+
+// spreader runs layout spreading passes; it is owned by the Gossip and
+// stopped by Close.
+func (g *Gossip) spreader() {
+	defer g.wg.Done()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-g.spread:
+			g.spreadLayout()
+		}
+	}
+}
+
+// spreadLayout sends the layout held to every other member memberlist
+// reports alive, layoutSendParallel at a time, and returns when all sends
+// have ended or Close was called.
+func (g *Gossip) spreadLayout() {
+	g.mu.Lock()
+	l := g.tbl.layout
+	var peers []*memberlist.Node
+	for id, v := range g.tbl.members {
+		if id == g.tbl.self || v.Meta.Removed() || g.status[id] != StatusAlive {
+			continue
+		}
+		if n := gossipNode(id, v.Meta.GossipAddr); n != nil {
+			peers = append(peers, n)
+		}
+	}
+	g.mu.Unlock()
+	if l == nil || len(peers) == 0 {
+		return
+	}
+	b, err := encodeMessage(kindLayout, layoutMsg{Cluster: g.cfg.Meta.Cluster, Layout: *l})
+	if err != nil { // unreachable: a held layout is valid
+		g.log.Error().Err(err).Msg("gossip: encode layout")
+		return
+	}
+	sem := make(chan struct{}, layoutSendParallel)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for _, p := range peers {
+		select {
+		case <-g.stop:
+			return
+		case sem <- struct{}{}:
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if g.closed.Load() {
+				return
+			}
+			g.n.layoutSends.Add(1)
+			if err := g.ml.SendReliable(p, b); err != nil {
+				g.n.sendErrs.Add(1)
+				g.log.Debug().Err(err).Str("peer", p.Name).Msg("gossip: layout not sent; push-pull will carry it")
+			}
+		}()
+	}
+}
+
+// gossipNode is the memberlist address of member id at its gossip address
+// (an IP and port, as memberlist advertises), or nil if it has none.
+func gossipNode(id, addr string) *memberlist.Node {
+	host, ps, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	port, err := strconv.ParseUint(ps, 10, 16)
+	if ip == nil || err != nil {
+		return nil
+	}
+	return &memberlist.Node{Name: id, Addr: ip, Port: uint16(port)}
 }
 
 // Remove tombstones a member: it leaves the ring for good and the tombstone
@@ -361,6 +594,10 @@ func (g *Gossip) Metrics() Metrics {
 	m.Rejected = g.n.rejected.Load()
 	m.DecodeErrors = g.n.decodeErrors.Load()
 	m.Notifications = g.n.notifications.Load()
+	m.LayoutsAdopted = g.n.layoutsAdopted.Load()
+	m.LayoutsRejected = g.n.layoutsRejected.Load()
+	m.LayoutSends = g.n.layoutSends.Load()
+	m.LayoutSendErrors = g.n.sendErrs.Load()
 	return m
 }
 

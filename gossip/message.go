@@ -11,6 +11,7 @@ const (
 	kindBucket byte = 0x11 // bucketMsg, broadcast
 	kindMember byte = 0x12 // metaWire, broadcast (tombstones)
 	kindState  byte = 0x13 // stateMsg, push-pull
+	kindLayout byte = 0x14 // layoutMsg, reliable user message
 )
 
 // bucketMsg announces one bucket's properties.
@@ -20,11 +21,22 @@ type bucketMsg struct {
 	Props   BucketProps `msgpack:"p"`
 }
 
-// stateMsg is the push-pull state: the whole member table and all buckets.
+// stateMsg is the push-pull state: the whole member table, all buckets and
+// the layout held (absent from older versions' states, which also skip
+// it).
 type stateMsg struct {
 	Cluster string                 `msgpack:"c"`
 	Members []metaWire             `msgpack:"m"`
 	Buckets map[string]BucketProps `msgpack:"b"`
+	Layout  *Layout                `msgpack:"l,omitempty"`
+}
+
+// layoutMsg carries a layout to one node, over memberlist's reliable
+// stream (Memberlist.SendReliable): a layout may be too big for a UDP
+// broadcast.
+type layoutMsg struct {
+	Cluster string `msgpack:"c"`
+	Layout  Layout `msgpack:"l"`
 }
 
 // message is a decoded gossip message; exactly one field is set.
@@ -32,12 +44,14 @@ type message struct {
 	bucket *bucketMsg
 	member *versioned
 	state  *stateMsg
+	layout *layoutMsg
 }
 
 func encodeMessage(kind byte, v any) ([]byte, error) { return marshal(kind, v) }
 
 // decodeMessage parses any gossip message. It checks structure and field
-// bounds of members; bucket properties are validated when merged.
+// bounds of members and of a layout message's layout; bucket properties,
+// and the members and layout of a state, are validated when merged.
 func decodeMessage(b []byte) (message, error) {
 	if len(b) == 0 {
 		return message{}, fmt.Errorf("%w: empty", ErrBadMessage)
@@ -62,6 +76,13 @@ func decodeMessage(b []byte) (message, error) {
 		var sm stateMsg
 		if err = unmarshal(b, kindState, &sm); err == nil {
 			m.state = &sm
+		}
+	case kindLayout:
+		var lm layoutMsg
+		if err = unmarshal(b, kindLayout, &lm); err == nil {
+			if err = lm.Layout.Validate(); err == nil {
+				m.layout = &lm
+			}
 		}
 	default:
 		err = fmt.Errorf("unknown kind %#x", b[0])

@@ -18,10 +18,20 @@ func maxMeta() versioned {
 			GossipAddr: strings.Repeat("g", MaxAddrLen),
 			Joined:     1<<63 - 1,
 			State:      strings.Repeat("s", MaxStateLen),
+			Seen:       1<<64 - 1,
+			Synced:     1<<64 - 1,
+			Intent:     IntentRemove,
+			Staged:     true,
+			Seed:       strings.Repeat("d", MaxIDLen),
+			IntentVer:  1<<63 - 1,
 		},
 		Ver: 1<<63 - 1,
 	}
 }
+
+// maxBroadcast is the largest member broadcast that memberlist's default
+// UDP packet (1400 bytes) carries with room for its own framing.
+const maxBroadcast = 1200
 
 func TestMetaSizeBound(t *testing.T) {
 	b, err := encodeMeta(maxMeta())
@@ -31,10 +41,28 @@ func TestMetaSizeBound(t *testing.T) {
 	if len(b) > memberlist.MetaMaxSize {
 		t.Fatalf("largest meta encodes to %d bytes, limit %d", len(b), memberlist.MetaMaxSize)
 	}
-	t.Logf("largest meta: %d of %d bytes", len(b), memberlist.MetaMaxSize)
+	t.Logf("largest node meta: %d of %d bytes", len(b), memberlist.MetaMaxSize)
 	got, err := decodeMeta(b)
-	if err != nil || got != maxMeta() {
-		t.Fatalf("round trip = %+v, %v", got, err)
+	if want := nodeOwned(maxMeta()); err != nil || got != want {
+		t.Fatalf("round trip = %+v, %v; want the node-owned fields %+v", got, err, want)
+	}
+	// With the operator group the entry would not fit in node metadata:
+	// it travels whole in member broadcasts and push-pull state.
+	whole, err := marshal(metaFormat, toWire(maxMeta()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("largest whole entry: %d bytes", len(whole))
+	msg, err := encodeMessage(kindMember, toWire(maxMeta()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msg) > maxBroadcast {
+		t.Fatalf("largest member broadcast is %d bytes, want at most %d", len(msg), maxBroadcast)
+	}
+	dm, err := decodeMessage(msg)
+	if err != nil || dm.member == nil || *dm.member != maxMeta() {
+		t.Fatalf("member message round trip = %+v, %v", dm.member, err)
 	}
 }
 
@@ -57,6 +85,14 @@ func TestMetaValidate(t *testing.T) {
 		{"empty state", func(m *Meta) { m.State = "" }, false},
 		{"long state", func(m *Meta) { m.State = strings.Repeat("x", MaxStateLen+1) }, false},
 		{"negative joined", func(m *Meta) { m.Joined = -1 }, false},
+		{"intent join", func(m *Meta) { m.Intent = IntentJoin }, true},
+		{"intent leave", func(m *Meta) { m.Intent = IntentLeave }, true},
+		{"intent remove staged", func(m *Meta) { m.Intent, m.Staged = IntentRemove, true }, true},
+		{"unknown intent", func(m *Meta) { m.Intent = "evict" }, false},
+		{"longest seed", func(m *Meta) { m.Seed = strings.Repeat("x", MaxIDLen) }, true},
+		{"long seed", func(m *Meta) { m.Seed = strings.Repeat("x", MaxIDLen+1) }, false},
+		{"negative intent version", func(m *Meta) { m.IntentVer = -1 }, false},
+		{"progress fingerprints", func(m *Meta) { m.Seen, m.Synced = 1<<64-1, 7 }, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := ok
@@ -136,6 +172,123 @@ func TestVersionedSupersedes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := tc.a.supersedes(tc.b); got != tc.want {
 				t.Fatalf("supersedes = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestMetaDefaults(t *testing.T) {
+	old := Meta{ID: "a", Cluster: "c", State: StateUp}
+	if got := old.MemberIntent(); got != IntentJoin {
+		t.Errorf("MemberIntent of an entry without intent = %q, want %q", got, IntentJoin)
+	}
+	if got := old.RingSeed(); got != "a" {
+		t.Errorf("RingSeed without seed = %q, want the ID", got)
+	}
+	set := Meta{ID: "a", Intent: IntentLeave, Seed: "b"}
+	if set.MemberIntent() != IntentLeave || set.RingSeed() != "b" {
+		t.Errorf("MemberIntent, RingSeed = %q, %q; want leave, b", set.MemberIntent(), set.RingSeed())
+	}
+}
+
+func TestOpGroupSupersedes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		a, b opGroup
+		want bool
+	}{
+		{"higher version wins", opGroup{Intent: IntentJoin, IntentVer: 2}, opGroup{Intent: IntentRemove, Staged: true, IntentVer: 1}, true},
+		{"lower version loses", opGroup{Intent: IntentRemove, IntentVer: 1}, opGroup{Intent: IntentJoin, IntentVer: 2}, false},
+		{"equal does not supersede", opGroup{Intent: IntentLeave, IntentVer: 3}, opGroup{Intent: IntentLeave, IntentVer: 3}, false},
+		{"any set group beats none", opGroup{Intent: IntentJoin}, opGroup{}, true},
+		{"none beats nothing", opGroup{}, opGroup{Intent: IntentJoin}, false},
+		{"tie: staged beats unstaged", opGroup{Intent: IntentJoin, Staged: true}, opGroup{Intent: IntentJoin}, true},
+		{"tie: broken by intent", opGroup{Intent: IntentLeave}, opGroup{Intent: IntentJoin, Staged: true}, true},
+		{"tie: broken by seed", opGroup{Intent: IntentJoin, Seed: "z"}, opGroup{Intent: IntentJoin, Seed: "a"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.a.supersedes(tc.b); got != tc.want {
+				t.Fatalf("supersedes = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// The operator group merges on its own version, whatever the node-owned
+// version says, and on the local node's own entry too.
+func TestMergeIntentGroup(t *testing.T) {
+	entry := func(ver int64, http, intent string, iver int64) versioned {
+		return versioned{Meta: Meta{ID: "x", Cluster: "c", HTTPAddr: http, State: StateUp, Joined: 5,
+			Intent: intent, IntentVer: iver}, Ver: ver}
+	}
+	tomb := func(ver int64, intent string, iver int64) versioned {
+		v := entry(ver, "", intent, iver)
+		v.Meta.State = StateRemoved
+		return v
+	}
+	for _, tc := range []struct {
+		name      string
+		self      bool // the table is x's own
+		cur, in   versioned
+		want      versioned
+		unchanged bool
+	}{
+		{
+			name: "newer intent on an older entry",
+			cur:  entry(9, "new", IntentJoin, 1), in: entry(2, "old", IntentLeave, 7),
+			want: entry(9, "new", IntentLeave, 7),
+		},
+		{
+			name: "newer entry with an older intent",
+			cur:  entry(2, "old", IntentLeave, 7), in: entry(9, "new", IntentJoin, 1),
+			want: entry(9, "new", IntentLeave, 7),
+		},
+		{
+			name: "node metadata carries no group and changes none",
+			cur:  entry(2, "old", IntentLeave, 7), in: nodeOwned(entry(3, "new", IntentJoin, 9)),
+			want: entry(3, "new", IntentLeave, 7),
+		},
+		{
+			name: "self takes the operator's intent and keeps its own fields",
+			self: true,
+			cur:  entry(9, "mine", IntentJoin, 0), in: entry(2, "stale", IntentLeave, 7),
+			want: entry(9, "mine", IntentLeave, 7),
+		},
+		{
+			name: "self keeps a newer intent",
+			self: true,
+			cur:  entry(9, "mine", IntentLeave, 8), in: entry(2, "stale", IntentJoin, 7),
+			want: entry(9, "mine", IntentLeave, 8), unchanged: true,
+		},
+		{
+			name: "tombstone beats a newer intent",
+			cur:  tomb(1, IntentRemove, 3), in: entry(9, "h", IntentJoin, 99),
+			want: tomb(1, IntentRemove, 3), unchanged: true,
+		},
+		{
+			name: "tombstone wins whole",
+			cur:  entry(9, "h", IntentJoin, 99), in: tomb(1, IntentRemove, 3),
+			want: tomb(1, IntentRemove, 3),
+		},
+		{
+			name: "tombstones tie on the node fields: the group decides",
+			cur:  tomb(1, IntentRemove, 3), in: tomb(1, IntentLeave, 4),
+			want: tomb(1, IntentLeave, 4),
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			owner := "other"
+			if tc.self {
+				owner = "x"
+			}
+			tb := newTable(owner, "c")
+			tb.setMember(tc.cur)
+			changed, err := tb.mergeMember(tc.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tb.members["x"]; got != tc.want || changed == tc.unchanged {
+				t.Fatalf("merged %+v, changed %v;\nwant %+v, changed %v", got, changed, tc.want, !tc.unchanged)
 			}
 		})
 	}

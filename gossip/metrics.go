@@ -32,6 +32,15 @@ type Metrics struct {
 	DecodeErrors uint64
 	// Notifications counts OnChange calls.
 	Notifications uint64
+	// LayoutsAdopted counts layouts adopted, proposed here or received.
+	LayoutsAdopted uint64
+	// LayoutsRejected counts layouts, proposed here or received, that were
+	// invalid or lost to the layout held (a copy equal to it counts as
+	// neither adopted nor rejected).
+	LayoutsRejected uint64
+	// LayoutSends and LayoutSendErrors count reliable sends of the layout
+	// to members, and those that failed.
+	LayoutSends, LayoutSendErrors uint64
 }
 
 // DetectorMetrics is a snapshot of a Detector's counters.

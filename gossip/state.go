@@ -18,9 +18,13 @@ type State struct {
 	Members []Meta `msgpack:"members" json:"members"`
 	// Buckets maps bucket names to their properties.
 	Buckets map[string]BucketProps `msgpack:"buckets" json:"buckets"`
+	// Layout is the committed layout held, if any. States persisted by
+	// older versions have none.
+	Layout *Layout `msgpack:"layout,omitempty" json:"layout,omitempty"`
 }
 
-// Validate checks every member and bucket, and that IDs are unique.
+// Validate checks every member and bucket, that IDs are unique, and the
+// layout if there is one.
 func (s State) Validate() error {
 	seen := make(map[string]bool, len(s.Members))
 	for _, m := range s.Members {
@@ -38,6 +42,11 @@ func (s State) Validate() error {
 		}
 		if err := p.Validate(); err != nil {
 			return fmt.Errorf("%w: bucket %q: %v", ErrBadState, name, err)
+		}
+	}
+	if s.Layout != nil {
+		if err := s.Layout.Validate(); err != nil {
+			return fmt.Errorf("%w: %v", ErrBadState, err)
 		}
 	}
 	return nil

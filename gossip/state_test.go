@@ -2,8 +2,12 @@ package gossip
 
 import (
 	"errors"
+	"flag"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -12,12 +16,14 @@ import (
 func sampleState() State {
 	return State{
 		Members: []Meta{
-			{ID: "a", Cluster: "c", HTTPAddr: "h:1", RPCAddr: "r:1", Joined: 10, State: StateUp},
+			{ID: "a", Cluster: "c", HTTPAddr: "h:1", RPCAddr: "r:1", Joined: 10, State: StateUp,
+				Seen: 3, Synced: 2, Intent: IntentLeave, Staged: true, Seed: "z", IntentVer: 40},
 			{ID: "b", Cluster: "c", Joined: 20, State: StateRemoved},
 		},
 		Buckets: map[string]BucketProps{
 			"users": {N: 3, R: 2, W: 2, Conflict: ConflictSiblings, Updated: 5, UpdatedBy: "a"},
 		},
+		Layout: &Layout{Epoch: 2, Members: []LayoutMember{{ID: "a", Joined: 10, Seed: "z"}, {ID: "c", Joined: 30}}},
 	}
 }
 
@@ -36,6 +42,129 @@ func TestStateRoundTrip(t *testing.T) {
 	}
 }
 
+var updateGolden = flag.Bool("update-golden", false, "rewrite testdata/*-v2.bin from the current encoders")
+
+// Persisted states and wire messages of every format version decode. The
+// -v1 files were written by the version before operator intents, progress
+// fingerprints and layouts; the -v2 ones by the current version
+// (-update-golden rewrites them).
+func TestFormatGoldens(t *testing.T) {
+	v1Member := Meta{ID: "a", Cluster: "c", HTTPAddr: "h:1", RPCAddr: "r:1", GossipAddr: "g:1", Joined: 10, State: StateUp}
+	v1State := State{
+		Members: []Meta{v1Member, {ID: "b", Cluster: "c", Joined: 20, State: StateRemoved}},
+		Buckets: map[string]BucketProps{"users": {N: 3, R: 2, W: 2, Conflict: ConflictSiblings, Updated: 5, UpdatedBy: "a"}},
+	}
+	v2Member := sampleState().Members[0]
+	v2Member.GossipAddr = "g:1"
+	if *updateGolden {
+		writeGoldens(t, v2Member)
+	}
+	read := func(t *testing.T, name string) []byte {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	t.Run("state", func(t *testing.T) {
+		for _, tc := range []struct {
+			file string
+			want State
+		}{
+			{"state-v1.bin", v1State},
+			{"state-v2.bin", sampleState()},
+		} {
+			got, err := DecodeState(read(t, tc.file))
+			if err != nil || !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("%s decodes to %+v, %v; want %+v", tc.file, got, err, tc.want)
+			}
+		}
+		old, _ := DecodeState(read(t, "state-v1.bin"))
+		if m := old.Members[0]; m.MemberIntent() != IntentJoin || m.RingSeed() != "a" || old.Layout != nil {
+			t.Errorf("old state reads as intent %q, seed %q, layout %v; want join, a, none", m.MemberIntent(), m.RingSeed(), old.Layout)
+		}
+	})
+	t.Run("node meta", func(t *testing.T) {
+		for _, tc := range []struct {
+			file string
+			want Meta
+		}{
+			{"nodemeta-v1.bin", v1Member},
+			{"nodemeta-v2.bin", nodeOwned(versioned{Meta: v2Member}).Meta},
+		} {
+			got, err := DecodeMeta(read(t, tc.file))
+			if err != nil || got != tc.want {
+				t.Errorf("%s decodes to %+v, %v; want %+v", tc.file, got, err, tc.want)
+			}
+		}
+	})
+	t.Run("member broadcast", func(t *testing.T) {
+		for _, tc := range []struct {
+			file string
+			want Meta
+		}{
+			{"member-v1.bin", v1Member},
+			{"member-v2.bin", v2Member},
+		} {
+			m, err := decodeMessage(read(t, tc.file))
+			if err != nil || m.member == nil || m.member.Meta != tc.want || m.member.Ver != 7 {
+				t.Errorf("%s decodes to %+v, %v; want %+v at version 7", tc.file, m.member, err, tc.want)
+			}
+		}
+	})
+	t.Run("push-pull", func(t *testing.T) {
+		g := bareGossip("z", "c")
+		delegate{g}.MergeRemoteState(read(t, "pushpull-v1.bin"), false)
+		if m, ok := g.Member("a"); !ok || m.Meta != v1Member {
+			t.Errorf("old push-pull state gave a = %+v, %v", m.Meta, ok)
+		}
+		if m, ok := g.Member("b"); !ok || !m.Meta.Removed() {
+			t.Errorf("old push-pull state gave b = %+v, %v", m.Meta, ok)
+		}
+		delegate{g}.MergeRemoteState(read(t, "pushpull-v2.bin"), false)
+		if m, _ := g.Member("a"); m.Meta.group() != v2Member.group() {
+			t.Errorf("push-pull state gave a's group %+v, want %+v", m.Meta.group(), v2Member.group())
+		}
+		if l, ok := g.Layout(); !ok || !l.Equal(*sampleState().Layout) {
+			t.Errorf("push-pull state gave layout %+v, %v", l, ok)
+		}
+		if m := g.Metrics(); m.DecodeErrors != 0 || m.PushPullMerges != 2 {
+			t.Errorf("metrics %+v, want 2 merges and no decode errors", m)
+		}
+	})
+}
+
+func writeGoldens(t *testing.T, m Meta) {
+	t.Helper()
+	v := versioned{Meta: m, Ver: 7}
+	st, err := EncodeState(sampleState())
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := encodeMeta(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	member, err := encodeMessage(kindMember, toWire(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := newTable("a", "c")
+	tb.setMember(v)
+	tb.layout = sampleState().Layout
+	pp, err := encodeMessage(kindState, tb.wire())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{
+		"state-v2.bin": st, "nodemeta-v2.bin": meta, "member-v2.bin": member, "pushpull-v2.bin": pp,
+	} {
+		if err := os.WriteFile(filepath.Join("testdata", name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestDecodeStateRejects(t *testing.T) {
 	dup := sampleState()
 	dup.Members = append(dup.Members, dup.Members[0])
@@ -45,11 +174,17 @@ func TestDecodeStateRejects(t *testing.T) {
 	emptyName.Buckets[""] = DefaultBucketProps()
 	badMember := sampleState()
 	badMember.Members[0].ID = ""
+	badIntent := sampleState()
+	badIntent.Members[0].Intent = "evict"
+	badLayout := sampleState()
+	badLayout.Layout = &Layout{Epoch: 0, Members: []LayoutMember{{ID: "a"}}}
 	for _, tc := range []struct {
 		name string
 		s    State
 	}{
 		{"duplicate member", dup},
+		{"invalid intent", badIntent},
+		{"invalid layout", badLayout},
 		{"invalid bucket", badBucket},
 		{"empty bucket name", emptyName},
 		{"invalid member", badMember},
@@ -81,16 +216,7 @@ type update struct {
 
 func genUpdate(t *rapid.T, label string) update {
 	if rapid.Bool().Draw(t, label+"kind") {
-		v := versioned{
-			Meta: Meta{
-				ID:       rapid.SampledFrom([]string{"x", "y", "z"}).Draw(t, label+"id"),
-				Cluster:  rapid.SampledFrom([]string{"c", "c", "c", "other"}).Draw(t, label+"cluster"),
-				HTTPAddr: rapid.SampledFrom([]string{"h1", "h2"}).Draw(t, label+"http"),
-				State:    rapid.SampledFrom([]string{StateUp, StateUp, StateRemoved}).Draw(t, label+"state"),
-				Joined:   rapid.Int64Range(0, 3).Draw(t, label+"joined"),
-			},
-			Ver: rapid.Int64Range(0, 3).Draw(t, label+"ver"),
-		}
+		v := genMember(t, label, rapid.SampledFrom([]string{"x", "y", "z"}).Draw(t, label+"id"))
 		return update{member: &v}
 	}
 	return update{
@@ -103,6 +229,26 @@ func genUpdate(t *rapid.T, label string) update {
 			Updated:   rapid.Int64Range(0, 3).Draw(t, label+"updated"),
 			UpdatedBy: rapid.SampledFrom([]string{"x", "y"}).Draw(t, label+"by"),
 		},
+	}
+}
+
+// genMember draws an entry for member id, node-owned fields and operator
+// group alike, over a small space so that ties are frequent.
+func genMember(t *rapid.T, label, id string) versioned {
+	return versioned{
+		Meta: Meta{
+			ID:        id,
+			Cluster:   rapid.SampledFrom([]string{"c", "c", "c", "other"}).Draw(t, label+"cluster"),
+			HTTPAddr:  rapid.SampledFrom([]string{"h1", "h2"}).Draw(t, label+"http"),
+			State:     rapid.SampledFrom([]string{StateUp, StateUp, StateRemoved}).Draw(t, label+"state"),
+			Joined:    rapid.Int64Range(0, 3).Draw(t, label+"joined"),
+			Seen:      rapid.Uint64Range(0, 1).Draw(t, label+"seen"),
+			Intent:    rapid.SampledFrom([]string{"", IntentJoin, IntentLeave}).Draw(t, label+"intent"),
+			Staged:    rapid.Bool().Draw(t, label+"staged"),
+			Seed:      rapid.SampledFrom([]string{"", "s"}).Draw(t, label+"seed"),
+			IntentVer: rapid.Int64Range(0, 3).Draw(t, label+"intentver"),
+		},
+		Ver: rapid.Int64Range(0, 3).Draw(t, label+"ver"),
 	}
 }
 
@@ -160,14 +306,81 @@ func TestTableMergeConvergesProperty(t *testing.T) {
 				t.Fatalf("member %s joined %d, want the earliest %d", id, v.Meta.Joined, want)
 			}
 		}
-		// Every kept entry is the maximum of what was offered for its key.
+		// Every kept entry is the maximum of what was offered for its key:
+		// a live one in its node-owned fields and in its operator group
+		// separately.
 		for _, u := range ups {
 			if u.member != nil && u.member.Meta.Cluster == "c" && u.member.supersedes(a.members[u.member.Meta.ID]) {
 				t.Fatalf("kept %+v although %+v supersedes it", a.members[u.member.Meta.ID], *u.member)
 			}
+			if u.member != nil && u.member.Meta.Cluster == "c" {
+				kept := a.members[u.member.Meta.ID]
+				if !kept.Meta.Removed() && u.member.Meta.group().supersedes(kept.Meta.group()) {
+					t.Fatalf("kept group %+v although %+v supersedes it", kept.Meta.group(), u.member.Meta.group())
+				}
+			}
 			if u.member == nil && u.props.supersedes(a.buckets[u.bucket]) {
 				t.Fatalf("kept %+v although %+v supersedes it", a.buckets[u.bucket], u.props)
 			}
+		}
+	})
+}
+
+// merge is a join on the entries of one member: commutative, associative
+// and idempotent.
+func TestMergeIsJoinProperty(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		a, b, c := genMember(t, "a", "x"), genMember(t, "b", "x"), genMember(t, "c", "x")
+		if got := merge(a, a); got != a {
+			t.Fatalf("merge(a, a) = %+v, want a = %+v", got, a)
+		}
+		if ab, ba := merge(a, b), merge(b, a); ab != ba {
+			t.Fatalf("not commutative:\n%+v\n%+v", ab, ba)
+		}
+		if l, r := merge(merge(a, b), c), merge(a, merge(b, c)); l != r {
+			t.Fatalf("not associative:\n%+v\n%+v", l, r)
+		}
+		if ab := merge(a, b); merge(ab, a) != ab || merge(ab, b) != ab {
+			t.Fatalf("merging an input back changed %+v", ab)
+		}
+	})
+}
+
+// The local node's own entry keeps its node-owned content (outbidding
+// newer copies) but takes the greatest operator group and the earliest
+// join time offered, whatever the order of delivery.
+func TestTableSelfEntryGroupConvergesProperty(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		mine := versioned{Meta: Meta{ID: "me", Cluster: "c", HTTPAddr: "mine", State: StateUp, Joined: 2, Intent: IntentJoin}, Ver: 2}
+		n := rapid.IntRange(0, 12).Draw(t, "n")
+		ups := make([]versioned, n)
+		wantGroup, wantJoined := mine.Meta.group(), mine.Meta.Joined
+		for i := range ups {
+			ups[i] = genMember(t, fmt.Sprint(i), "me")
+			ups[i].Meta.Cluster, ups[i].Meta.State = "c", StateUp
+			if g := ups[i].Meta.group(); g.supersedes(wantGroup) {
+				wantGroup = g
+			}
+			wantJoined = minJoined(wantJoined, ups[i].Meta.Joined)
+		}
+		order := rapid.Permutation(ups).Draw(t, "order")
+		var got []Meta
+		for _, seq := range [][]versioned{ups, order, append(slices.Clone(order), ups...)} {
+			tb := newTable("me", "c")
+			tb.setMember(mine)
+			for _, v := range seq {
+				if _, err := tb.mergeMember(v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			m := tb.members["me"].Meta
+			if m.group() != wantGroup || m.Joined != wantJoined || compareMeta(m, mine.Meta) != 0 {
+				t.Fatalf("self became %+v; want its own fields, group %+v, joined %d", m, wantGroup, wantJoined)
+			}
+			got = append(got, m)
+		}
+		if got[0] != got[1] || got[1] != got[2] {
+			t.Fatalf("orders disagree: %+v", got)
 		}
 	})
 }

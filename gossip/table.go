@@ -2,8 +2,8 @@ package gossip
 
 import "maps"
 
-// table is the replicated part of the cluster view: every member ever seen
-// and every bucket. It is pure: no locks, no I/O, no clock. Merges keep the
+// table is the replicated part of the cluster view: every member ever seen,
+// every bucket and the committed layout. It is pure: no locks, no I/O, no clock. Merges keep the
 // maximum under supersedes, so replicas that have seen the same updates hold
 // the same table whatever the order of delivery.
 type table struct {
@@ -12,6 +12,7 @@ type table struct {
 
 	members map[string]versioned
 	buckets map[string]BucketProps
+	layout  *Layout // nil until one is proposed or learned; never modified in place
 }
 
 func newTable(self, cluster string) *table {
@@ -24,14 +25,17 @@ func newTable(self, cluster string) *table {
 }
 
 // mergeMember applies a remote member entry and reports whether the table
-// changed. The local node's entry is only replaced by a tombstone. A live
-// copy of it with a higher version comes from an earlier life of this
-// node, whose clock ran ahead of the current one (versions are clock
-// readings): the local entry then outbids it, keeping its content, so that
-// it wins everywhere once gossiped. A member's join time is the earliest
-// any copy of its entry holds: a node restarted on an empty disk takes a
-// new first-start time, and the cluster (and the node itself, on learning
-// the older one) keeps the old, so its ring position does not move.
+// changed. Entries merge by merge, the local node's own aside: its
+// node-owned fields are only replaced by a tombstone. A live copy of it
+// whose node-owned fields supersede the local ones comes from an earlier
+// life of this node, whose clock ran ahead of the current one (versions
+// are clock readings): the local entry then outbids it, keeping its
+// content, so that it wins everywhere once gossiped. The operator group
+// of the local entry merges as any other's: an operator on another node
+// may set this node's intent. A member's join time is the earliest any
+// copy of its entry holds: a node restarted on an empty disk takes a new
+// first-start time, and the cluster (and the node itself, on learning the
+// older one) keeps the old, so its ring position does not move.
 func (t *table) mergeMember(v versioned) (changed bool, err error) {
 	if err := v.Meta.Validate(); err != nil {
 		return false, err
@@ -40,37 +44,26 @@ func (t *table) mergeMember(v versioned) (changed bool, err error) {
 		return false, ErrWrongCluster
 	}
 	cur, ok := t.members[v.Meta.ID]
-	// Both live, or equal but for it: the join time is the earliest
-	// either holds.
-	joined := int64(0)
-	if ok && (!cur.Meta.Removed() && !v.Meta.Removed() || !v.supersedes(cur) && !cur.supersedes(v)) {
-		joined = minJoined(cur.Meta.Joined, v.Meta.Joined)
-	}
-	if v.Meta.ID == t.self && ok && !v.Meta.Removed() {
-		if cur.Meta.Removed() {
-			return false, nil
-		}
-		switch {
-		case v.supersedes(cur):
-			cur.Ver = v.Ver + 1
-		case joined != cur.Meta.Joined:
-			cur.Ver++
-		default:
-			return false, nil
-		}
-		cur.Meta.Joined = joined
-		t.members[t.self] = cur
-		return true, nil
-	}
 	if !ok {
 		t.members[v.Meta.ID] = v
 		return true, nil
 	}
-	next := cur
-	if v.supersedes(cur) {
-		next = v
-	}
-	if joined != 0 {
+	next := merge(cur, v)
+	if v.Meta.ID == t.self && !v.Meta.Removed() {
+		if cur.Meta.Removed() {
+			return false, nil
+		}
+		next = cur
+		if g := v.Meta.group(); g.supersedes(cur.Meta.group()) {
+			next.Meta.setGroup(g)
+		}
+		joined := minJoined(cur.Meta.Joined, v.Meta.Joined)
+		switch {
+		case v.supersedes(cur):
+			next.Ver = v.Ver + 1
+		case joined != cur.Meta.Joined:
+			next.Ver++
+		}
 		next.Meta.Joined = joined
 	}
 	if next == cur {
@@ -110,6 +103,21 @@ func (t *table) mergeBucket(name string, p BucketProps) (changed bool, err error
 	return true, nil
 }
 
+// mergeLayout adopts l if it is valid and supersedes the layout held. It
+// reports whether l was adopted, and whether it lost to the layout held
+// (an equal copy does neither).
+func (t *table) mergeLayout(l Layout) (adopted, lost bool, err error) {
+	if err := l.Validate(); err != nil {
+		return false, false, err
+	}
+	if t.layout != nil && !l.Supersedes(*t.layout) {
+		return false, !l.Equal(*t.layout), nil
+	}
+	c := l.Clone()
+	t.layout = &c
+	return true, false, nil
+}
+
 // nextVer returns a version for a local change to an entry at cur: the
 // clock reading, or cur+1 if the clock has not moved past it, so a local
 // change always supersedes what it replaces.
@@ -117,11 +125,16 @@ func nextVer(now, cur int64) int64 {
 	return max(now, cur+1)
 }
 
-// state snapshots the table as a State (members sorted by ID).
+// state snapshots the table as a State (members sorted by ID), sharing
+// nothing with it.
 func (t *table) state() State {
 	s := State{
 		Members: make([]Meta, 0, len(t.members)),
 		Buckets: maps.Clone(t.buckets),
+	}
+	if t.layout != nil {
+		l := t.layout.Clone()
+		s.Layout = &l
 	}
 	for _, v := range t.members {
 		s.Members = append(s.Members, v.Meta)
@@ -136,6 +149,7 @@ func (t *table) wire() stateMsg {
 		Cluster: t.cluster,
 		Members: make([]metaWire, 0, len(t.members)),
 		Buckets: maps.Clone(t.buckets),
+		Layout:  t.layout,
 	}
 	for _, v := range t.members {
 		m.Members = append(m.Members, toWire(v))
