@@ -1,4 +1,4 @@
-package antientropy_test
+package handoff_test
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/rs/zerolog"
 
-	"github.com/quorumkv/quorumkv/antientropy"
+	"github.com/quorumkv/quorumkv/handoff"
 	"github.com/quorumkv/quorumkv/internal/clock"
 	"github.com/quorumkv/quorumkv/store"
 	"github.com/quorumkv/quorumkv/version"
@@ -16,7 +16,7 @@ import (
 
 // A node keeps a hint for n2 while n2 is down and hands it off once the
 // failure detector trusts n2 again.
-func ExampleHandoff() {
+func ExampleHints() {
 	cfg := store.DefaultConfig()
 	cfg.Dir, cfg.FS = "/db", vfs.NewMem()
 	st, err := store.Open(cfg, zerolog.Nop())
@@ -27,7 +27,7 @@ func ExampleHandoff() {
 
 	var n2Up atomic.Bool
 	delivered := make(chan string, 1)
-	hcfg := antientropy.DefaultHandoffConfig()
+	hcfg := handoff.DefaultConfig().Hints
 	hcfg.Available = func(owner string) bool { return owner == "n2" && n2Up.Load() }
 	hcfg.Deliver = func(ctx context.Context, owner string, k []byte, set version.Set) error {
 		// A real node sends an RPC that merges set into owner's store.
@@ -36,7 +36,7 @@ func ExampleHandoff() {
 		return nil
 	}
 	hcfg.Prioritize = func(partition int) { fmt.Println("anti-entropy first for partition", partition) }
-	h, err := antientropy.NewHandoff(hcfg, st, clock.NewFake(), zerolog.Nop())
+	h, err := handoff.NewHints(hcfg, st, clock.NewFake(), zerolog.Nop())
 	if err != nil {
 		panic(err)
 	}

@@ -1,4 +1,4 @@
-package antientropy
+package handoff
 
 import (
 	"context"
@@ -25,14 +25,14 @@ type hintPassResult struct {
 	err        error
 }
 
-// hintHarness runs a Handoff on a fake clock with fake owners: Deliver
+// hintHarness runs a Hints on a fake clock with fake owners: Deliver
 // merges into per-owner maps with version.Sync, like the node's RPC does.
 type hintHarness struct {
 	t   *testing.T
 	clk *clock.Fake
 	st  HintStore
-	h   *Handoff
-	cfg HandoffConfig
+	h   *Hints
+	cfg HintConfig
 
 	rounds chan struct{}
 	passes chan hintPassResult
@@ -50,9 +50,9 @@ type hintHarness struct {
 	onDeliver func(owner string, k []byte, n int) error
 }
 
-// newHintHarness builds a started Handoff over st (a fake store if nil).
+// newHintHarness builds a started Hints over st (a fake store if nil).
 // The default config has no rate limit.
-func newHintHarness(t *testing.T, st HintStore, mutate func(*HandoffConfig)) *hintHarness {
+func newHintHarness(t *testing.T, st HintStore, mutate func(*HintConfig)) *hintHarness {
 	t.Helper()
 	if st == nil {
 		st = newHintFakeStore()
@@ -70,7 +70,7 @@ func newHintHarness(t *testing.T, st HintStore, mutate func(*HandoffConfig)) *hi
 		attempts:  map[string]int{},
 		replicas:  map[string]map[string]version.Set{},
 	}
-	cfg := DefaultHandoffConfig()
+	cfg := DefaultConfig().Hints
 	cfg.HintsPerSecond, cfg.BytesPerSecond = 0, 0
 	cfg.Available = x.isAvailable
 	cfg.Deliver = x.deliver
@@ -83,7 +83,7 @@ func newHintHarness(t *testing.T, st HintStore, mutate func(*HandoffConfig)) *hi
 		mutate(&cfg)
 	}
 	x.cfg = cfg
-	h, err := NewHandoff(cfg, st, x.clk, zerolog.Nop())
+	h, err := NewHints(cfg, st, x.clk, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +295,3 @@ func (x *hintHarness) storeHints(owner string, n int) map[string]version.Set {
 	}
 	return sets
 }
-
-func zerologNop() zerolog.Logger { return zerolog.Nop() }
-
-func fakeClock() *clock.Fake { return clock.NewFake() }

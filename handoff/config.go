@@ -1,4 +1,4 @@
-package antientropy
+package handoff
 
 import (
 	"context"
@@ -8,9 +8,45 @@ import (
 	"github.com/quorumkv/quorumkv/version"
 )
 
-// HandoffConfig parameterises a Handoff. The three funcs are the node's
-// wiring and are required; every other field has a default.
-type HandoffConfig struct {
+// Config parameterises the package, one section per mover. Start from
+// DefaultConfig and set the node's wiring (the funcs each section marks
+// required).
+type Config struct {
+	// Hints configures hinted handoff (NewHints).
+	Hints HintConfig
+}
+
+// DefaultConfig returns the defaults of every section. The funcs are left
+// nil: they are the node's wiring.
+func DefaultConfig() Config {
+	return Config{
+		Hints: HintConfig{
+			Interval:             time.Second, // a round a second; Kick for one at once
+			HintsPerSecond:       5000,        // 16 Deliver calls in flight of ≤ 3 ms each sustain it
+			HintBurst:            0,           // one second's worth
+			BytesPerSecond:       8 << 20,     // 8 MiB/s
+			ByteBurst:            0,           // one second's worth
+			BatchSize:            128,         // hints read per scan
+			DeliverConcurrency:   16,          // Deliver calls in flight per owner
+			MaxConcurrentOwners:  4,           // owners replayed at once
+			MaxHintBytesPerOwner: 64 << 20,    // 64 MiB of hints per owner
+		},
+	}
+}
+
+// Validate reports the first invalid field of any section, wrapping
+// ErrConfig.
+func (c Config) Validate() error {
+	if err := c.Hints.Validate(); err != nil {
+		return fmt.Errorf("hints: %w", err)
+	}
+	return nil
+}
+
+// HintConfig parameterises Hints, hinted handoff. The three funcs are the
+// node's wiring and are required; every other field has a default (see
+// DefaultConfig).
+type HintConfig struct {
 	// Interval is how often the replay loop looks for owners that are
 	// trusted again and hold pending hints. Kick runs a round at once.
 	// Default 1s.
@@ -64,51 +100,35 @@ type HandoffConfig struct {
 	Prioritize func(partition int)
 }
 
-// DefaultHandoffConfig returns the defaults. The caller sets Available,
-// Deliver and Prioritize.
-func DefaultHandoffConfig() HandoffConfig {
-	return HandoffConfig{
-		Interval:             time.Second,
-		HintsPerSecond:       5000,
-		HintBurst:            0,
-		BytesPerSecond:       8 << 20,
-		ByteBurst:            0,
-		BatchSize:            128,
-		DeliverConcurrency:   16,
-		MaxConcurrentOwners:  4,
-		MaxHintBytesPerOwner: 64 << 20,
-	}
-}
-
-// Validate reports the first invalid field, wrapping ErrHandoffConfig.
-func (c HandoffConfig) Validate() error {
+// Validate reports the first invalid field, wrapping ErrConfig.
+func (c HintConfig) Validate() error {
 	switch {
 	case c.Interval <= 0:
-		return fmt.Errorf("%w: interval %v is not positive", ErrHandoffConfig, c.Interval)
+		return fmt.Errorf("%w: interval %v is not positive", ErrConfig, c.Interval)
 	case c.HintsPerSecond < 0 || c.HintBurst < 0:
-		return fmt.Errorf("%w: negative hint rate %v or burst %v", ErrHandoffConfig, c.HintsPerSecond, c.HintBurst)
+		return fmt.Errorf("%w: negative hint rate %v or burst %v", ErrConfig, c.HintsPerSecond, c.HintBurst)
 	case c.BytesPerSecond < 0 || c.ByteBurst < 0:
-		return fmt.Errorf("%w: negative byte rate %v or burst %v", ErrHandoffConfig, c.BytesPerSecond, c.ByteBurst)
+		return fmt.Errorf("%w: negative byte rate %v or burst %v", ErrConfig, c.BytesPerSecond, c.ByteBurst)
 	case c.BatchSize < 1:
-		return fmt.Errorf("%w: batch size %d < 1", ErrHandoffConfig, c.BatchSize)
+		return fmt.Errorf("%w: batch size %d < 1", ErrConfig, c.BatchSize)
 	case c.DeliverConcurrency < 1:
-		return fmt.Errorf("%w: deliver concurrency %d < 1", ErrHandoffConfig, c.DeliverConcurrency)
+		return fmt.Errorf("%w: deliver concurrency %d < 1", ErrConfig, c.DeliverConcurrency)
 	case c.MaxConcurrentOwners < 1:
-		return fmt.Errorf("%w: max concurrent owners %d < 1", ErrHandoffConfig, c.MaxConcurrentOwners)
+		return fmt.Errorf("%w: max concurrent owners %d < 1", ErrConfig, c.MaxConcurrentOwners)
 	case c.MaxHintBytesPerOwner < 1:
-		return fmt.Errorf("%w: max hint bytes per owner %d < 1", ErrHandoffConfig, c.MaxHintBytesPerOwner)
+		return fmt.Errorf("%w: max hint bytes per owner %d < 1", ErrConfig, c.MaxHintBytesPerOwner)
 	case c.Available == nil:
-		return fmt.Errorf("%w: nil Available", ErrHandoffConfig)
+		return fmt.Errorf("%w: nil Available", ErrConfig)
 	case c.Deliver == nil:
-		return fmt.Errorf("%w: nil Deliver", ErrHandoffConfig)
+		return fmt.Errorf("%w: nil Deliver", ErrConfig)
 	case c.Prioritize == nil:
-		return fmt.Errorf("%w: nil Prioritize", ErrHandoffConfig)
+		return fmt.Errorf("%w: nil Prioritize", ErrConfig)
 	}
 	return nil
 }
 
 // hintBurst returns the effective hint burst.
-func (c HandoffConfig) hintBurst() float64 {
+func (c HintConfig) hintBurst() float64 {
 	if c.HintBurst > 0 {
 		return c.HintBurst
 	}
@@ -116,7 +136,7 @@ func (c HandoffConfig) hintBurst() float64 {
 }
 
 // byteBurst returns the effective byte burst.
-func (c HandoffConfig) byteBurst() float64 {
+func (c HintConfig) byteBurst() float64 {
 	if c.ByteBurst > 0 {
 		return c.ByteBurst
 	}

@@ -1,4 +1,4 @@
-package antientropy
+package handoff
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 )
 
 // errHintBatchFull stops a ScanHints once a batch is collected.
-var errHintBatchFull = errors.New("antientropy: hint batch full")
+var errHintBatchFull = errors.New("handoff: hint batch full")
 
 // hintEntry is one hint read from the store, owned by the replay.
 type hintEntry struct {
@@ -21,7 +21,7 @@ type hintEntry struct {
 }
 
 // loop runs a round every Interval and on Kick until Close.
-func (h *Handoff) loop() {
+func (h *Hints) loop() {
 	defer h.wg.Done()
 	defer h.ticker.Stop()
 	for {
@@ -41,7 +41,7 @@ func (h *Handoff) loop() {
 // round starts a pass for every owner that has hints, is trusted and is
 // not being replayed, up to MaxConcurrentOwners passes at once. Owners left
 // out are picked up by a later round.
-func (h *Handoff) round() {
+func (h *Hints) round() {
 	owners := h.st.HintOwners()
 	slices.Sort(owners)
 	for _, owner := range owners {
@@ -65,7 +65,7 @@ func (h *Handoff) round() {
 
 // pass replays owner's hints batch by batch until none is left, the owner
 // is no longer trusted, a batch fails or makes no progress, or Close.
-func (h *Handoff) pass(owner string) {
+func (h *Hints) pass(owner string) {
 	defer h.wg.Done()
 	total := 0
 	var err error
@@ -73,7 +73,7 @@ func (h *Handoff) pass(owner string) {
 		failed := err != nil && h.ctx.Err() == nil
 		h.mu.Lock()
 		delete(h.replaying, owner)
-		h.countLocked(owner, func(c *handoffCounters) { c.passes++ })
+		h.countLocked(owner, func(c *hintCounters) { c.passes++ })
 		oc := h.owners[owner]
 		wasFailing := oc.failing
 		oc.failing = failed
@@ -114,7 +114,7 @@ func (h *Handoff) pass(owner string) {
 // readBatch reads up to BatchSize of owner's hints. It rescans from the
 // start each time: replayed hints are gone, and the ones that changed
 // during their delivery come first again, as they should.
-func (h *Handoff) readBatch(owner string) ([]hintEntry, error) {
+func (h *Hints) readBatch(owner string) ([]hintEntry, error) {
 	batch := make([]hintEntry, 0, h.cfg.BatchSize)
 	err := h.st.ScanHints(owner, func(k []byte, set version.Set) error {
 		k = bytes.Clone(k)
@@ -134,7 +134,7 @@ func (h *Handoff) readBatch(owner string) ([]hintEntry, error) {
 // deliverBatch delivers a batch with up to DeliverConcurrency calls in
 // flight and deletes each acknowledged hint. The first failure cancels the
 // rest of the batch. It returns how many hints were deleted.
-func (h *Handoff) deliverBatch(owner string, batch []hintEntry) (int, error) {
+func (h *Hints) deliverBatch(owner string, batch []hintEntry) (int, error) {
 	ctx, cancel := context.WithCancel(h.ctx)
 	defer cancel()
 	var (
@@ -177,29 +177,29 @@ func (h *Handoff) deliverBatch(owner string, batch []hintEntry) (int, error) {
 
 // replayHint waits for the rate limiter, delivers one hint and deletes it
 // if it is unchanged. It reports whether the hint was deleted.
-func (h *Handoff) replayHint(ctx context.Context, owner string, e hintEntry) (bool, error) {
+func (h *Hints) replayHint(ctx context.Context, owner string, e hintEntry) (bool, error) {
 	if err := h.lim.wait(ctx, e.size); err != nil {
 		return false, err
 	}
 	if err := h.cfg.Deliver(ctx, owner, e.k, e.set); err != nil {
 		if ctx.Err() == nil { // not a cancellation by Close or a sibling failure
-			h.count(owner, func(c *handoffCounters) { c.replayFailures++ })
+			h.count(owner, func(c *hintCounters) { c.replayFailures++ })
 		}
 		return false, err
 	}
-	h.count(owner, func(c *handoffCounters) { c.delivered++ })
+	h.count(owner, func(c *hintCounters) { c.delivered++ })
 	// The owner has the set now: delete the hint even if ctx is done.
 	ok, err := h.st.DeleteHint(owner, e.k, e.set)
 	switch {
 	case err != nil:
-		h.count(owner, func(c *handoffCounters) { c.replayFailures++ })
+		h.count(owner, func(c *hintCounters) { c.replayFailures++ })
 		return false, err
 	case ok:
-		h.count(owner, func(c *handoffCounters) { c.replayed++ })
+		h.count(owner, func(c *hintCounters) { c.replayed++ })
 	default:
 		// Merged with a newer write during delivery: kept, and replayed
 		// again by a later batch.
-		h.count(owner, func(c *handoffCounters) { c.superseded++ })
+		h.count(owner, func(c *hintCounters) { c.superseded++ })
 	}
 	return ok, nil
 }

@@ -1,11 +1,11 @@
-package antientropy
+package handoff
 
 import "github.com/quorumkv/quorumkv/version"
 
-// HandoffMetrics is a snapshot of a Handoff's counters. Pending figures
+// HintMetrics is a snapshot of the hinted handoff counters. Pending figures
 // are read from the store, so they include hints stored before a restart;
-// the event counters count since NewHandoff.
-type HandoffMetrics struct {
+// the event counters count since NewHints.
+type HintMetrics struct {
 	// PendingHints and PendingBytes are the hints waiting in the store,
 	// over all owners.
 	PendingHints int64
@@ -50,8 +50,8 @@ type HintOwnerStats struct {
 }
 
 // Metrics returns a snapshot of the counters.
-func (h *Handoff) Metrics() HandoffMetrics {
-	var m HandoffMetrics
+func (h *Hints) Metrics() HintMetrics {
+	var m HintMetrics
 	for _, owner := range h.st.HintOwners() {
 		m.PendingHints += h.hintCount(owner)
 		m.PendingBytes += h.st.HintBytes(owner)
@@ -68,7 +68,7 @@ func (h *Handoff) Metrics() HandoffMetrics {
 
 // Pending returns per-owner figures for every owner that has pending hints
 // or any counted event.
-func (h *Handoff) Pending() map[string]HintOwnerStats {
+func (h *Hints) Pending() map[string]HintOwnerStats {
 	out := make(map[string]HintOwnerStats)
 	for _, owner := range h.st.HintOwners() {
 		out[owner] = HintOwnerStats{
@@ -96,7 +96,7 @@ func (h *Handoff) Pending() map[string]HintOwnerStats {
 // hintCount returns owner's pending hints, from the store's counter if it
 // keeps one and by scanning otherwise. A scan error yields the hints
 // counted so far.
-func (h *Handoff) hintCount(owner string) int64 {
+func (h *Hints) hintCount(owner string) int64 {
 	if c, ok := h.st.(HintCounter); ok {
 		return c.HintCount(owner)
 	}

@@ -1,4 +1,4 @@
-package antientropy
+package handoff
 
 import (
 	"context"
@@ -9,31 +9,31 @@ import (
 	"github.com/quorumkv/quorumkv/internal/clock"
 )
 
-// hintBucket is one token bucket, kept as the time its debt is paid off
+// bucket is one token bucket, kept as the time its debt is paid off
 // (the generic cell rate algorithm): tat is when the bucket would be full
 // again, and a reservation moves tat forward by its tokens' worth of time.
 // A reservation larger than what is there waits until the tokens before it
 // and its own, less the burst, are paid for, so reservations are served in
 // the order they are made and one larger than the burst still goes
 // through. Times are integers, so grants never go backwards.
-type hintBucket struct {
+type bucket struct {
 	rate  float64       // tokens per second; 0 = unlimited
 	burst float64       // the most tokens the bucket holds
 	tau   time.Duration // burst's worth of time
 	tat   time.Time     // when the bucket is full again
 }
 
-func newHintBucket(rate, burst float64, now time.Time) hintBucket {
-	b := hintBucket{rate: rate, burst: burst, tat: now}
+func newBucket(rate, burst float64, now time.Time) bucket {
+	b := bucket{rate: rate, burst: burst, tat: now}
 	if rate > 0 {
-		b.tau = hintDuration(burst/rate, false)
+		b.tau = bucketDuration(burst/rate, false)
 	}
 	return b
 }
 
-// hintDuration converts seconds to a duration, rounding up or down and
+// bucketDuration converts seconds to a duration, rounding up or down and
 // saturating at a century.
-func hintDuration(sec float64, up bool) time.Duration {
+func bucketDuration(sec float64, up bool) time.Duration {
 	const limit = 100 * 365 * 24 * time.Hour
 	ns := sec * float64(time.Second)
 	if up {
@@ -47,23 +47,23 @@ func hintDuration(sec float64, up bool) time.Duration {
 
 // reserve takes n tokens at now and returns how long the caller must wait
 // before using them.
-func (b *hintBucket) reserve(now time.Time, n float64) time.Duration {
+func (b *bucket) reserve(now time.Time, n float64) time.Duration {
 	if b.rate <= 0 {
 		return 0
 	}
 	if now.After(b.tat) {
 		b.tat = now
 	}
-	b.tat = b.tat.Add(hintDuration(n/b.rate, true))
+	b.tat = b.tat.Add(bucketDuration(n/b.rate, true))
 	return max(0, b.tat.Sub(now)-b.tau)
 }
 
 // refund returns n tokens taken by a reservation that was not used.
-func (b *hintBucket) refund(n float64) {
+func (b *bucket) refund(n float64) {
 	if b.rate <= 0 {
 		return
 	}
-	b.tat = b.tat.Add(-hintDuration(n/b.rate, true))
+	b.tat = b.tat.Add(-bucketDuration(n/b.rate, true))
 }
 
 // hintLimiter rate-limits replay on two buckets, hints and bytes, on the
@@ -75,16 +75,16 @@ type hintLimiter struct {
 	onWait func(deadline time.Time)
 
 	mu    sync.Mutex // guards the buckets
-	hints hintBucket
-	bytes hintBucket
+	hints bucket
+	bytes bucket
 }
 
-func newHintLimiter(clk clock.Clock, cfg HandoffConfig) *hintLimiter {
+func newHintLimiter(clk clock.Clock, cfg HintConfig) *hintLimiter {
 	now := clk.Now()
 	return &hintLimiter{
 		clk:   clk,
-		hints: newHintBucket(cfg.HintsPerSecond, cfg.hintBurst(), now),
-		bytes: newHintBucket(cfg.BytesPerSecond, cfg.byteBurst(), now),
+		hints: newBucket(cfg.HintsPerSecond, cfg.hintBurst(), now),
+		bytes: newBucket(cfg.BytesPerSecond, cfg.byteBurst(), now),
 	}
 }
 
