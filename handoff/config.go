@@ -98,6 +98,25 @@ type HintConfig struct {
 	// it when a hint is not kept (budget full or a store error), so the
 	// write still reaches its owner eventually. Required.
 	Prioritize func(partition int)
+
+	// Member reports whether owner is still a member of the ring, in the
+	// committed layout or the target one. Hints of an owner that is not
+	// are not waited for: each goes to every replica of its key
+	// (Replicas), is kept here as a hint for the replicas that are down,
+	// and is then deleted. It is called from several goroutines.
+	// Optional: nil means every owner is a member.
+	Member func(owner string) bool
+	// Replicas returns the replicas of key k in the target layout. It is
+	// what a hint of an owner that is no longer a member is retargeted
+	// to. Required with Member.
+	Replicas func(k []byte) []string
+	// Rehome sends one hint for owner to another live node, which keeps
+	// it as a hint for owner (merged with version.Sync), and returns nil
+	// once that node stored it durably. While Evacuate is on, it is how
+	// the hints of owners that are down leave this node. It must honour
+	// ctx. Optional: without it a leaving node's hints for owners that
+	// are down wait for them as usual.
+	Rehome func(ctx context.Context, owner string, k []byte, set version.Set) error
 }
 
 // Validate reports the first invalid field, wrapping ErrConfig.
@@ -123,6 +142,8 @@ func (c HintConfig) Validate() error {
 		return fmt.Errorf("%w: nil Deliver", ErrConfig)
 	case c.Prioritize == nil:
 		return fmt.Errorf("%w: nil Prioritize", ErrConfig)
+	case c.Member != nil && c.Replicas == nil:
+		return fmt.Errorf("%w: Member without Replicas", ErrConfig)
 	}
 	return nil
 }

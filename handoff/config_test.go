@@ -35,6 +35,7 @@ func TestHintsConfigValidate(t *testing.T) {
 		{"nil Available", func(c *HintConfig) { c.Available = nil }},
 		{"nil Deliver", func(c *HintConfig) { c.Deliver = nil }},
 		{"nil Prioritize", func(c *HintConfig) { c.Prioritize = nil }},
+		{"Member without Replicas", func(c *HintConfig) { c.Member = func(string) bool { return true } }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -37,6 +37,18 @@
 // the owner, so a replay repeated after a crash is harmless. Hints survive
 // restarts because they are store rows.
 //
+// Owners that leave. A hint waits for its owner only while the owner is
+// a member of the ring (HintConfig.Member, committed or target layout).
+// The hints of an owner that left go, in the next round, to every replica
+// of their key in the target layout (HintConfig.Replicas): delivered to
+// those that are up, kept here as hints for those that are down (outside
+// the budget: the write was accepted already), and then deleted if they
+// did not change meanwhile (metrics: Retargeted). A node that is leaving
+// calls Evacuate(true): hints of owners that are up are delivered as
+// usual, and those of owners that are down are sent to another live node
+// (HintConfig.Rehome), which keeps them for the owner, and deleted here
+// (metrics: Rehomed). Outstanding tells the node when none is left.
+//
 // Bound: a restarted owner has its hints back within the detector's
 // recovery time (three heartbeats), plus Interval when no Kick comes, plus
 // pending hints divided by the replay rate (5,000 hints/s and 8 MiB/s by

@@ -46,7 +46,10 @@ type HintCounter interface {
 // Hints is hinted handoff: it stores hints for owners that are down and
 // replays them, rate-limited, once the failure detector trusts the owner
 // again. A hint is deleted only after its owner acknowledged it and only if
-// it was not updated meanwhile. Methods are safe for concurrent use.
+// it was not updated meanwhile. Hints of an owner that left the ring go to
+// the key's replicas instead (HintConfig.Member), and a node that is
+// leaving sends every hint away (Evacuate). Methods are safe for
+// concurrent use.
 type Hints struct {
 	cfg HintConfig
 	st  HintStore
@@ -70,6 +73,8 @@ type Hints struct {
 	mu sync.Mutex // guards the fields below
 	// closed is set by Close; Store refuses hints afterwards.
 	closed bool
+	// evacuating is set by Evacuate: every hint must leave this node.
+	evacuating bool
 	// replaying holds the owners with a pass running.
 	replaying map[string]bool
 	// owners holds per-owner counters; totals hold their sums plus
@@ -88,6 +93,7 @@ type hintHooks struct {
 type hintCounters struct {
 	stored, overflowed, storeErrors                         uint64
 	delivered, replayed, superseded, replayFailures, passes uint64
+	retargeted, rehomed                                     uint64
 }
 
 type hintOwnerCounters struct {
@@ -156,6 +162,20 @@ func (h *Hints) Kick() {
 	select {
 	case h.kick <- struct{}{}:
 	default:
+	}
+}
+
+// Evacuate switches evacuation on or off. While it is on (the node is
+// leaving the cluster) every hint must leave this node: hints of available
+// owners are delivered as usual, and those of owners that are down are
+// sent to another node with HintConfig.Rehome and deleted here. Turning it
+// on runs a round at once. Outstanding tells when none is left.
+func (h *Hints) Evacuate(on bool) {
+	h.mu.Lock()
+	h.evacuating = on
+	h.mu.Unlock()
+	if on {
+		h.Kick()
 	}
 }
 

@@ -31,8 +31,16 @@ type HintMetrics struct {
 	ReplayFailures uint64
 	// Passes counts finished replay passes.
 	Passes uint64
+	// Retargeted counts hints of owners that are no longer members that
+	// were handed to their keys' replicas and deleted.
+	Retargeted uint64
+	// Rehomed counts hints sent to another node by Rehome while this one
+	// was evacuating, and deleted.
+	Rehomed uint64
 	// Replaying is how many owners are being replayed now.
 	Replaying int
+	// Evacuating is whether Evacuate is on.
+	Evacuating bool
 }
 
 // HintOwnerStats is one owner's part of the figures, for GET /v1/cluster.
@@ -46,6 +54,8 @@ type HintOwnerStats struct {
 	Replayed       uint64 `json:"replayed"`
 	Superseded     uint64 `json:"superseded"`
 	ReplayFailures uint64 `json:"replay_failures"`
+	Retargeted     uint64 `json:"retargeted"`
+	Rehomed        uint64 `json:"rehomed"`
 	Replaying      bool   `json:"replaying"`
 }
 
@@ -62,7 +72,9 @@ func (h *Hints) Metrics() HintMetrics {
 	m.Stored, m.Overflowed, m.StoreErrors = t.stored, t.overflowed, t.storeErrors
 	m.Delivered, m.Replayed, m.Superseded = t.delivered, t.replayed, t.superseded
 	m.ReplayFailures, m.Passes = t.replayFailures, t.passes
+	m.Retargeted, m.Rehomed = t.retargeted, t.rehomed
 	m.Replaying = len(h.replaying)
+	m.Evacuating = h.evacuating
 	return m
 }
 
@@ -83,6 +95,7 @@ func (h *Hints) Pending() map[string]HintOwnerStats {
 		s.Stored, s.Overflowed, s.StoreErrors = c.stored, c.overflowed, c.storeErrors
 		s.Delivered, s.Replayed, s.Superseded = c.delivered, c.replayed, c.superseded
 		s.ReplayFailures = c.replayFailures
+		s.Retargeted, s.Rehomed = c.retargeted, c.rehomed
 		out[owner] = s
 	}
 	for owner := range h.replaying {
@@ -103,4 +116,19 @@ func (h *Hints) hintCount(owner string) int64 {
 	var n int64
 	_ = h.st.ScanHints(owner, func([]byte, version.Set) error { n++; return nil })
 	return n
+}
+
+// Outstanding returns how many hints this node holds: for owners that
+// member reports as no longer members, and in total. A leaving node is
+// done with its hints when total is 0; a node is done retargeting when
+// forNonMembers is 0. A nil member counts every owner as a member.
+func (h *Hints) Outstanding(member func(owner string) bool) (forNonMembers, total int64) {
+	for _, owner := range h.st.HintOwners() {
+		n := h.hintCount(owner)
+		total += n
+		if member != nil && !member(owner) {
+			forNonMembers += n
+		}
+	}
+	return forNonMembers, total
 }

@@ -94,3 +94,7 @@ func TestHintSizeBoundsStoreGrowth(t *testing.T) {
 func TestHintsStoreTombstoneReplacesHintWhenFull(t *testing.T) {
 	testTombstoneReplacesHintWhenFull(t, openHintStore(t, vfs.NewMem()))
 }
+
+func TestHintsStoreRetarget(t *testing.T) {
+	testHintRetarget(t, openHintStore(t, vfs.NewMem()))
+}
