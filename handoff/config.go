@@ -3,6 +3,8 @@ package handoff
 import (
 	"context"
 	"fmt"
+	"math"
+	"math/bits"
 	"time"
 
 	"github.com/quorumkv/quorumkv/version"
@@ -14,6 +16,8 @@ import (
 type Config struct {
 	// Hints configures hinted handoff (NewHints).
 	Hints HintConfig
+	// Transfers configures partition transfers (NewTransfers, ServeScan).
+	Transfers TransferConfig
 }
 
 // DefaultConfig returns the defaults of every section. The funcs are left
@@ -31,6 +35,18 @@ func DefaultConfig() Config {
 			MaxConcurrentOwners:  4,           // owners replayed at once
 			MaxHintBytesPerOwner: 64 << 20,    // 64 MiB of hints per owner
 		},
+		Transfers: TransferConfig{
+			Partitions:     256,             // the ring's default Q
+			Parallel:       2,               // partitions streamed at once
+			BytesPerSecond: 16 << 20,        // 16 MiB/s received
+			ByteBurst:      0,               // one second's worth
+			BatchBytes:     256 << 10,       // 256 KiB asked per Scan
+			MaxKeys:        1024,            // records asked per Scan
+			ServeMaxBytes:  1 << 20,         // 1 MiB served per Scan at most
+			ServeMaxKeys:   4096,            // records served per Scan at most
+			RetryMin:       time.Second,     // first wait after a failed attempt
+			RetryMax:       2 * time.Minute, // the longest wait between attempts
+		},
 	}
 }
 
@@ -40,7 +56,92 @@ func (c Config) Validate() error {
 	if err := c.Hints.Validate(); err != nil {
 		return fmt.Errorf("hints: %w", err)
 	}
+	if err := c.Transfers.Validate(); err != nil {
+		return fmt.Errorf("transfers: %w", err)
+	}
 	return nil
+}
+
+// TransferConfig parameterises Transfers and ServeScan. Every field has a
+// default (see DefaultConfig); Finish is the node's wiring and optional.
+type TransferConfig struct {
+	// Partitions is the ring's partition count Q, a power of two in
+	// [1, 65536]: partition p is the key hashes whose top log2(Q) bits
+	// are p. It must equal the ring's. Default 256.
+	Partitions int
+	// Parallel is how many partitions are streamed at once. Default 2.
+	Parallel int
+	// BytesPerSecond caps the bytes received per second over all
+	// partitions (a token bucket, charged with each batch before the next
+	// Scan); 0 means no cap. Default 16 MiB/s.
+	BytesPerSecond float64
+	// ByteBurst is how many bytes may arrive at once after an idle
+	// period. Default 0, meaning one second's worth (BytesPerSecond).
+	ByteBurst float64
+	// BatchBytes is the byte budget asked for per Scan. Default 256 KiB.
+	BatchBytes int
+	// MaxKeys is the record budget asked for per Scan. Default 1024.
+	MaxKeys int
+	// ServeMaxBytes and ServeMaxKeys cap what ServeScan returns per
+	// request, whatever the request asks for. Defaults 1 MiB and 4096.
+	ServeMaxBytes int
+	ServeMaxKeys  int
+	// RetryMin is how long a partition waits after a failed attempt (every
+	// source failed, the local store failed, or Finish failed); each
+	// further failure in a row doubles the wait, up to RetryMax.
+	// Defaults 1s and 2m.
+	RetryMin time.Duration
+	RetryMax time.Duration
+
+	// Finish is called once a partition's stream is complete, with the
+	// partition's sources; the node runs a final Merkle exchange with each
+	// of them, which repairs the writes the stream raced with. The
+	// partition is done when it returns nil and retried after a backoff
+	// otherwise. It must honour ctx, which Close and Set (when the
+	// partition is no longer gained) cancel. Optional: nil means a
+	// partition is done when its stream is.
+	Finish func(ctx context.Context, partition int, sources []string) error
+}
+
+// Validate reports the first invalid field, wrapping ErrConfig.
+func (c TransferConfig) Validate() error {
+	switch {
+	case c.Partitions < 1 || c.Partitions > 1<<16 || c.Partitions&(c.Partitions-1) != 0:
+		return fmt.Errorf("%w: partitions %d is not a power of two in [1, 65536]", ErrConfig, c.Partitions)
+	case c.Parallel < 1:
+		return fmt.Errorf("%w: parallel %d < 1", ErrConfig, c.Parallel)
+	case c.BytesPerSecond < 0 || c.ByteBurst < 0:
+		return fmt.Errorf("%w: negative byte rate %v or burst %v", ErrConfig, c.BytesPerSecond, c.ByteBurst)
+	case c.BatchBytes < 1 || c.MaxKeys < 1:
+		return fmt.Errorf("%w: batch of %d bytes, %d keys: both must be positive", ErrConfig, c.BatchBytes, c.MaxKeys)
+	case c.ServeMaxBytes < 1 || c.ServeMaxKeys < 1:
+		return fmt.Errorf("%w: serve caps of %d bytes, %d keys: both must be positive", ErrConfig, c.ServeMaxBytes, c.ServeMaxKeys)
+	case c.RetryMin <= 0 || c.RetryMax < c.RetryMin:
+		return fmt.Errorf("%w: retry waits %v..%v: need 0 < RetryMin <= RetryMax", ErrConfig, c.RetryMin, c.RetryMax)
+	}
+	return nil
+}
+
+// byteBurst returns the effective byte burst.
+func (c TransferConfig) byteBurst() float64 {
+	if c.ByteBurst > 0 {
+		return c.ByteBurst
+	}
+	return max(c.BytesPerSecond, 1)
+}
+
+// partitionBits returns log2(Partitions).
+func (c TransferConfig) partitionBits() int { return bits.TrailingZeros(uint(c.Partitions)) }
+
+// partitionRange returns the inclusive hash range of partition p.
+func (c TransferConfig) partitionRange(p int) (lo, hi uint64) {
+	b := c.partitionBits()
+	if b == 0 {
+		return 0, math.MaxUint64
+	}
+	shift := 64 - b
+	lo = uint64(p) << shift
+	return lo, lo | (1<<shift - 1)
 }
 
 // HintConfig parameterises Hints, hinted handoff. The three funcs are the

@@ -55,7 +55,7 @@ type Hints struct {
 	st  HintStore
 	clk clock.Clock
 	log zerolog.Logger
-	lim *hintLimiter
+	lim *limiter
 
 	ctx    context.Context    // cancelled by Close; parent of every pass
 	cancel context.CancelFunc //

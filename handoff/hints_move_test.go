@@ -242,7 +242,7 @@ func TestHintsEvacuateWithoutRehome(t *testing.T) {
 		t.Fatalf("%d hints, want 2", total)
 	}
 
-	y := newMovingHarness(t, nil, []string{"n5"}, nil)
+	y := newMovingHarness(t, nil, []string{"n5"}, func(c *HintConfig) { c.DeliverConcurrency = 1 })
 	y.storeHints("n3", 2)
 	y.mu.Lock()
 	y.onRehome = func(string, []byte) error { return errHintInjected }

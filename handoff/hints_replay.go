@@ -253,7 +253,7 @@ func (h *Hints) deliverBatch(owner string, batch []hintEntry, handle hintHandler
 // replayHint waits for the rate limiter, delivers one hint and deletes it
 // if it is unchanged. It reports whether the hint was deleted.
 func (h *Hints) replayHint(ctx context.Context, owner string, e hintEntry) (bool, error) {
-	if err := h.lim.wait(ctx, e.size); err != nil {
+	if err := h.lim.wait(ctx, 1, float64(e.size)); err != nil {
 		return false, err
 	}
 	if err := h.cfg.Deliver(ctx, owner, e.k, e.set); err != nil {
@@ -289,7 +289,7 @@ func (h *Hints) retargetHint(ctx context.Context, owner string, e hintEntry) (bo
 	for _, r := range replicas {
 		switch {
 		case h.cfg.Available(r):
-			if err := h.lim.wait(ctx, e.size); err != nil {
+			if err := h.lim.wait(ctx, 1, float64(e.size)); err != nil {
 				return false, err
 			}
 			if err := h.cfg.Deliver(ctx, r, e.k, e.set); err != nil {
@@ -297,7 +297,7 @@ func (h *Hints) retargetHint(ctx context.Context, owner string, e hintEntry) (bo
 			}
 			h.count(owner, func(c *hintCounters) { c.delivered++ })
 		case rehome:
-			if err := h.lim.wait(ctx, e.size); err != nil {
+			if err := h.lim.wait(ctx, 1, float64(e.size)); err != nil {
 				return false, err
 			}
 			if err := h.cfg.Rehome(ctx, r, e.k, e.set); err != nil {
@@ -317,7 +317,7 @@ func (h *Hints) retargetHint(ctx context.Context, owner string, e hintEntry) (bo
 // rehomeHint sends a hint of owner, which is down, to another node while
 // this one evacuates, and deletes it if it is unchanged.
 func (h *Hints) rehomeHint(ctx context.Context, owner string, e hintEntry) (bool, error) {
-	if err := h.lim.wait(ctx, e.size); err != nil {
+	if err := h.lim.wait(ctx, 1, float64(e.size)); err != nil {
 		return false, err
 	}
 	if err := h.cfg.Rehome(ctx, owner, e.k, e.set); err != nil {

@@ -66,33 +66,41 @@ func (b *bucket) refund(n float64) {
 	b.tat = b.tat.Add(-bucketDuration(n/b.rate, true))
 }
 
-// hintLimiter rate-limits replay on two buckets, hints and bytes, on the
-// injected clock.
-type hintLimiter struct {
+// limiter rate-limits on one or more token buckets at once, on the
+// injected clock: hint replay charges a hint and its bytes, transfers
+// charge received bytes.
+type limiter struct {
 	clk clock.Clock
 	// onWait, when set (tests), is called with the deadline after the
 	// wait timer is armed and before blocking on it.
 	onWait func(deadline time.Time)
 
-	mu    sync.Mutex // guards the buckets
-	hints bucket
-	bytes bucket
+	mu      sync.Mutex // guards the buckets
+	buckets []bucket
 }
 
-func newHintLimiter(clk clock.Clock, cfg HintConfig) *hintLimiter {
+func newLimiter(clk clock.Clock, buckets ...bucket) *limiter {
+	return &limiter{clk: clk, buckets: buckets}
+}
+
+// newHintLimiter returns replay's limiter: one bucket of hints, one of
+// bytes; wait(ctx, 1, size) charges a hint.
+func newHintLimiter(clk clock.Clock, cfg HintConfig) *limiter {
 	now := clk.Now()
-	return &hintLimiter{
-		clk:   clk,
-		hints: newBucket(cfg.HintsPerSecond, cfg.hintBurst(), now),
-		bytes: newBucket(cfg.BytesPerSecond, cfg.byteBurst(), now),
-	}
+	return newLimiter(clk,
+		newBucket(cfg.HintsPerSecond, cfg.hintBurst(), now),
+		newBucket(cfg.BytesPerSecond, cfg.byteBurst(), now))
 }
 
-// wait blocks until one hint of size bytes may be sent, or ctx is done.
-func (l *hintLimiter) wait(ctx context.Context, size int64) error {
+// wait takes n[i] tokens from bucket i and blocks until all of them may be
+// used, or ctx is done; a cancelled wait gives its tokens back.
+func (l *limiter) wait(ctx context.Context, n ...float64) error {
 	l.mu.Lock()
 	now := l.clk.Now()
-	d := max(l.hints.reserve(now, 1), l.bytes.reserve(now, float64(size)))
+	var d time.Duration
+	for i := range l.buckets {
+		d = max(d, l.buckets[i].reserve(now, n[i]))
+	}
 	if d <= 0 {
 		l.mu.Unlock()
 		return ctx.Err()
@@ -110,8 +118,9 @@ func (l *hintLimiter) wait(ctx context.Context, size int64) error {
 		return nil
 	case <-ctx.Done():
 		l.mu.Lock()
-		l.hints.refund(1)
-		l.bytes.refund(float64(size))
+		for i := range l.buckets {
+			l.buckets[i].refund(n[i])
+		}
 		l.mu.Unlock()
 		return ctx.Err()
 	}

@@ -97,14 +97,14 @@ func TestHintLimiterCancel(t *testing.T) {
 	cfg := DefaultConfig().Hints
 	cfg.HintsPerSecond, cfg.HintBurst, cfg.BytesPerSecond = 1, 1, 0
 	l := newHintLimiter(clk, cfg)
-	if err := l.wait(context.Background(), 10); err != nil {
+	if err := l.wait(context.Background(), 1, 10); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	waiting := make(chan time.Time, 1)
 	l.onWait = func(d time.Time) { waiting <- d }
 	done := make(chan error)
-	go func() { done <- l.wait(ctx, 10) }()
+	go func() { done <- l.wait(ctx, 1, 10) }()
 	if d := <-waiting; d != clock.Epoch.Add(time.Second) {
 		t.Fatalf("deadline %v", d)
 	}
@@ -119,7 +119,7 @@ func TestHintLimiterCancel(t *testing.T) {
 	// a new reservation after one second goes straight through.
 	clk.Advance(time.Second)
 	l.onWait = func(time.Time) { t.Error("waited after refund") }
-	if err := l.wait(context.Background(), 10); err != nil {
+	if err := l.wait(context.Background(), 1, 10); err != nil {
 		t.Fatal(err)
 	}
 }
