@@ -144,8 +144,9 @@ func (c TransferConfig) partitionRange(p int) (lo, hi uint64) {
 	return lo, lo | (1<<shift - 1)
 }
 
-// HintConfig parameterises Hints, hinted handoff. The three funcs are the
-// node's wiring and are required; every other field has a default (see
+// HintConfig parameterises Hints, hinted handoff. The funcs are the
+// node's wiring: Available, Deliver and Prioritize are required, Member,
+// Replicas and Rehome optional. Every other field has a default (see
 // DefaultConfig).
 type HintConfig struct {
 	// Interval is how often the replay loop looks for owners that are
