@@ -1,9 +1,8 @@
 // Package antientropy makes the replicas of a partition converge: Merkle
 // tree anti-entropy (Service) repairs whatever replication, read repair and
-// hints missed, and hinted handoff (Handoff) carries writes to replicas that
-// were down. Both move versions with the store's Merge (version.Sync), the
-// same causal merge replication uses, so repeating or reordering them is
-// harmless.
+// hinted handoff (package handoff) missed. It moves versions with the
+// store's Merge (version.Sync), the same causal merge replication uses, so
+// repeating or reordering an exchange is harmless.
 //
 // # Merkle anti-entropy
 //
@@ -95,38 +94,4 @@
 // or a bucket's n is smaller than the partition's) are handed to the key's
 // replicas as hints and dropped, one partition per StrayInterval
 // (strays.go); until then a sweep counts them like hints.
-//
-// # Hinted handoff
-//
-// When a primary is suspected, the coordinator sends its copy to a fallback
-// (or, when every node is a primary, to a live primary) with the owner's
-// name, and that node calls Handoff.Store: the set becomes a durable hint
-// row in the store, merged with any earlier hint for the same key. Each
-// owner has a byte budget (HandoffConfig.MaxHintBytesPerOwner); a hint that
-// would exceed it is not kept, the write still succeeds, the overflow is
-// counted, and the key's partition is queued for priority anti-entropy
-// (Service.Prioritize), which repairs the owner instead. A fallback that
-// does not replicate the partition asks its replicas to queue it
-// (MethodPrioritize).
-//
-//	write ─▶ Handoff.Store ─▶ store 'h' rows ─▶ replay loop (Interval, Kick)
-//	                                   │              │ Available(owner)?
-//	          budget full ─▶ Prioritize(partition)    ▼
-//	                                          Deliver (merge on the owner)
-//	                                                  ▼
-//	                                   DeleteHint if unchanged since read
-//
-// A replay loop runs every Interval, and at once on Kick (the node kicks it
-// when the failure detector trusts a node again). For each owner that is
-// available and has hints it runs one pass at a time: read a batch, deliver
-// each hint with bounded concurrency under a shared token bucket
-// (HintsPerSecond, BytesPerSecond), and delete a hint only after the owner
-// acked it and only if it was not updated meanwhile. Delivery is a Sync on
-// the owner, so a replay repeated after a crash is harmless. Hints survive
-// restarts because they are store rows.
-//
-// Bound: a restarted owner has its hints back within the detector's
-// recovery time (three heartbeats), plus Interval when no Kick comes, plus
-// pending hints divided by the replay rate (5,000 hints/s and 8 MiB/s by
-// default).
 package antientropy

@@ -7,7 +7,7 @@ import (
 )
 
 // TestMain checks that no test leaves a goroutine behind. It is the
-// package's only TestMain (hinted handoff's tests share it).
+// package's only TestMain.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }

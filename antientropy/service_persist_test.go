@@ -3,6 +3,8 @@ package antientropy
 import (
 	"strings"
 	"testing"
+
+	"github.com/rs/zerolog"
 )
 
 // Write events between New and Start are kept when Start loads the trees
@@ -20,7 +22,7 @@ func TestLoadedTreesKeepEventsBeforeStart(t *testing.T) {
 	}
 	// A clean restart: New, write events reach OnWrite, then Start.
 	cfg.NodeID = "a"
-	svc, err := New(cfg, Deps{Store: a.st, Meta: a.st, Ring: func() Ring { return c.ring }, Caller: memCaller{c.net, "a"}, Clock: c.clk}, zerologNop())
+	svc, err := New(cfg, Deps{Store: a.st, Meta: a.st, Ring: func() Ring { return c.ring }, Caller: memCaller{c.net, "a"}, Clock: c.clk}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,12 +33,12 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	n := c.n
 	emitStruct(ch, "coordinator", n.coord.Metrics(), nil)
 	emitStruct(ch, "store", n.store.Metrics(), nil)
-	emitStruct(ch, "handoff", n.handoff.Metrics(), nil)
+	emitStruct(ch, "handoff", n.hints.Metrics(), nil)
 	if m, ok := n.tr.(interface{ Metrics() transport.Metrics }); ok {
 		emitStruct(ch, "transport", m.Metrics(), nil)
 	}
 	emitStruct(ch, "antientropy", n.ae.Metrics(), nil)
-	for owner, st := range n.handoff.Pending() {
+	for owner, st := range n.hints.Pending() {
 		emitStruct(ch, "handoff_owner", st, prometheus.Labels{"owner": owner})
 	}
 	phi := prometheus.NewDesc("quorumkv_detector_phi", "Phi accrual suspicion level of a peer.", []string{"peer"}, nil)

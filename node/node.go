@@ -19,6 +19,7 @@ import (
 
 	"github.com/quorumkv/quorumkv/antientropy"
 	"github.com/quorumkv/quorumkv/gossip"
+	"github.com/quorumkv/quorumkv/handoff"
 	"github.com/quorumkv/quorumkv/internal/clock"
 	"github.com/quorumkv/quorumkv/internal/wire"
 	"github.com/quorumkv/quorumkv/quorum"
@@ -45,7 +46,7 @@ type Node struct {
 	detector *gossip.Detector
 	replica  *quorum.Replica
 	coord    *quorum.Coordinator
-	handoff  *antientropy.Handoff
+	hints    *handoff.Hints
 	ae       *antientropy.Service
 
 	// book maps member IDs to their metadata (addresses); replaced whole
@@ -144,18 +145,18 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	}
 
 	n.detector = gossip.NewDetector(cfg.Detector, n.clk)
-	hcfg := antientropy.DefaultHandoffConfig()
+	hcfg := handoff.DefaultConfig().Hints
 	hcfg.MaxHintBytesPerOwner = cfg.HintBudget
 	hcfg.Available = n.available
 	hcfg.Deliver = n.deliverHint
 	hcfg.Prioritize = n.prioritize
-	if n.handoff, err = antientropy.NewHandoff(hcfg, n.store, n.clk, log.With().Str("part", "handoff").Logger()); err != nil {
+	if n.hints, err = handoff.NewHints(hcfg, n.store, n.clk, log.With().Str("part", "handoff").Logger()); err != nil {
 		return n, err
 	}
 	n.detector.OnChange(func(peer string, up bool) {
 		n.log.Info().Str("peer", peer).Bool("available", up).Msg("failure detector")
 		if up {
-			n.handoff.Kick()
+			n.hints.Kick()
 		}
 	})
 
@@ -163,7 +164,7 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	rcfg.Self = cfg.ID
 	rcfg.MaxSiblings = cfg.Limits.MaxSiblings
 	rcfg.Replicates = func(k []byte) bool { return n.replicates(k, cfg.ID) }
-	n.replica = quorum.NewReplica(rcfg, n.store, n.handoff, n.clk)
+	n.replica = quorum.NewReplica(rcfg, n.store, n.hints, n.clk)
 
 	gcfg := gossip.DefaultConfig()
 	if cfg.FastGossip {
@@ -202,7 +203,7 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	if err := n.tr.Serve(n.serveRPC); err != nil {
 		return n, fmt.Errorf("rpc serve: %w", err)
 	}
-	n.handoff.Start()
+	n.hints.Start()
 	n.wg.Add(1)
 	go n.heartbeatLoop()
 
@@ -297,8 +298,8 @@ func (n *Node) Close() error {
 		errs = append(errs, n.ae.Close())
 	}
 
-	if n.handoff != nil {
-		errs = append(errs, n.handoff.Close())
+	if n.hints != nil {
+		errs = append(errs, n.hints.Close())
 	}
 	if n.gossip != nil {
 		errs = append(errs, n.gossip.Close())

@@ -7,19 +7,20 @@ import (
 
 	"github.com/quorumkv/quorumkv/antientropy"
 	"github.com/quorumkv/quorumkv/gossip"
+	"github.com/quorumkv/quorumkv/handoff"
 )
 
 // ClusterStatus is the body of GET /v1/cluster.
 type ClusterStatus struct {
-	Node         string                                `json:"node"`
-	Cluster      string                                `json:"cluster"`
-	Partitions   int                                   `json:"partitions"`
-	PhiThreshold float64                               `json:"phi_threshold"`
-	Members      []MemberStatus                        `json:"members"`
-	Hints        map[string]antientropy.HintOwnerStats `json:"hints"`
-	HintMetrics  antientropy.HandoffMetrics            `json:"hint_totals"`
-	AntiEntropy  antientropy.Metrics                   `json:"antientropy"`
-	Prioritized  []int                                 `json:"antientropy_prioritized"`
+	Node         string                            `json:"node"`
+	Cluster      string                            `json:"cluster"`
+	Partitions   int                               `json:"partitions"`
+	PhiThreshold float64                           `json:"phi_threshold"`
+	Members      []MemberStatus                    `json:"members"`
+	Hints        map[string]handoff.HintOwnerStats `json:"hints"`
+	HintMetrics  handoff.HintMetrics               `json:"hint_totals"`
+	AntiEntropy  antientropy.Metrics               `json:"antientropy"`
+	Prioritized  []int                             `json:"antientropy_prioritized"`
 }
 
 // MemberStatus is one member as this node sees it.
@@ -48,7 +49,7 @@ func (n *Node) Status() ClusterStatus {
 	st := ClusterStatus{
 		Node: n.cfg.ID, Cluster: n.cfg.Cluster, Partitions: r.PartitionCount(),
 		PhiThreshold: n.cfg.Detector.Threshold,
-		Hints:        n.handoff.Pending(), HintMetrics: n.handoff.Metrics(),
+		Hints:        n.hints.Pending(), HintMetrics: n.hints.Metrics(),
 		AntiEntropy: n.ae.Metrics(), Prioritized: n.ae.Prioritized(),
 	}
 	for _, m := range n.gossip.Members() {

@@ -22,7 +22,7 @@ type Store interface {
 	NextCounter() (uint64, error)
 }
 
-// HintSink keeps writes for unreachable owners (antientropy.Handoff).
+// HintSink keeps writes for unreachable owners (handoff.Hints).
 type HintSink interface {
 	// Store durably keeps set as a hint for owner, merged with any hint
 	// held for k. stored is false when the owner's hint budget had no

@@ -272,7 +272,7 @@ func (s *Store) HintOwners() []string {
 }
 
 // HintCount returns the number of owner's pending hints (one per key).
-// It implements antientropy.HintCounter, so that hint metrics need no scan.
+// It implements handoff.HintCounter, so that hint metrics need no scan.
 func (s *Store) HintCount(owner string) int64 {
 	s.hintMu.Lock()
 	defer s.hintMu.Unlock()

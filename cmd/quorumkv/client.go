@@ -14,7 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/quorumkv/quorumkv/antientropy"
+	"github.com/quorumkv/quorumkv/handoff"
 	"github.com/quorumkv/quorumkv/quorum"
 )
 
@@ -274,7 +274,7 @@ func newStatusCmd() *cobra.Command {
 					Phi       float64 `json:"phi"`
 					Share     float64 `json:"ring_share"`
 				}
-				Hints map[string]antientropy.HintOwnerStats
+				Hints map[string]handoff.HintOwnerStats
 			}
 			if err := json.Unmarshal(body, &st); err != nil {
 				return err

@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/quorumkv/quorumkv/antientropy"
+	"github.com/quorumkv/quorumkv/handoff"
 	"github.com/quorumkv/quorumkv/node"
 )
 
@@ -58,7 +58,7 @@ func run(t *testing.T, args ...string) (string, error) {
 // status prints each owner's pending hints as GET /v1/cluster reports them.
 func TestStatusPrintsPendingHints(t *testing.T) {
 	st := node.ClusterStatus{Node: "n1", Cluster: "c", Partitions: 64,
-		Hints: map[string]antientropy.HintOwnerStats{"n2": {PendingHints: 7, PendingBytes: 4096, Overflowed: 2}}}
+		Hints: map[string]handoff.HintOwnerStats{"n2": {PendingHints: 7, PendingBytes: 4096, Overflowed: 2}}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_ = json.NewEncoder(w).Encode(st)
 	}))

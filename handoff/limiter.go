@@ -1,4 +1,4 @@
-package antientropy
+package handoff
 
 import (
 	"context"
@@ -9,31 +9,31 @@ import (
 	"github.com/quorumkv/quorumkv/internal/clock"
 )
 
-// hintBucket is one token bucket, kept as the time its debt is paid off
+// bucket is one token bucket, kept as the time its debt is paid off
 // (the generic cell rate algorithm): tat is when the bucket would be full
 // again, and a reservation moves tat forward by its tokens' worth of time.
 // A reservation larger than what is there waits until the tokens before it
 // and its own, less the burst, are paid for, so reservations are served in
 // the order they are made and one larger than the burst still goes
 // through. Times are integers, so grants never go backwards.
-type hintBucket struct {
+type bucket struct {
 	rate  float64       // tokens per second; 0 = unlimited
 	burst float64       // the most tokens the bucket holds
 	tau   time.Duration // burst's worth of time
 	tat   time.Time     // when the bucket is full again
 }
 
-func newHintBucket(rate, burst float64, now time.Time) hintBucket {
-	b := hintBucket{rate: rate, burst: burst, tat: now}
+func newBucket(rate, burst float64, now time.Time) bucket {
+	b := bucket{rate: rate, burst: burst, tat: now}
 	if rate > 0 {
-		b.tau = hintDuration(burst/rate, false)
+		b.tau = bucketDuration(burst/rate, false)
 	}
 	return b
 }
 
-// hintDuration converts seconds to a duration, rounding up or down and
+// bucketDuration converts seconds to a duration, rounding up or down and
 // saturating at a century.
-func hintDuration(sec float64, up bool) time.Duration {
+func bucketDuration(sec float64, up bool) time.Duration {
 	const limit = 100 * 365 * 24 * time.Hour
 	ns := sec * float64(time.Second)
 	if up {
@@ -47,52 +47,60 @@ func hintDuration(sec float64, up bool) time.Duration {
 
 // reserve takes n tokens at now and returns how long the caller must wait
 // before using them.
-func (b *hintBucket) reserve(now time.Time, n float64) time.Duration {
+func (b *bucket) reserve(now time.Time, n float64) time.Duration {
 	if b.rate <= 0 {
 		return 0
 	}
 	if now.After(b.tat) {
 		b.tat = now
 	}
-	b.tat = b.tat.Add(hintDuration(n/b.rate, true))
+	b.tat = b.tat.Add(bucketDuration(n/b.rate, true))
 	return max(0, b.tat.Sub(now)-b.tau)
 }
 
 // refund returns n tokens taken by a reservation that was not used.
-func (b *hintBucket) refund(n float64) {
+func (b *bucket) refund(n float64) {
 	if b.rate <= 0 {
 		return
 	}
-	b.tat = b.tat.Add(-hintDuration(n/b.rate, true))
+	b.tat = b.tat.Add(-bucketDuration(n/b.rate, true))
 }
 
-// hintLimiter rate-limits replay on two buckets, hints and bytes, on the
-// injected clock.
-type hintLimiter struct {
+// limiter rate-limits on one or more token buckets at once, on the
+// injected clock: hint replay charges a hint and its bytes, transfers
+// charge received bytes.
+type limiter struct {
 	clk clock.Clock
 	// onWait, when set (tests), is called with the deadline after the
 	// wait timer is armed and before blocking on it.
 	onWait func(deadline time.Time)
 
-	mu    sync.Mutex // guards the buckets
-	hints hintBucket
-	bytes hintBucket
+	mu      sync.Mutex // guards the buckets
+	buckets []bucket
 }
 
-func newHintLimiter(clk clock.Clock, cfg HandoffConfig) *hintLimiter {
+func newLimiter(clk clock.Clock, buckets ...bucket) *limiter {
+	return &limiter{clk: clk, buckets: buckets}
+}
+
+// newHintLimiter returns replay's limiter: one bucket of hints, one of
+// bytes; wait(ctx, 1, size) charges a hint.
+func newHintLimiter(clk clock.Clock, cfg HintConfig) *limiter {
 	now := clk.Now()
-	return &hintLimiter{
-		clk:   clk,
-		hints: newHintBucket(cfg.HintsPerSecond, cfg.hintBurst(), now),
-		bytes: newHintBucket(cfg.BytesPerSecond, cfg.byteBurst(), now),
-	}
+	return newLimiter(clk,
+		newBucket(cfg.HintsPerSecond, cfg.hintBurst(), now),
+		newBucket(cfg.BytesPerSecond, cfg.byteBurst(), now))
 }
 
-// wait blocks until one hint of size bytes may be sent, or ctx is done.
-func (l *hintLimiter) wait(ctx context.Context, size int64) error {
+// wait takes n[i] tokens from bucket i and blocks until all of them may be
+// used, or ctx is done; a cancelled wait gives its tokens back.
+func (l *limiter) wait(ctx context.Context, n ...float64) error {
 	l.mu.Lock()
 	now := l.clk.Now()
-	d := max(l.hints.reserve(now, 1), l.bytes.reserve(now, float64(size)))
+	var d time.Duration
+	for i := range l.buckets {
+		d = max(d, l.buckets[i].reserve(now, n[i]))
+	}
 	if d <= 0 {
 		l.mu.Unlock()
 		return ctx.Err()
@@ -110,8 +118,9 @@ func (l *hintLimiter) wait(ctx context.Context, size int64) error {
 		return nil
 	case <-ctx.Done():
 		l.mu.Lock()
-		l.hints.refund(1)
-		l.bytes.refund(float64(size))
+		for i := range l.buckets {
+			l.buckets[i].refund(n[i])
+		}
 		l.mu.Unlock()
 		return ctx.Err()
 	}

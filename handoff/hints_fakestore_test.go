@@ -1,4 +1,4 @@
-package antientropy
+package handoff
 
 import (
 	"errors"

@@ -1,8 +1,9 @@
-package antientropy
+package handoff
 
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -25,14 +26,14 @@ type hintPassResult struct {
 	err        error
 }
 
-// hintHarness runs a Handoff on a fake clock with fake owners: Deliver
+// hintHarness runs a Hints on a fake clock with fake owners: Deliver
 // merges into per-owner maps with version.Sync, like the node's RPC does.
 type hintHarness struct {
 	t   *testing.T
 	clk *clock.Fake
 	st  HintStore
-	h   *Handoff
-	cfg HandoffConfig
+	h   *Hints
+	cfg HintConfig
 
 	rounds chan struct{}
 	passes chan hintPassResult
@@ -48,29 +49,67 @@ type hintHarness struct {
 	// onDeliver, when set, runs inside Deliver before the merge; its
 	// error fails the delivery. n is the attempt number for owner/k.
 	onDeliver func(owner string, k []byte, n int) error
+
+	// For the harness of newMovingHarness: the owners that left the
+	// ring, every key's replicas, and what Rehome sent away.
+	nonMembers  map[string]bool
+	keyReplicas []string
+	rehomed     map[string]map[string]version.Set // owner -> k -> set
+	// onRehome, when set, runs inside Rehome first; its error fails it.
+	onRehome func(owner string, k []byte) error
 }
 
-// newHintHarness builds a started Handoff over st (a fake store if nil).
+// newHintHarness builds a started Hints over st (a fake store if nil).
 // The default config has no rate limit.
-func newHintHarness(t *testing.T, st HintStore, mutate func(*HandoffConfig)) *hintHarness {
+func newHintHarness(t *testing.T, st HintStore, mutate func(*HintConfig)) *hintHarness {
+	t.Helper()
+	return buildHintHarness(t, st, func(_ *hintHarness, c *HintConfig) {
+		if mutate != nil {
+			mutate(c)
+		}
+	})
+}
+
+// newMovingHarness is newHintHarness with the harness's Member, Replicas
+// (replicas, for every key) and Rehome wired in.
+func newMovingHarness(t *testing.T, st HintStore, replicas []string, mutate func(*HintConfig)) *hintHarness {
+	t.Helper()
+	return buildHintHarness(t, st, func(x *hintHarness, c *HintConfig) {
+		x.keyReplicas = replicas
+		c.Member = x.isMember
+		c.Replicas = func([]byte) []string {
+			x.mu.Lock()
+			defer x.mu.Unlock()
+			return slices.Clone(x.keyReplicas)
+		}
+		c.Rehome = x.rehome
+		if mutate != nil {
+			mutate(c)
+		}
+	})
+}
+
+func buildHintHarness(t *testing.T, st HintStore, mutate func(*hintHarness, *HintConfig)) *hintHarness {
 	t.Helper()
 	if st == nil {
 		st = newHintFakeStore()
 	}
 	x := &hintHarness{
-		t:         t,
-		clk:       clock.NewFake(),
-		st:        st,
-		rounds:    make(chan struct{}, 1024),
-		passes:    make(chan hintPassResult, 1024),
-		waits:     make(chan time.Time, 1024),
-		done:      make(chan struct{}),
-		available: map[string]bool{},
-		delivered: map[string]int{},
-		attempts:  map[string]int{},
-		replicas:  map[string]map[string]version.Set{},
+		t:          t,
+		clk:        clock.NewFake(),
+		st:         st,
+		rounds:     make(chan struct{}, 1024),
+		passes:     make(chan hintPassResult, 1024),
+		waits:      make(chan time.Time, 1024),
+		done:       make(chan struct{}),
+		available:  map[string]bool{},
+		delivered:  map[string]int{},
+		attempts:   map[string]int{},
+		replicas:   map[string]map[string]version.Set{},
+		rehomed:    map[string]map[string]version.Set{},
+		nonMembers: map[string]bool{},
 	}
-	cfg := DefaultHandoffConfig()
+	cfg := DefaultConfig().Hints
 	cfg.HintsPerSecond, cfg.BytesPerSecond = 0, 0
 	cfg.Available = x.isAvailable
 	cfg.Deliver = x.deliver
@@ -79,11 +118,9 @@ func newHintHarness(t *testing.T, st HintStore, mutate func(*HandoffConfig)) *hi
 		x.prioritized = append(x.prioritized, p)
 		x.mu.Unlock()
 	}
-	if mutate != nil {
-		mutate(&cfg)
-	}
+	mutate(x, &cfg)
 	x.cfg = cfg
-	h, err := NewHandoff(cfg, st, x.clk, zerolog.Nop())
+	h, err := NewHints(cfg, st, x.clk, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,6 +157,53 @@ func (x *hintHarness) setAvailable(owner string, up bool) {
 	x.mu.Lock()
 	x.available[owner] = up
 	x.mu.Unlock()
+}
+
+func (x *hintHarness) isMember(owner string) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return !x.nonMembers[owner]
+}
+
+// leave makes owner a non-member.
+func (x *hintHarness) leave(owner string) {
+	x.mu.Lock()
+	x.nonMembers[owner] = true
+	x.mu.Unlock()
+}
+
+func (x *hintHarness) rehome(ctx context.Context, owner string, k []byte, set version.Set) error {
+	x.mu.Lock()
+	hook := x.onRehome
+	x.mu.Unlock()
+	if hook != nil {
+		if err := hook(owner, k); err != nil {
+			return err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	r := x.rehomed[owner]
+	if r == nil {
+		r = map[string]version.Set{}
+		x.rehomed[owner] = r
+	}
+	r[string(k)] = version.Sync(r[string(k)], set)
+	return nil
+}
+
+// rehomedOf returns what Rehome sent away for owner.
+func (x *hintHarness) rehomedOf(owner string) map[string]version.Set {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	out := map[string]version.Set{}
+	for k, s := range x.rehomed[owner] {
+		out[k] = s.Clone()
+	}
+	return out
 }
 
 func (x *hintHarness) deliver(ctx context.Context, owner string, k []byte, set version.Set) error {
@@ -295,7 +379,3 @@ func (x *hintHarness) storeHints(owner string, n int) map[string]version.Set {
 	}
 	return sets
 }
-
-func zerologNop() zerolog.Logger { return zerolog.Nop() }
-
-func fakeClock() *clock.Fake { return clock.NewFake() }

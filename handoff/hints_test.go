@@ -1,4 +1,4 @@
-package antientropy
+package handoff
 
 import (
 	"context"
@@ -71,14 +71,14 @@ func testHintReplay(t *testing.T, st HintStore) {
 	}
 }
 
-func TestHandoffReplaysWhenOwnerTrusted(t *testing.T) {
+func TestHintsReplaysWhenOwnerTrusted(t *testing.T) {
 	testHintReplay(t, newHintFakeStore())
 }
 
 // A hint whose delete fails after delivery is delivered again; the second
 // delivery leaves the owner's state unchanged.
 func testHintDoubleReplayHarmless(t *testing.T, st *hintFaulty) {
-	x := newHintHarness(t, st, func(c *HandoffConfig) { c.DeliverConcurrency = 1 })
+	x := newHintHarness(t, st, func(c *HintConfig) { c.DeliverConcurrency = 1 })
 	sets := x.storeHints("n2", 3)
 	first := firstHintKey(t, st, "n2") // replay goes in store order
 	st.failDelete.Store(true)
@@ -136,7 +136,7 @@ func firstHintKey(t *testing.T, st HintStore, owner string) string {
 	return first
 }
 
-func TestHandoffSecondReplayHarmless(t *testing.T) {
+func TestHintsSecondReplayHarmless(t *testing.T) {
 	testHintDoubleReplayHarmless(t, &hintFaulty{HintStore: newHintFakeStore()})
 }
 
@@ -191,12 +191,12 @@ func testHintUpdatedDuringReplay(t *testing.T, st HintStore) {
 	}
 }
 
-func TestHandoffHintUpdatedDuringReplayIsKept(t *testing.T) {
+func TestHintsHintUpdatedDuringReplayIsKept(t *testing.T) {
 	testHintUpdatedDuringReplay(t, newHintFakeStore())
 }
 
-func TestHandoffDeliveryFailureRetries(t *testing.T) {
-	x := newHintHarness(t, nil, func(c *HandoffConfig) { c.DeliverConcurrency = 1 })
+func TestHintsDeliveryFailureRetries(t *testing.T) {
+	x := newHintHarness(t, nil, func(c *HintConfig) { c.DeliverConcurrency = 1 })
 	sets := x.storeHints("n2", 4)
 	x.mu.Lock()
 	x.onDeliver = func(owner string, k []byte, n int) error {
@@ -243,8 +243,8 @@ func TestHandoffDeliveryFailureRetries(t *testing.T) {
 
 // An owner suspected again mid-replay is left alone after the current
 // batch.
-func TestHandoffStopsWhenOwnerSuspectedAgain(t *testing.T) {
-	x := newHintHarness(t, nil, func(c *HandoffConfig) { c.BatchSize = 2; c.DeliverConcurrency = 1 })
+func TestHintsStopsWhenOwnerSuspectedAgain(t *testing.T) {
+	x := newHintHarness(t, nil, func(c *HintConfig) { c.BatchSize = 2; c.DeliverConcurrency = 1 })
 	x.storeHints("n2", 6)
 	x.mu.Lock()
 	x.onDeliver = func(owner string, k []byte, n int) error {
@@ -286,7 +286,7 @@ func testHintsSurviveRestart(t *testing.T, reopen func() HintStore) {
 	if err := x.h.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if stored, err := x.h.Store("n2", 0, hintKey(999), hintSet(t, "n1", "x")); !errors.Is(err, ErrHandoffClosed) || stored {
+	if stored, err := x.h.Store("n2", 0, hintKey(999), hintSet(t, "n1", "x")); !errors.Is(err, ErrClosed) || stored {
 		t.Fatalf("Store after Close = %v, %v", stored, err)
 	}
 
@@ -310,15 +310,15 @@ func testHintsSurviveRestart(t *testing.T, reopen func() HintStore) {
 	}
 }
 
-func TestHandoffHintsSurviveRestart(t *testing.T) {
-	st := newHintFakeStore() // the fake's state outlives the Handoff, like a disk
+func TestHintsHintsSurviveRestart(t *testing.T) {
+	st := newHintFakeStore() // the fake's state outlives the Hints, like a disk
 	testHintsSurviveRestart(t, func() HintStore { return st })
 }
 
 // Replay is bounded: at most MaxConcurrentOwners owners at once, never two
 // passes for one owner, and every owner is eventually replayed.
-func TestHandoffConcurrentOwners(t *testing.T) {
-	x := newHintHarness(t, nil, func(c *HandoffConfig) { c.MaxConcurrentOwners = 2 })
+func TestHintsConcurrentOwners(t *testing.T) {
+	x := newHintHarness(t, nil, func(c *HintConfig) { c.MaxConcurrentOwners = 2 })
 	release := make(chan struct{})
 	var inFlight, peak int
 	x.mu.Lock()
@@ -385,13 +385,13 @@ func TestHandoffConcurrentOwners(t *testing.T) {
 	}
 }
 
-func TestHandoffLifecycle(t *testing.T) {
+func TestHintsLifecycle(t *testing.T) {
 	clk := clock.NewFake()
-	cfg := DefaultHandoffConfig()
+	cfg := DefaultConfig().Hints
 	cfg.Available = func(string) bool { return true }
 	cfg.Deliver = func(context.Context, string, []byte, version.Set) error { return nil }
 	cfg.Prioritize = func(int) {}
-	h, err := NewHandoff(cfg, newHintFakeStore(), clk, zerolog.Nop())
+	h, err := NewHints(cfg, newHintFakeStore(), clk, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,11 +406,11 @@ func TestHandoffLifecycle(t *testing.T) {
 	if clk.Pending() != 0 {
 		t.Fatalf("Start after Close armed %d timers", clk.Pending())
 	}
-	if _, err := NewHandoff(cfg, nil, clk, zerolog.Nop()); !errors.Is(err, ErrHandoffConfig) {
+	if _, err := NewHints(cfg, nil, clk, zerolog.Nop()); !errors.Is(err, ErrConfig) {
 		t.Fatalf("nil store: %v", err)
 	}
 
-	h, err = NewHandoff(cfg, newHintFakeStore(), clk, zerolog.Nop())
+	h, err = NewHints(cfg, newHintFakeStore(), clk, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,7 +420,7 @@ func TestHandoffLifecycle(t *testing.T) {
 		t.Fatalf("two Starts armed %d timers, want 1", clk.Pending())
 	}
 	for _, bad := range []string{"", "a\x00b"} {
-		if ok, err := h.Store(bad, 0, hintKey(0), hintSet(t, "n1", "v")); ok || !errors.Is(err, ErrHintBadOwner) {
+		if ok, err := h.Store(bad, 0, hintKey(0), hintSet(t, "n1", "v")); ok || !errors.Is(err, ErrBadOwner) {
 			t.Errorf("Store(%q) = %v, %v", bad, ok, err)
 		}
 	}
@@ -434,7 +434,7 @@ func TestHandoffLifecycle(t *testing.T) {
 
 // A failing store is reported and the partition prioritized: the hint is
 // never dropped silently.
-func TestHandoffStoreErrorPrioritizes(t *testing.T) {
+func TestHintsStoreErrorPrioritizes(t *testing.T) {
 	st := &hintFaulty{HintStore: newHintFakeStore()}
 	st.failAdd.Store(true)
 	x := newHintHarness(t, st, nil)

@@ -1,4 +1,4 @@
-package antientropy
+package handoff
 
 import (
 	"fmt"
@@ -39,25 +39,25 @@ func openHintStore(t testing.TB, fs vfs.FS) *store.Store {
 	return st
 }
 
-func TestHandoffStoreReplay(t *testing.T) {
+func TestHintsStoreReplay(t *testing.T) {
 	testHintReplay(t, openHintStore(t, vfs.NewMem()))
 }
 
-func TestHandoffStoreSecondReplayHarmless(t *testing.T) {
+func TestHintsStoreSecondReplayHarmless(t *testing.T) {
 	testHintDoubleReplayHarmless(t, &hintFaulty{HintStore: openHintStore(t, vfs.NewMem())})
 }
 
-func TestHandoffStoreHintUpdatedDuringReplay(t *testing.T) {
+func TestHintsStoreHintUpdatedDuringReplay(t *testing.T) {
 	testHintUpdatedDuringReplay(t, openHintStore(t, vfs.NewMem()))
 }
 
-func TestHandoffStoreBudget(t *testing.T) {
+func TestHintsStoreBudget(t *testing.T) {
 	testHintBudget(t, openHintStore(t, vfs.NewMem()))
 }
 
 // Hints survive a restart of the node: the store is closed and reopened
-// from the same filesystem, and a new Handoff delivers them.
-func TestHandoffStoreHintsSurviveRestart(t *testing.T) {
+// from the same filesystem, and a new Hints delivers them.
+func TestHintsStoreHintsSurviveRestart(t *testing.T) {
 	fs := vfs.NewMem()
 	var cur *store.Store
 	testHintsSurviveRestart(t, func() HintStore {
@@ -72,7 +72,7 @@ func TestHandoffStoreHintsSurviveRestart(t *testing.T) {
 }
 
 // The byte budget holds against the store's own accounting.
-func TestHandoffStoreBudgetProperty(t *testing.T) {
+func TestHintsStoreBudgetProperty(t *testing.T) {
 	st := openHintStore(t, vfs.NewMem())
 	check := 0
 	rapid.Check(t, func(rt *rapid.T) {
@@ -91,6 +91,10 @@ func TestHintSizeBoundsStoreGrowth(t *testing.T) {
 	})
 }
 
-func TestHandoffStoreTombstoneReplacesHintWhenFull(t *testing.T) {
+func TestHintsStoreTombstoneReplacesHintWhenFull(t *testing.T) {
 	testTombstoneReplacesHintWhenFull(t, openHintStore(t, vfs.NewMem()))
+}
+
+func TestHintsStoreRetarget(t *testing.T) {
+	testHintRetarget(t, openHintStore(t, vfs.NewMem()))
 }

@@ -1,4 +1,4 @@
-package antientropy
+package handoff
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"github.com/quorumkv/quorumkv/version"
 )
 
-// HintStore is the durable hint storage a Handoff needs; *store.Store
+// HintStore is the durable hint storage Hints needs; *store.Store
 // implements it. Hints are keyed by (owner, k); adding a hint for a key
 // that already has one merges the two with version.Sync.
 type HintStore interface {
@@ -37,22 +37,25 @@ type HintStore interface {
 }
 
 // HintCounter is optionally implemented by a HintStore that keeps a
-// per-owner count of pending hints. Without it the Handoff counts pending
+// per-owner count of pending hints. Without it Hints counts pending
 // hints by scanning them, which costs time proportional to the hints.
 type HintCounter interface {
 	HintCount(owner string) int64
 }
 
-// Handoff is hinted handoff: it stores hints for owners that are down and
+// Hints is hinted handoff: it stores hints for owners that are down and
 // replays them, rate-limited, once the failure detector trusts the owner
 // again. A hint is deleted only after its owner acknowledged it and only if
-// it was not updated meanwhile. Methods are safe for concurrent use.
-type Handoff struct {
-	cfg HandoffConfig
+// it was not updated meanwhile. Hints of an owner that left the ring go to
+// the key's replicas instead (HintConfig.Member), and a node that is
+// leaving sends every hint away (Evacuate). Methods are safe for
+// concurrent use.
+type Hints struct {
+	cfg HintConfig
 	st  HintStore
 	clk clock.Clock
 	log zerolog.Logger
-	lim *hintLimiter
+	lim *limiter
 
 	ctx    context.Context    // cancelled by Close; parent of every pass
 	cancel context.CancelFunc //
@@ -65,48 +68,51 @@ type Handoff struct {
 	ticker    clock.Ticker // created by Start so no early tick is missed
 
 	// hooks, set by tests before Start, observe the loop.
-	hooks handoffHooks
+	hooks hintHooks
 
 	mu sync.Mutex // guards the fields below
 	// closed is set by Close; Store refuses hints afterwards.
 	closed bool
+	// evacuating is set by Evacuate: every hint must leave this node.
+	evacuating bool
 	// replaying holds the owners with a pass running.
 	replaying map[string]bool
 	// owners holds per-owner counters; totals hold their sums plus
 	// counters that have no owner.
 	owners map[string]*hintOwnerCounters
-	totals handoffCounters
+	totals hintCounters
 }
 
-// handoffHooks observe the replay loop in tests.
-type handoffHooks struct {
+// hintHooks observe the replay loop in tests.
+type hintHooks struct {
 	roundDone func()                                        // after each round of the loop
 	passDone  func(owner string, progressed int, err error) // after each owner pass
 }
 
-// handoffCounters are monotonic event counters.
-type handoffCounters struct {
+// hintCounters are monotonic event counters.
+type hintCounters struct {
 	stored, overflowed, storeErrors                         uint64
 	delivered, replayed, superseded, replayFailures, passes uint64
+	retargeted, rehomed                                     uint64
 }
 
 type hintOwnerCounters struct {
-	handoffCounters
+	hintCounters
 	// failing is set by a failed pass and cleared by a clean one, so a
 	// flapping owner logs one warning per outage, not one per Interval.
 	failing bool
 }
 
-// NewHandoff returns a Handoff over st. Call Start to run replay.
-func NewHandoff(cfg HandoffConfig, st HintStore, clk clock.Clock, log zerolog.Logger) (*Handoff, error) {
+// NewHints returns hinted handoff over st. Call Start to run replay.
+func NewHints(cfg HintConfig, st HintStore, clk clock.Clock, log zerolog.Logger) (*Hints, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if st == nil || clk == nil {
-		return nil, fmt.Errorf("%w: nil store or clock", ErrHandoffConfig)
+		return nil, fmt.Errorf("%w: nil store or clock", ErrConfig)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Handoff{
+	return &Hints{
 		cfg:       cfg,
 		st:        st,
 		clk:       clk,
@@ -123,7 +129,7 @@ func NewHandoff(cfg HandoffConfig, st HintStore, clk clock.Clock, log zerolog.Lo
 
 // Start starts the replay loop. It is a no-op after the first call or after
 // Close.
-func (h *Handoff) Start() {
+func (h *Hints) Start() {
 	h.startOnce.Do(func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -138,7 +144,7 @@ func (h *Handoff) Start() {
 
 // Close stops the loop, cancels running replays and waits for them. A hint
 // whose delivery was acknowledged is still deleted. Close is idempotent.
-func (h *Handoff) Close() error {
+func (h *Hints) Close() error {
 	h.closeOnce.Do(func() {
 		h.mu.Lock()
 		h.closed = true
@@ -152,17 +158,31 @@ func (h *Handoff) Close() error {
 
 // Kick asks the loop to run a round now, e.g. when the failure detector
 // starts trusting a node again. It never blocks.
-func (h *Handoff) Kick() {
+func (h *Hints) Kick() {
 	select {
 	case h.kick <- struct{}{}:
 	default:
 	}
 }
 
+// Evacuate switches evacuation on or off. While it is on (the node is
+// leaving the cluster) every hint must leave this node: hints of available
+// owners are delivered as usual, and those of owners that are down are
+// sent to another node with HintConfig.Rehome and deleted here. Turning it
+// on runs a round at once. Outstanding tells when none is left.
+func (h *Hints) Evacuate(on bool) {
+	h.mu.Lock()
+	h.evacuating = on
+	h.mu.Unlock()
+	if on {
+		h.Kick()
+	}
+}
+
 // Hint returns the hint held for owner's key k, the zero Set if none: what
 // this node, as a fallback for owner, answers a sloppy read of k with
 // (together with any data it holds for k).
-func (h *Handoff) Hint(owner string, k []byte) (version.Set, error) {
+func (h *Hints) Hint(owner string, k []byte) (version.Set, error) {
 	return h.st.Hint(owner, k)
 }
 
@@ -176,9 +196,9 @@ func (h *Handoff) Hint(owner string, k []byte) (version.Set, error) {
 // off, possibly after the key was reaped. If the store fails, Store also
 // prioritizes the partition and returns the error. An empty set carries
 // nothing to hand off: Store returns true and stores nothing.
-func (h *Handoff) Store(owner string, partition int, k []byte, set version.Set) (stored bool, err error) {
+func (h *Hints) Store(owner string, partition int, k []byte, set version.Set) (stored bool, err error) {
 	if owner == "" || strings.IndexByte(owner, 0) >= 0 {
-		return false, fmt.Errorf("%w: %q", ErrHintBadOwner, owner)
+		return false, fmt.Errorf("%w: %q", ErrBadOwner, owner)
 	}
 	if set.IsEmpty() {
 		return true, nil
@@ -187,39 +207,39 @@ func (h *Handoff) Store(owner string, partition int, k []byte, set version.Set) 
 	closed := h.closed
 	h.mu.Unlock()
 	if closed {
-		return false, ErrHandoffClosed
+		return false, ErrClosed
 	}
 	stored, err = h.st.AddHint(owner, k, set, h.cfg.MaxHintBytesPerOwner)
 	switch {
 	case err != nil:
-		h.count(owner, func(c *handoffCounters) { c.storeErrors++ })
+		h.count(owner, func(c *hintCounters) { c.storeErrors++ })
 		h.log.Warn().Err(err).Str("owner", owner).Int("partition", partition).Msg("storing hint failed; partition prioritized")
 		h.cfg.Prioritize(partition)
 		return false, fmt.Errorf("store hint for %s: %w", owner, err)
 	case !stored:
-		h.count(owner, func(c *handoffCounters) { c.overflowed++ })
+		h.count(owner, func(c *hintCounters) { c.overflowed++ })
 		h.log.Debug().Str("owner", owner).Int("partition", partition).Msg("hint budget full; partition prioritized")
 		h.cfg.Prioritize(partition)
 		return false, nil
 	}
-	h.count(owner, func(c *handoffCounters) { c.stored++ })
+	h.count(owner, func(c *hintCounters) { c.stored++ })
 	return true, nil
 }
 
 // countLocked applies f to owner's counters and to the totals. h.mu must be
 // held.
-func (h *Handoff) countLocked(owner string, f func(*handoffCounters)) {
+func (h *Hints) countLocked(owner string, f func(*hintCounters)) {
 	c := h.owners[owner]
 	if c == nil {
 		c = &hintOwnerCounters{}
 		h.owners[owner] = c
 	}
-	f(&c.handoffCounters)
+	f(&c.hintCounters)
 	f(&h.totals)
 }
 
 // count is countLocked taking h.mu.
-func (h *Handoff) count(owner string, f func(*handoffCounters)) {
+func (h *Hints) count(owner string, f func(*hintCounters)) {
 	h.mu.Lock()
 	h.countLocked(owner, f)
 	h.mu.Unlock()

@@ -1,11 +1,11 @@
-package antientropy
+package handoff
 
 import "github.com/quorumkv/quorumkv/version"
 
-// HandoffMetrics is a snapshot of a Handoff's counters. Pending figures
+// HintMetrics is a snapshot of the hinted handoff counters. Pending figures
 // are read from the store, so they include hints stored before a restart;
-// the event counters count since NewHandoff.
-type HandoffMetrics struct {
+// the event counters count since NewHints.
+type HintMetrics struct {
 	// PendingHints and PendingBytes are the hints waiting in the store,
 	// over all owners.
 	PendingHints int64
@@ -31,8 +31,16 @@ type HandoffMetrics struct {
 	ReplayFailures uint64
 	// Passes counts finished replay passes.
 	Passes uint64
+	// Retargeted counts hints of owners that are no longer members that
+	// were handed to their keys' replicas and deleted.
+	Retargeted uint64
+	// Rehomed counts hints sent to another node by Rehome while this one
+	// was evacuating, and deleted.
+	Rehomed uint64
 	// Replaying is how many owners are being replayed now.
 	Replaying int
+	// Evacuating is whether Evacuate is on.
+	Evacuating bool
 }
 
 // HintOwnerStats is one owner's part of the figures, for GET /v1/cluster.
@@ -46,12 +54,14 @@ type HintOwnerStats struct {
 	Replayed       uint64 `json:"replayed"`
 	Superseded     uint64 `json:"superseded"`
 	ReplayFailures uint64 `json:"replay_failures"`
+	Retargeted     uint64 `json:"retargeted"`
+	Rehomed        uint64 `json:"rehomed"`
 	Replaying      bool   `json:"replaying"`
 }
 
 // Metrics returns a snapshot of the counters.
-func (h *Handoff) Metrics() HandoffMetrics {
-	var m HandoffMetrics
+func (h *Hints) Metrics() HintMetrics {
+	var m HintMetrics
 	for _, owner := range h.st.HintOwners() {
 		m.PendingHints += h.hintCount(owner)
 		m.PendingBytes += h.st.HintBytes(owner)
@@ -62,13 +72,15 @@ func (h *Handoff) Metrics() HandoffMetrics {
 	m.Stored, m.Overflowed, m.StoreErrors = t.stored, t.overflowed, t.storeErrors
 	m.Delivered, m.Replayed, m.Superseded = t.delivered, t.replayed, t.superseded
 	m.ReplayFailures, m.Passes = t.replayFailures, t.passes
+	m.Retargeted, m.Rehomed = t.retargeted, t.rehomed
 	m.Replaying = len(h.replaying)
+	m.Evacuating = h.evacuating
 	return m
 }
 
 // Pending returns per-owner figures for every owner that has pending hints
 // or any counted event.
-func (h *Handoff) Pending() map[string]HintOwnerStats {
+func (h *Hints) Pending() map[string]HintOwnerStats {
 	out := make(map[string]HintOwnerStats)
 	for _, owner := range h.st.HintOwners() {
 		out[owner] = HintOwnerStats{
@@ -83,6 +95,7 @@ func (h *Handoff) Pending() map[string]HintOwnerStats {
 		s.Stored, s.Overflowed, s.StoreErrors = c.stored, c.overflowed, c.storeErrors
 		s.Delivered, s.Replayed, s.Superseded = c.delivered, c.replayed, c.superseded
 		s.ReplayFailures = c.replayFailures
+		s.Retargeted, s.Rehomed = c.retargeted, c.rehomed
 		out[owner] = s
 	}
 	for owner := range h.replaying {
@@ -96,11 +109,26 @@ func (h *Handoff) Pending() map[string]HintOwnerStats {
 // hintCount returns owner's pending hints, from the store's counter if it
 // keeps one and by scanning otherwise. A scan error yields the hints
 // counted so far.
-func (h *Handoff) hintCount(owner string) int64 {
+func (h *Hints) hintCount(owner string) int64 {
 	if c, ok := h.st.(HintCounter); ok {
 		return c.HintCount(owner)
 	}
 	var n int64
 	_ = h.st.ScanHints(owner, func([]byte, version.Set) error { n++; return nil })
 	return n
+}
+
+// Outstanding returns how many hints this node holds: for owners that
+// member reports as no longer members, and in total. A leaving node is
+// done with its hints when total is 0; a node is done retargeting when
+// forNonMembers is 0. A nil member counts every owner as a member.
+func (h *Hints) Outstanding(member func(owner string) bool) (forNonMembers, total int64) {
+	for _, owner := range h.st.HintOwners() {
+		n := h.hintCount(owner)
+		total += n
+		if member != nil && !member(owner) {
+			forNonMembers += n
+		}
+	}
+	return forNonMembers, total
 }

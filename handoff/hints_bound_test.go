@@ -1,4 +1,4 @@
-package antientropy
+package handoff
 
 import (
 	"os"
@@ -8,18 +8,18 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// TestHandoffDefaultBound measures the replay part of the handoff time
+// TestHintsDefaultBound measures the replay part of the handoff time
 // bound with the default config: it fills one owner's default 64 MiB budget
 // with 1 KiB hints in the real store and replays them on the fake clock.
 // It takes a few seconds of wall time, so it runs only with
 // QKV_HANDOFF_BOUND=1.
-func TestHandoffDefaultBound(t *testing.T) {
+func TestHintsDefaultBound(t *testing.T) {
 	if os.Getenv("QKV_HANDOFF_BOUND") == "" {
 		t.Skip("set QKV_HANDOFF_BOUND=1 to measure the default replay time")
 	}
 	st := openHintStore(t, vfs.NewMem())
-	def := DefaultHandoffConfig()
-	x := newHintHarness(t, st, func(c *HandoffConfig) {
+	def := DefaultConfig().Hints
+	x := newHintHarness(t, st, func(c *HintConfig) {
 		c.HintsPerSecond, c.BytesPerSecond = def.HintsPerSecond, def.BytesPerSecond
 	})
 	value := make([]byte, 1024)

@@ -1,4 +1,4 @@
-package antientropy
+package handoff
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"github.com/quorumkv/quorumkv/internal/clock"
 )
 
-func TestHintBucket(t *testing.T) {
+func TestBucket(t *testing.T) {
 	t0 := clock.Epoch
 	tests := []struct {
 		name        string
@@ -33,7 +33,7 @@ func TestHintBucket(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := newHintBucket(tt.rate, tt.burst, t0)
+			b := newBucket(tt.rate, tt.burst, t0)
 			for i := range tt.at {
 				if got := b.reserve(t0.Add(tt.at[i]), tt.n[i]); got != tt.wait[i] {
 					t.Fatalf("reservation %d: wait %v, want %v", i, got, tt.wait[i])
@@ -46,12 +46,12 @@ func TestHintBucket(t *testing.T) {
 // Property: tokens granted by any instant never exceed burst + rate×elapsed,
 // grants come in reservation order, and nobody waits longer than the debt
 // ahead of it needs.
-func TestHintBucketProperty(t *testing.T) {
+func TestBucketProperty(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		rate := rapid.Float64Range(0.5, 1e6).Draw(rt, "rate")
 		burst := rapid.Float64Range(1, 1e6).Draw(rt, "burst")
 		t0 := clock.Epoch
-		b := newHintBucket(rate, burst, t0)
+		b := newBucket(rate, burst, t0)
 		now := t0
 		type grant struct {
 			at time.Time
@@ -94,17 +94,17 @@ func TestHintBucketProperty(t *testing.T) {
 // A waiter cancelled by Close gives its tokens back and returns promptly.
 func TestHintLimiterCancel(t *testing.T) {
 	clk := clock.NewFake()
-	cfg := DefaultHandoffConfig()
+	cfg := DefaultConfig().Hints
 	cfg.HintsPerSecond, cfg.HintBurst, cfg.BytesPerSecond = 1, 1, 0
 	l := newHintLimiter(clk, cfg)
-	if err := l.wait(context.Background(), 10); err != nil {
+	if err := l.wait(context.Background(), 1, 10); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	waiting := make(chan time.Time, 1)
 	l.onWait = func(d time.Time) { waiting <- d }
 	done := make(chan error)
-	go func() { done <- l.wait(ctx, 10) }()
+	go func() { done <- l.wait(ctx, 1, 10) }()
 	if d := <-waiting; d != clock.Epoch.Add(time.Second) {
 		t.Fatalf("deadline %v", d)
 	}
@@ -119,7 +119,7 @@ func TestHintLimiterCancel(t *testing.T) {
 	// a new reservation after one second goes straight through.
 	clk.Advance(time.Second)
 	l.onWait = func(time.Time) { t.Error("waited after refund") }
-	if err := l.wait(context.Background(), 10); err != nil {
+	if err := l.wait(context.Background(), 1, 10); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,4 +1,4 @@
-package antientropy
+package handoff
 
 import (
 	"context"
@@ -7,8 +7,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/rs/zerolog"
 	"pgregory.net/rapid"
 
+	"github.com/quorumkv/quorumkv/internal/clock"
 	"github.com/quorumkv/quorumkv/store"
 	"github.com/quorumkv/quorumkv/version"
 )
@@ -18,7 +20,7 @@ import (
 // the owner's pending bytes never pass the budget.
 func testHintBudget(t *testing.T, st HintStore) {
 	const budget = 4000
-	x := newHintHarness(t, st, func(c *HandoffConfig) { c.MaxHintBytesPerOwner = budget })
+	x := newHintHarness(t, st, func(c *HintConfig) { c.MaxHintBytesPerOwner = budget })
 	var refused []int
 	stored := 0
 	for i := 0; i < 40; i++ {
@@ -85,15 +87,15 @@ func testHintBudget(t *testing.T, st HintStore) {
 	}
 }
 
-func TestHandoffBudgetOverflow(t *testing.T) {
+func TestHintsBudgetOverflow(t *testing.T) {
 	testHintBudget(t, newHintFakeStore())
 }
 
 // Concurrent Stores to one owner cannot overrun the budget together.
-func TestHandoffBudgetConcurrent(t *testing.T) {
+func TestHintsBudgetConcurrent(t *testing.T) {
 	const budget, workers, each = 20000, 8, 50
 	st := newHintFakeStore()
-	x := newHintHarness(t, st, func(c *HandoffConfig) { c.MaxHintBytesPerOwner = budget })
+	x := newHintHarness(t, st, func(c *HintConfig) { c.MaxHintBytesPerOwner = budget })
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	stored, refused := 0, 0
@@ -137,7 +139,7 @@ func TestHandoffBudgetConcurrent(t *testing.T) {
 // Property: under any sequence of hint stores (new keys and merges, of any
 // size), replays and deletes, no owner's pending bytes pass the budget,
 // every refused hint prioritizes its partition, and no Store fails.
-func TestHandoffBudgetProperty(t *testing.T) {
+func TestHintsBudgetProperty(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) { hintBudgetProperty(rt, newHintFakeStore(), "") })
 }
 
@@ -146,12 +148,12 @@ func TestHandoffBudgetProperty(t *testing.T) {
 func hintBudgetProperty(rt *rapid.T, st HintStore, prefix string) {
 	budget := rapid.Int64Range(200, 6000).Draw(rt, "budget")
 	var prioritized []int
-	cfg := DefaultHandoffConfig()
+	cfg := DefaultConfig().Hints
 	cfg.MaxHintBytesPerOwner = budget
 	cfg.Available = func(string) bool { return false }
 	cfg.Deliver = func(context.Context, string, []byte, version.Set) error { return nil }
 	cfg.Prioritize = func(p int) { prioritized = append(prioritized, p) }
-	h, err := NewHandoff(cfg, st, fakeClock(), zerologNop())
+	h, err := NewHints(cfg, st, clock.NewFake(), zerolog.Nop())
 	if err != nil {
 		rt.Fatal(err)
 	}
@@ -268,7 +270,7 @@ func testTombstoneReplacesHintWhenFull(t *testing.T, st HintStore) {
 	}
 	// The budget is full to within a few bytes: not even a tombstone fits
 	// next to the live value.
-	x := newHintHarness(t, st, func(c *HandoffConfig) { c.MaxHintBytesPerOwner = st.HintBytes("n2") + 5 })
+	x := newHintHarness(t, st, func(c *HintConfig) { c.MaxHintBytesPerOwner = st.HintBytes("n2") + 5 })
 	if ok, err := x.h.Store("n2", 1, hintKey(1), hintSet(t, "n1", "")); ok || err != nil {
 		t.Fatalf("another key over the budget: stored=%v %v", ok, err)
 	}
@@ -285,6 +287,6 @@ func testTombstoneReplacesHintWhenFull(t *testing.T, st HintStore) {
 	}
 }
 
-func TestHandoffTombstoneReplacesHintWhenFull(t *testing.T) {
+func TestHintsTombstoneReplacesHintWhenFull(t *testing.T) {
 	testTombstoneReplacesHintWhenFull(t, newHintFakeStore())
 }

@@ -1,4 +1,4 @@
-package antientropy
+package handoff
 
 import (
 	"fmt"
@@ -8,20 +8,20 @@ import (
 
 // Replay honours the rate limit in fake time: H hints at R hints/s with a
 // burst of b take at least (H-b)/R, and not much longer.
-func TestHandoffRateLimit(t *testing.T) {
+func TestHintsRateLimit(t *testing.T) {
 	const value = 1000 // bytes per hint value
 	tests := []struct {
 		name    string
 		hints   int // per owner
 		owners  []string
-		cfg     func(*HandoffConfig)
+		cfg     func(*HintConfig)
 		atLeast time.Duration
 	}{
 		{
 			name:   "hints per second",
 			hints:  60,
 			owners: []string{"n2"},
-			cfg: func(c *HandoffConfig) {
+			cfg: func(c *HintConfig) {
 				c.HintsPerSecond, c.HintBurst = 20, 1
 			},
 			atLeast: time.Duration(float64(60-1) / 20 * float64(time.Second)),
@@ -30,7 +30,7 @@ func TestHandoffRateLimit(t *testing.T) {
 			name:   "hints per second, concurrent owners share the rate",
 			hints:  30,
 			owners: []string{"n2", "n3"},
-			cfg: func(c *HandoffConfig) {
+			cfg: func(c *HintConfig) {
 				c.HintsPerSecond, c.HintBurst = 20, 1
 			},
 			atLeast: time.Duration(float64(60-1) / 20 * float64(time.Second)),
@@ -39,7 +39,7 @@ func TestHandoffRateLimit(t *testing.T) {
 			name:   "bytes per second",
 			hints:  30,
 			owners: []string{"n2"},
-			cfg: func(c *HandoffConfig) {
+			cfg: func(c *HintConfig) {
 				c.BytesPerSecond, c.ByteBurst = 10*value, 2*value
 			},
 			// every hint costs at least its value's bytes
@@ -49,7 +49,7 @@ func TestHandoffRateLimit(t *testing.T) {
 			name:   "serial delivery",
 			hints:  25,
 			owners: []string{"n2"},
-			cfg: func(c *HandoffConfig) {
+			cfg: func(c *HintConfig) {
 				c.HintsPerSecond, c.HintBurst, c.DeliverConcurrency, c.BatchSize = 50, 5, 1, 7
 			},
 			atLeast: time.Duration(float64(25-5) / 50 * float64(time.Second)),
