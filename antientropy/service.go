@@ -92,6 +92,14 @@ func New(cfg Config, d Deps, log zerolog.Logger) (*Service, error) {
 	if clk == nil {
 		clk = clock.Real()
 	}
+	ringOf := d.Ring
+	parts := cfg.Partitions
+	d.Ring = func() Ring {
+		if r := ringOf(); r != nil {
+			return r
+		}
+		return emptyRing(parts)
+	}
 	resolve := d.Resolve
 	if resolve == nil {
 		resolve = func(id string) (string, error) { return id, nil }
@@ -364,6 +372,35 @@ func (s *Service) Run(ctx context.Context, partitions []int) (Report, error) {
 		}
 	}
 	return rep, errors.Join(errs...)
+}
+
+// ExchangeWith runs one exchange of partition p with node peer now,
+// whether or not the ring makes them replicas of p: a node that is being
+// filled with p (a membership change) checks with each source that it
+// missed nothing, and a node handing p off gives each replica what it
+// lacks. The replicates filter still decides which records move. It
+// honours the byte rate limit and is cancelled by ctx or Close.
+func (s *Service) ExchangeWith(ctx context.Context, p int, peer string) (Report, error) {
+	if err := s.enter(true); err != nil {
+		return Report{}, err
+	}
+	defer s.wg.Done()
+	if p < 0 || p >= s.cfg.Partitions {
+		return Report{}, fmt.Errorf("%w: partition %d", ErrBadRequest, p)
+	}
+	if peer == s.cfg.NodeID {
+		return Report{}, fmt.Errorf("%w: exchange with itself", ErrBadRequest)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.ctx, cancel)
+	defer stop()
+	rep, err := s.exchangeWith(ctx, p, peer)
+	rep.Partitions = 1
+	if err != nil {
+		return rep, fmt.Errorf("antientropy: exchange partition %d with %s: %w", p, peer, err)
+	}
+	return rep, nil
 }
 
 // n is how many of a partition's preference list are its replicas: N, or

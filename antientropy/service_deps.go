@@ -1,6 +1,7 @@
 package antientropy
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/quorumkv/quorumkv/internal/clock"
@@ -65,8 +66,8 @@ type Deps struct {
 	// Meta persists the prioritized partitions. nil: not persisted.
 	Meta Meta
 	// Ring returns the current ring (the node passes a function loading
-	// its ring.Holder). It must not return a nil ring once Start is
-	// called. Required.
+	// its ring.Holder). A nil Ring (a node that knows no ring yet) is a
+	// ring without members: nothing is exchanged. Required.
 	Ring func() Ring
 	// Caller sends ae.* requests to other nodes; transport.Transport
 	// satisfies it. Required.
@@ -78,3 +79,13 @@ type Deps struct {
 	// clock.Real().
 	Clock clock.Clock
 }
+
+// emptyRing is the ring of a node that knows none yet: no members.
+type emptyRing int
+
+func (r emptyRing) PartitionCount() int { return int(r) }
+func (emptyRing) Len() int              { return 0 }
+func (emptyRing) PartitionPreference(p, n int) ([]string, error) {
+	return nil, fmt.Errorf("%w: no ring yet", ErrNotReplica)
+}
+func (emptyRing) PartitionsFor(string, int) []int { return nil }
