@@ -23,24 +23,19 @@ func (n *Node) prioritize(partition int) {
 }
 
 // replicates reports whether node should hold key k: it is among the first
-// n of the key's preference list, n being the key's bucket's.
+// n of the key's preference list, n being the key's bucket's, on the
+// committed ring or, during a membership change, on the target ring.
 func (n *Node) replicates(k []byte, node string) bool {
 	bucket, _, err := store.DecodeKey(k)
 	if err != nil {
 		return false
 	}
-	r := n.ring.Load()
-	nv := min(n.bucketProps(string(bucket)).N, r.Len())
-	pref, err := r.PreferenceList(k, nv)
-	if err != nil {
+	v := n.view.Load()
+	if v == nil {
 		return false
 	}
-	for _, id := range pref[:nv] {
-		if id == node {
-			return true
-		}
-	}
-	return false
+	nv := n.bucketProps(string(bucket)).N
+	return replicatesIn(v.ch.C, k, nv, node) || v.ch.T != v.ch.C && replicatesIn(v.ch.T, k, nv, node)
 }
 
 func (n *Node) openAntiEntropy() error {
@@ -54,9 +49,14 @@ func (n *Node) openAntiEntropy() error {
 		cfg.N = n.cfg.DefaultBucket.N
 	}
 	ae, err := antientropy.New(cfg, antientropy.Deps{
-		Store:  n.store,
-		Meta:   n.store,
-		Ring:   func() antientropy.Ring { return n.ring.Load() },
+		Store: n.store,
+		Meta:  n.store,
+		Ring: func() antientropy.Ring {
+			if r := n.ring.Load(); r != nil {
+				return r
+			}
+			return nil
+		},
 		Caller: n.tr,
 		Resolve: func(id string) (string, error) {
 			m, ok := n.meta(id)

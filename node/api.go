@@ -35,6 +35,7 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("/v1/buckets/{bucket}", methodNotAllowed("GET, HEAD, PUT"))
 	mux.HandleFunc("GET /v1/cluster", n.handleCluster)
 	mux.HandleFunc("/v1/cluster", methodNotAllowed("GET, HEAD"))
+	n.adminRoutes(mux)
 	mux.HandleFunc("POST /v1/antientropy/run", n.handleAntiEntropy)
 	mux.HandleFunc("/v1/antientropy/run", methodNotAllowed("POST"))
 	mux.HandleFunc("GET /metrics", n.handleMetrics)
@@ -74,6 +75,17 @@ type errorBody struct {
 	Answered int               `json:"answered,omitempty"`
 	Replied  []string          `json:"replied,omitempty"`
 	Failed   map[string]string `json:"failed,omitempty"`
+	// status is the HTTP status of a request refused before it ran
+	// (0: 400).
+	status int
+}
+
+// statusOf returns the HTTP status of a refused request.
+func (e *errorBody) statusOf() int {
+	if e.status == 0 {
+		return http.StatusBadRequest
+	}
+	return e.status
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -146,6 +158,10 @@ var (
 func (n *Node) parseKeyRequest(r *http.Request, allowed []string) (*request, *errorBody) {
 	bucket, key := r.PathValue("bucket"), r.PathValue("key")
 	lim := n.cfg.Limits
+	rg := n.ring.Load()
+	if rg == nil {
+		return nil, &errorBody{Code: CodeNotReady, Error: ErrNoRing.Error() + "; use another node", status: http.StatusServiceUnavailable}
+	}
 	switch {
 	case bucket == "" || len(bucket) > lim.MaxBucketLen:
 		return nil, &errorBody{Code: CodeBadKey, Error: fmt.Sprintf("bucket name must be 1 to %d bytes", lim.MaxBucketLen)}
@@ -158,7 +174,7 @@ func (n *Node) parseKeyRequest(r *http.Request, allowed []string) (*request, *er
 	}
 	props := n.bucketProps(bucket)
 	params, err := quorum.Resolve(opts, quorum.Bucket{N: props.N, R: props.R, W: props.W, LWW: props.Conflict == gossip.ConflictLWW},
-		n.ring.Load().Len(), n.cfg.RequestTimeout)
+		rg.Len(), n.cfg.RequestTimeout)
 	if err != nil {
 		return nil, &errorBody{Code: CodeBadParameter, Error: err.Error()}
 	}
@@ -234,7 +250,7 @@ func parseOptions(r *http.Request, allowed []string) (quorum.Options, *errorBody
 func (n *Node) handleGet(w http.ResponseWriter, r *http.Request) {
 	req, eb := n.parseKeyRequest(r, readParams)
 	if eb != nil {
-		writeJSON(w, http.StatusBadRequest, eb)
+		writeJSON(w, eb.statusOf(), eb)
 		return
 	}
 	res, err := n.coord.Get(r.Context(), quorum.GetRequest{Key: req.k, Params: req.params})
@@ -316,7 +332,7 @@ func (n *Node) handleDelete(w http.ResponseWriter, r *http.Request) { n.handleWr
 func (n *Node) handleWrite(w http.ResponseWriter, r *http.Request, del bool) {
 	req, eb := n.parseKeyRequest(r, writeParams)
 	if eb != nil {
-		writeJSON(w, http.StatusBadRequest, eb)
+		writeJSON(w, eb.statusOf(), eb)
 		return
 	}
 	ctx, err := version.DecodeContext(r.Header.Get(HeaderContext))
@@ -388,7 +404,8 @@ func (n *Node) handlePutBucket(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeBadParameter, err.Error()+"; need 1 <= r, w <= n")
 		return
 	}
-	if size := n.ring.Load().Len(); props.N > size {
+	if rg := n.ring.Load(); rg != nil && props.N > rg.Len() {
+		size := rg.Len()
 		n.log.Warn().Str("bucket", name).Int("n", props.N).Int("members", size).Msg("bucket n exceeds the cluster size")
 	}
 	p, err := n.gossip.SetBucket(name, props)

@@ -85,6 +85,26 @@ type Config struct {
 	ReapMemory time.Duration
 	// HintBudget is the most bytes of hints kept for one owner.
 	HintBudget int64
+	// Stage starts a new node that joins gossip but takes no share of the
+	// ring until an operator commits it (quorumkv cluster commit); by
+	// default a new node claims its share by itself.
+	Stage bool
+	// TransferRate caps the bytes per second this node pulls when it
+	// streams partitions it gains in a membership change.
+	TransferRate int64
+	// TransferSettle is how long a node that gains partitions waits, after
+	// every member has seen the change, before its final check with the
+	// sources: writes that started before a coordinator knew of the change
+	// went to the old replicas only, and must have landed by then. Keep it
+	// at least the longest request timeout.
+	TransferSettle time.Duration
+	// BootstrapWait is how long a node started with --join waits to hear
+	// the cluster's layout before the smallest-ID member it trusts creates
+	// the first one (a cluster whose members all predate layouts).
+	BootstrapWait time.Duration
+	// MembershipInterval is how often the node looks at the membership
+	// change in progress even when gossip is quiet.
+	MembershipInterval time.Duration
 	// AntiEntropy configures Merkle anti-entropy and tombstone reaping.
 	// The node fills in NodeID, Partitions, TombstoneGrace, Replicates and
 	// LWW.
@@ -163,7 +183,11 @@ func DefaultConfig() Config {
 		TombstoneGrace:     time.Hour,                        // Riak reaps after 3 s, Cassandra after 10 days; an hour covers a restart
 		ReapMemory:         store.DefaultConfig().ReapMemory, // 6 h
 		HintBudget:         64 << 20,                         // per owner; past it, priority anti-entropy takes over
-		AntiEntropy:        antientropy.DefaultConfig(),      // one partition exchange per 10 s, 8 MiB/s
+		TransferRate:       32 << 20,                         // 32 MiB/s of partition streaming per gaining node
+		TransferSettle:     5 * time.Second,                  // the default request timeout
+		BootstrapWait:      10 * time.Second,                 // several gossip rounds
+		MembershipInterval: time.Second,
+		AntiEntropy:        antientropy.DefaultConfig(), // one partition exchange per 10 s, 8 MiB/s
 		ShutdownTimeout:    10 * time.Second,
 	}
 }
@@ -193,6 +217,9 @@ func (c Config) Validate() error {
 	}
 	if c.TombstoneGrace <= 0 || c.ReapMemory <= 0 {
 		errs = append(errs, errors.New("node: config: tombstone grace and reap memory must be positive"))
+	}
+	if c.TransferRate < 0 || c.TransferSettle < 0 || c.BootstrapWait < 0 || c.MembershipInterval <= 0 {
+		errs = append(errs, errors.New("node: config: transfer rate, settle time and bootstrap wait must not be negative, the membership interval positive"))
 	}
 	if c.RequestTimeout <= 0 || c.HeartbeatInterval <= 0 || c.RejoinInterval <= 0 {
 		errs = append(errs, errors.New("node: config: timeouts must be positive"))

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -39,15 +40,33 @@ type Node struct {
 	clk  clock.Clock
 	hash ring.HashFunc
 
-	store    *store.Store
-	tr       transport.Transport
-	gossip   *gossip.Gossip
-	ring     ring.Holder
-	detector *gossip.Detector
-	replica  *quorum.Replica
-	coord    *quorum.Coordinator
-	hints    *handoff.Hints
-	ae       *antientropy.Service
+	store     *store.Store
+	tr        transport.Transport
+	gossip    *gossip.Gossip
+	ring      ring.Holder
+	detector  *gossip.Detector
+	replica   *quorum.Replica
+	coord     *quorum.Coordinator
+	hints     *handoff.Hints
+	transfers *handoff.Transfers
+	ae        *antientropy.Service
+
+	// view is the membership change this node routes by (nil before it
+	// knows a layout); ring holds its committed ring.
+	view atomic.Pointer[memberView]
+	// left is closed when the node has left the cluster (Left).
+	left     chan struct{}
+	leftOnce sync.Once
+	// lostMu guards the persisted hand-off state; lostCh wakes lostLoop.
+	lostMu sync.Mutex
+	lostCh chan struct{}
+	// started is when the node opened (BootstrapWait counts from it).
+	started time.Time
+	// gossipSaved is the gossip state last persisted.
+	gossipSaved []byte
+	// transferCfg is the transfers' configuration, which also bounds
+	// the scans this node serves to others.
+	transferCfg handoff.TransferConfig
 
 	// book maps member IDs to their metadata (addresses); replaced whole
 	// on membership changes.
@@ -79,6 +98,9 @@ const (
 	metaGossip   = "gossip"
 	rpcKV        = "kv"
 	rpcPing      = "node.ping"
+	rpcPartSizes = "node.partsizes"
+	rpcTransfers = "node.transfers"
+	rpcScan      = "handoff.scan"
 )
 
 // Open starts a node: it opens the store, restores the node's identity and
@@ -102,7 +124,9 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 		cfg.Clock = clock.Real()
 	}
 	log = log.With().Str("node", cfg.ID).Logger()
-	n = &Node{cfg: cfg, log: log, clk: cfg.Clock, hash: xxhash.Sum64, memberCh: make(chan struct{}, 1)}
+	n = &Node{cfg: cfg, log: log, clk: cfg.Clock, hash: xxhash.Sum64, memberCh: make(chan struct{}, 1),
+		left: make(chan struct{}), lostCh: make(chan struct{}, 1)}
+	n.started = n.clk.Now()
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
 	scfg := store.DefaultConfig()
@@ -150,7 +174,18 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	hcfg.Available = n.available
 	hcfg.Deliver = n.deliverHint
 	hcfg.Prioritize = n.prioritize
+	hcfg.Member = n.member
+	hcfg.Replicas = n.targetReplicas
+	hcfg.Rehome = n.rehomeHint
 	if n.hints, err = handoff.NewHints(hcfg, n.store, n.clk, log.With().Str("part", "handoff").Logger()); err != nil {
+		return n, err
+	}
+	tcfg := handoff.DefaultConfig().Transfers
+	tcfg.Partitions = cfg.Partitions
+	tcfg.BytesPerSecond = float64(cfg.TransferRate)
+	tcfg.Finish = n.finishTransfer
+	n.transferCfg = tcfg
+	if n.transfers, err = handoff.NewTransfers(tcfg, n.store, scanSource{n}, n.clk, log.With().Str("part", "transfers").Logger()); err != nil {
 		return n, err
 	}
 	n.detector.OnChange(func(peer string, up bool) {
@@ -170,7 +205,8 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	if cfg.FastGossip {
 		gcfg = gcfg.Fast()
 	}
-	gcfg.Meta = gossip.Meta{ID: cfg.ID, Cluster: cfg.Cluster, HTTPAddr: n.httpLn.Addr().String(), RPCAddr: n.tr.Addr(), Joined: n.joined, State: gossip.StateUp}
+	gcfg.Meta = gossip.Meta{ID: cfg.ID, Cluster: cfg.Cluster, HTTPAddr: n.httpLn.Addr().String(), RPCAddr: n.tr.Addr(), Joined: n.joined, State: gossip.StateUp,
+		Intent: gossip.IntentJoin, Staged: cfg.Stage}
 	gcfg.BindAddr = cfg.GossipAddr
 	gcfg.Transport = cfg.GossipTransport
 	gcfg.Initial = initial
@@ -179,10 +215,6 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	if n.gossip, err = gossip.New(gcfg, log.With().Str("part", "gossip").Logger()); err != nil {
 		return n, fmt.Errorf("gossip: %w", err)
 	}
-	n.rebuildRing()
-	n.wg.Add(1)
-	go n.membershipLoop()
-
 	if err := n.openAntiEntropy(); err != nil {
 		return n, err
 	}
@@ -204,8 +236,15 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 		return n, fmt.Errorf("rpc serve: %w", err)
 	}
 	n.hints.Start()
+	n.transfers.Start()
 	n.wg.Add(1)
 	go n.heartbeatLoop()
+	// Everything membership drives runs now: route by what gossip knows,
+	// then follow its changes.
+	n.applyMembership()
+	n.wg.Add(2)
+	go n.membershipLoop()
+	go n.lostLoop()
 
 	if len(cfg.Join) > 0 {
 		if _, err := n.gossip.Join(cfg.Join); err != nil {
@@ -259,7 +298,8 @@ func (n *Node) GossipAddr() string { return n.gossip.Addr() }
 // directly.
 func (n *Node) Store() *store.Store { return n.store }
 
-// Ring returns the current ring.
+// Ring returns the committed ring, nil until the node knows its cluster's
+// layout.
 func (n *Node) Ring() *ring.Ring { return n.ring.Load() }
 
 // Coordinator returns the node's request coordinator, for embedding and
@@ -298,6 +338,9 @@ func (n *Node) Close() error {
 		errs = append(errs, n.ae.Close())
 	}
 
+	if n.transfers != nil {
+		errs = append(errs, n.transfers.Close())
+	}
 	if n.hints != nil {
 		errs = append(errs, n.hints.Close())
 	}
@@ -379,11 +422,17 @@ func (n *Node) membershipLoop() {
 	defer n.wg.Done()
 	t := n.clk.NewTicker(n.cfg.RejoinInterval)
 	defer t.Stop()
+	// Membership is also looked at every MembershipInterval: a bootstrap
+	// wait or a transfer's settle time ends without any gossip event.
+	tick := n.clk.NewTicker(n.cfg.MembershipInterval)
+	defer tick.Stop()
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
 		case <-n.memberCh:
+			n.applyMembership()
+		case <-tick.C():
 			n.applyMembership()
 		case <-t.C():
 			n.rejoinLost()
@@ -409,14 +458,18 @@ func (n *Node) rejoinLost() {
 	}
 }
 
-func (n *Node) applyMembership() {
-	n.keepRingPosition()
-	n.rebuildRing()
-	if b, err := gossip.EncodeState(n.gossip.State()); err == nil {
-		if err := n.store.PutMeta(metaGossip, b); err != nil {
-			n.log.Warn().Err(err).Msg("persist gossip state")
-		}
+// persistGossip saves the gossip state (members, buckets, the layout), so
+// a restarted node knows its cluster before gossip runs.
+func (n *Node) persistGossip() {
+	b, err := gossip.EncodeState(n.gossip.State())
+	if err != nil || bytes.Equal(b, n.gossipSaved) {
+		return
 	}
+	if err := n.store.PutMeta(metaGossip, b); err != nil {
+		n.log.Warn().Err(err).Msg("persist gossip state")
+		return
+	}
+	n.gossipSaved = b
 }
 
 // keepRingPosition persists the join time the cluster remembers for this
@@ -437,16 +490,13 @@ func (n *Node) keepRingPosition() {
 	n.joined = m.Meta.Joined
 }
 
-func (n *Node) rebuildRing() {
-	members := n.gossip.Members()
+// updateBook replaces the address book with the live members'.
+func (n *Node) updateBook(members []gossip.Member) {
 	book := make(map[string]gossip.Meta, len(members))
-	var rm []ring.Member
 	for _, m := range members {
-		if m.Meta.Removed() {
-			continue
+		if !m.Meta.Removed() {
+			book[m.Meta.ID] = m.Meta
 		}
-		book[m.Meta.ID] = m.Meta
-		rm = append(rm, ring.Member{ID: m.Meta.ID, Joined: m.Meta.Joined})
 	}
 	old := n.book.Swap(&book)
 	// A member first seen now is assumed up and must then keep sending
@@ -462,18 +512,6 @@ func (n *Node) rebuildRing() {
 		} else if _, ok := (*old)[id]; !ok {
 			n.detector.Heartbeat(id)
 		}
-	}
-	rcfg := ring.DefaultConfig()
-	rcfg.Partitions = n.cfg.Partitions
-	rcfg.Hash = n.hash
-	r, err := ring.New(rcfg, rm)
-	if err != nil {
-		n.log.Error().Err(err).Msg("build ring")
-		return
-	}
-	if old := n.ring.Load(); old == nil || !old.Equal(r) {
-		n.ring.Store(r)
-		n.log.Info().Int("members", r.Len()).Msg("ring rebuilt")
 	}
 }
 
@@ -547,19 +585,9 @@ func (n *Node) heartbeatLoop() {
 	}
 }
 
-type placement struct{ r *ring.Ring }
-
-func (p placement) PreferenceList(key []byte, n int) ([]string, error) {
-	return p.r.PreferenceList(key, n)
-}
-func (p placement) Partition(key []byte) int { return p.r.Partition(key) }
-func (p placement) Size() int                { return p.r.Len() }
-
 // The store advances its actor epoch when it heals a corrupt record; the
 // replica must see it.
 var _ quorum.EpochStore = (*store.Store)(nil)
-
-func (n *Node) placement() quorum.Placement { return placement{n.ring.Load()} }
 
 // sender delivers coordinator requests: to the local replica directly, to
 // others over the transport.
@@ -632,6 +660,12 @@ func (n *Node) serveRPC(ctx context.Context, req *transport.Request) ([]byte, er
 		return wire.Marshal(resp, resp.SizeHint())
 	case strings.HasPrefix(req.Method, "ae.") && n.ae != nil:
 		return n.ae.HandleRPC(ctx, req)
+	case req.Method == rpcScan:
+		return n.serveScan(req.Body)
+	case req.Method == rpcPartSizes:
+		return n.servePartSizes(req.Body)
+	case req.Method == rpcTransfers:
+		return msgpack.Marshal(n.localTransfers())
 	}
 	return nil, fmt.Errorf("node: unknown method %q", req.Method)
 }

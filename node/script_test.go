@@ -255,6 +255,8 @@ func (s *script) do(t *testing.T, d *datadriven.TestData) (string, error) {
 		return strings.Join(pref, " ") + "\n", nil
 	case "replicas":
 		return s.replicas(pos[0])
+	case "add", "leave", "remove", "replace", "commit", "clear", "plan", "rings", "placed", "transfers", "disk":
+		return s.membership(d, pos)
 	}
 	return "", fmt.Errorf("unknown command %q", d.Cmd)
 }
@@ -441,8 +443,19 @@ func (s *script) await(d *datadriven.TestData, pos []string) (string, error) {
 			}
 			return true
 		})
+	case "change":
+		return s.awaitChange(limit)
+	case "left":
+		if len(pos) < 2 {
+			return "", fmt.Errorf("await left NODE")
+		}
+		i, err := s.node(pos[1])
+		if err != nil {
+			return "", err
+		}
+		s.awaitLeft(i, limit)
 	default:
-		return "", fmt.Errorf("await reachable|hints|suspected")
+		return "", fmt.Errorf("await reachable|hints|suspected|change|left")
 	}
 	return "", nil
 }

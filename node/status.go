@@ -21,6 +21,13 @@ type ClusterStatus struct {
 	HintMetrics  handoff.HintMetrics               `json:"hint_totals"`
 	AntiEntropy  antientropy.Metrics               `json:"antientropy"`
 	Prioritized  []int                             `json:"antientropy_prioritized"`
+	// Epoch is the committed layout's epoch (0: none known yet).
+	Epoch uint64 `json:"epoch"`
+	// Change is the membership change in progress, if any.
+	Change *PlanChange `json:"change,omitempty"`
+	// Transfers are this node's partition transfers and hand-offs
+	// (GET /v1/cluster/transfers has every node's).
+	Transfers NodeTransfers `json:"transfers"`
 }
 
 // MemberStatus is one member as this node sees it.
@@ -33,6 +40,14 @@ type MemberStatus struct {
 	// Reachable is the failure detector's verdict.
 	Reachable bool    `json:"reachable"`
 	Phi       float64 `json:"phi"`
+	// Intent is what the member is asked to do (join, leave, remove),
+	// Staged when that waits for a commit.
+	Intent string `json:"intent"`
+	Staged bool   `json:"staged,omitempty"`
+	// InRing: a member of the committed ring; InTarget: of the target
+	// ring of the change in progress (the committed one when none).
+	InRing   bool `json:"in_ring"`
+	InTarget bool `json:"in_target"`
 	// Share is the fraction of partitions the member owns as primary.
 	Share         float64   `json:"ring_share"`
 	LastHeartbeat time.Time `json:"last_heartbeat,omitzero"`
@@ -40,14 +55,19 @@ type MemberStatus struct {
 
 // Status returns the cluster as this node sees it.
 func (n *Node) Status() ClusterStatus {
-	r := n.ring.Load()
-	shares := r.Shares()
+	var shares map[string]float64
+	partitions := n.cfg.Partitions
+	v := n.view.Load()
+	if v != nil {
+		shares = v.ch.C.Shares()
+		partitions = v.ch.C.PartitionCount()
+	}
 	phis := map[string]gossip.PeerState{}
 	for _, p := range n.detector.Snapshot() {
 		phis[p.Peer] = p
 	}
 	st := ClusterStatus{
-		Node: n.cfg.ID, Cluster: n.cfg.Cluster, Partitions: r.PartitionCount(),
+		Node: n.cfg.ID, Cluster: n.cfg.Cluster, Partitions: partitions,
 		PhiThreshold: n.cfg.Detector.Threshold,
 		Hints:        n.hints.Pending(), HintMetrics: n.hints.Metrics(),
 		AntiEntropy: n.ae.Metrics(), Prioritized: n.ae.Prioritized(),
@@ -57,6 +77,10 @@ func (n *Node) Status() ClusterStatus {
 			ID: m.Meta.ID, HTTPAddr: m.Meta.HTTPAddr, RPCAddr: m.Meta.RPCAddr,
 			Gossip: m.Status.String(), State: m.Meta.State,
 			Reachable: n.available(m.Meta.ID), Share: shares[m.Meta.ID],
+			Intent: orJoin(m.Meta.Intent), Staged: m.Meta.Staged,
+		}
+		if v != nil {
+			ms.InRing, ms.InTarget = v.ch.C.Contains(m.Meta.ID), v.ch.T.Contains(m.Meta.ID)
 		}
 		if p, ok := phis[m.Meta.ID]; ok {
 			ms.Phi, ms.LastHeartbeat = p.Phi, p.LastHeartbeat
@@ -64,6 +88,14 @@ func (n *Node) Status() ClusterStatus {
 		st.Members = append(st.Members, ms)
 	}
 	sort.Slice(st.Members, func(i, j int) bool { return st.Members[i].ID < st.Members[j].ID })
+	if v != nil {
+		st.Epoch = v.ch.Epoch
+		if v.ch.Changing || v.ch.TargetErr != nil {
+			pc := n.describeBrief(v.ch)
+			st.Change = &pc
+		}
+	}
+	st.Transfers = n.localTransfers()
 	return st
 }
 

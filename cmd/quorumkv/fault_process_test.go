@@ -11,9 +11,12 @@ import (
 )
 
 type clusterView struct {
+	Epoch   uint64          `json:"epoch"`
+	Change  json.RawMessage `json:"change"`
 	Members []struct {
 		ID        string `json:"id"`
 		Reachable bool   `json:"reachable"`
+		InRing    bool   `json:"in_ring"`
 	} `json:"members"`
 	HintTotals struct{ PendingHints int64 } `json:"hint_totals"`
 }

@@ -157,7 +157,36 @@ func startProcs(t *testing.T, bin string, n int) []*proc {
 		}
 		return true
 	})
+	waitSettled(t, ps, 30*time.Second)
 	return ps
+}
+
+// waitSettled waits until every node in ps reports the same committed
+// layout holding all of ps and no membership change in progress: a
+// cluster formed by --join grows one node at a time, and each join
+// streams before it completes.
+func waitSettled(t *testing.T, ps []*proc, limit time.Duration) {
+	t.Helper()
+	waitFor(t, limit, "the membership to settle", func() bool {
+		var epoch uint64
+		for i, p := range ps {
+			st, ok := view(t, p)
+			if !ok || st.Change != nil || st.Epoch == 0 || i > 0 && st.Epoch != epoch {
+				return false
+			}
+			epoch = st.Epoch
+			in := map[string]bool{}
+			for _, m := range st.Members {
+				in[m.ID] = m.InRing
+			}
+			for _, q := range ps {
+				if !in[q.id] {
+					return false
+				}
+			}
+		}
+		return true
+	})
 }
 
 // Three real server processes join through --join, and a value written

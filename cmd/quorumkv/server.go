@@ -33,7 +33,10 @@ func (f *nodeFlags) register(cmd *cobra.Command, withAddrs bool) {
 		fl.StringVar(&f.cfg.RPCAddr, "rpc", f.cfg.RPCAddr, "internode RPC address")
 		fl.StringVar(&f.cfg.GossipAddr, "gossip", f.cfg.GossipAddr, "gossip (memberlist) address")
 		fl.StringVar(&f.join, "join", "", "gossip addresses of cluster members to join, HOST:PORT[,...]")
+		fl.BoolVar(&f.cfg.Stage, "stage", false, "join gossip but take no share of the ring until `quorumkv cluster commit` (or a replace names this node)")
 	}
+	fl.Int64Var(&f.cfg.TransferRate, "transfer-rate", f.cfg.TransferRate, "bytes per second this node streams when it gains partitions in a membership change (0: no limit)")
+	fl.DurationVar(&f.cfg.TransferSettle, "transfer-settle", f.cfg.TransferSettle, "how long a node gaining partitions waits for writes that started before the change was known (at least the longest request timeout)")
 	fl.StringVar(&f.cfg.Cluster, "cluster", f.cfg.Cluster, "cluster name; nodes of other clusters are rejected")
 	fl.BoolVar(&f.cfg.Sync, "sync", true, "fsync every write before acknowledging it (false trades durability for speed)")
 	fl.DurationVar(&f.cfg.WALMinSyncInterval, "wal-min-sync-interval", f.cfg.WALMinSyncInterval, "under load, the least time between WAL syncs, so commits share fsyncs (0: sync at once)")
@@ -110,8 +113,12 @@ func newServerCmd() *cobra.Command {
 			}
 			sig := make(chan os.Signal, 1)
 			signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-			s := <-sig
-			log.Info().Str("signal", s.String()).Msg("shutting down")
+			select {
+			case s := <-sig:
+				log.Info().Str("signal", s.String()).Msg("shutting down")
+			case <-n.Left():
+				log.Info().Msg("this node left the cluster (leave or remove completed); exiting")
+			}
 			return n.Close()
 		},
 	}

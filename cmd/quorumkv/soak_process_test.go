@@ -289,7 +289,38 @@ func newSoakCluster(t *testing.T, bin string, n int, lab *netLab) *soakCluster {
 	if err := c.waitReachable(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
+	if err := c.waitSettled(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
 	return c
+}
+
+// waitSettled waits until every node reports one committed layout that
+// holds every node, with no membership change in progress.
+func (c *soakCluster) waitSettled(bound time.Duration) error {
+	return c.poll(bound, "the membership to settle", func() error {
+		var epoch uint64
+		for i, node := range c.nodes {
+			v, err := c.status(node)
+			if err != nil {
+				return err
+			}
+			if v.Change != nil || v.Epoch == 0 || i > 0 && v.Epoch != epoch {
+				return fmt.Errorf("%s: epoch %d, change %s", node.id, v.Epoch, v.Change)
+			}
+			epoch = v.Epoch
+			in := 0
+			for _, m := range v.Members {
+				if m.InRing {
+					in++
+				}
+			}
+			if in != len(c.nodes) {
+				return fmt.Errorf("%s has %d of %d nodes in its ring", node.id, in, len(c.nodes))
+			}
+		}
+		return nil
+	})
 }
 
 // start starts node i, joining the others.

@@ -110,6 +110,27 @@ func Start(t testing.TB, opts Options) *Cluster {
 	return c
 }
 
+// Add starts one more node, named n<k> after the k nodes so far, joining
+// the running nodes, and returns its index. configure, if set, adjusts its
+// configuration (from NodeConfig and Options.Configure) first, for
+// example to stage it. It fails the test if the node cannot start.
+func (c *Cluster) Add(configure func(cfg *node.Config)) int {
+	c.t.Helper()
+	c.mu.Lock()
+	i := len(c.members)
+	cfg := NodeConfig(i)
+	if c.opts.Configure != nil {
+		c.opts.Configure(i, &cfg)
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	c.members = append(c.members, &member{cfg: cfg, fs: vfs.NewCrashableMem(), clk: clock.NewSkewed(clock.Real())})
+	c.mu.Unlock()
+	c.Restart(i)
+	return i
+}
+
 // Size returns the number of nodes, running or not.
 func (c *Cluster) Size() int { return len(c.members) }
 
@@ -402,7 +423,7 @@ func (c *Cluster) Agreed() bool {
 		if n == nil {
 			continue
 		}
-		if n.Ring().Len() != len(c.members) {
+		if r := n.Ring(); r == nil || r.Len() != len(c.members) {
 			return false
 		}
 		for j := range c.members {

@@ -185,7 +185,7 @@ func (c *Cluster) WaitRing() {
 	c.t.Helper()
 	c.Eventually(10*time.Second, "every node to see the whole ring", func() bool {
 		for _, n := range c.nodes {
-			if n != nil && n.Ring().Len() != len(c.nodes) {
+			if n != nil && (n.Ring() == nil || n.Ring().Len() != len(c.nodes)) {
 				return false
 			}
 		}
