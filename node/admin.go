@@ -228,19 +228,28 @@ func (n *Node) describe(ctx context.Context, ch change) PlanChange {
 		pc.Error = err.Error()
 		return pc
 	}
-	// Ask each first source for the sizes of the partitions it gives.
+	// Ask the first source that is up for the sizes of the partitions it
+	// gives (the first listed is often the node being replaced).
+	first := func(mv ring.Move) string {
+		for _, s := range mv.Sources {
+			if n.available(s) {
+				return s
+			}
+		}
+		return ""
+	}
 	bySource := map[string][]int{}
 	for _, mv := range moves {
-		if len(mv.Sources) > 0 {
-			bySource[mv.Sources[0]] = append(bySource[mv.Sources[0]], mv.Partition)
+		if s := first(mv); s != "" {
+			bySource[s] = append(bySource[s], mv.Partition)
 		}
 	}
 	sizes := n.partitionSizes(ctx, bySource)
 	parts := map[int]bool{}
 	for _, mv := range moves {
 		pm := PlanMove{Partition: mv.Partition, To: mv.Node, From: mv.Sources, Keys: -1, Bytes: -1}
-		if len(mv.Sources) > 0 {
-			if sz, ok := sizes[mv.Sources[0]][mv.Partition]; ok {
+		if s := first(mv); s != "" {
+			if sz, ok := sizes[s][mv.Partition]; ok {
 				pm.Keys, pm.Bytes = sz.Keys, sz.Bytes
 				pc.Keys += sz.Keys
 				pc.Bytes += sz.Bytes

@@ -3,7 +3,9 @@ package node_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -293,7 +295,17 @@ func (s *script) start(d *datadriven.TestData) (string, error) {
 	number("hint-budget", func(c *node.Config, v int64) { c.HintBudget = v })
 	number("ae-rate", func(c *node.Config, v int64) { c.AntiEntropy.BytesPerSecond = v })
 	var cerr error
-	s.c = simcluster.Start(s.t, simcluster.Options{Nodes: n, Configure: func(_ int, cfg *node.Config) {
+	var logTo io.Writer
+	if path := os.Getenv("QUORUMKV_SCRIPT_LOG"); path != "" {
+		// Debugging a script: every node's log, appended to path.
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return "", err
+		}
+		s.t.Cleanup(func() { f.Close() })
+		logTo = f
+	}
+	s.c = simcluster.Start(s.t, simcluster.Options{Nodes: n, Log: logTo, Configure: func(_ int, cfg *node.Config) {
 		for _, f := range conf {
 			if err := f(cfg); err != nil {
 				cerr = err
@@ -454,8 +466,24 @@ func (s *script) await(d *datadriven.TestData, pos []string) (string, error) {
 			return "", err
 		}
 		s.awaitLeft(i, limit)
+	case "transfer":
+		if len(pos) < 2 {
+			return "", fmt.Errorf("await transfer NODE partitions=K")
+		}
+		i, err := s.node(pos[1])
+		if err != nil {
+			return "", err
+		}
+		k, err := strconv.Atoi(arg(d, "partitions", ""))
+		if err != nil {
+			return "", fmt.Errorf("await transfer: partitions=K: %v", err)
+		}
+		s.c.Await(limit, pos[1]+" to finish "+strconv.Itoa(k)+" partitions", func() bool {
+			n := s.c.Node(i)
+			return n != nil && n.Status().Transfers.Done >= k
+		})
 	default:
-		return "", fmt.Errorf("await reachable|hints|suspected|change|left")
+		return "", fmt.Errorf("await reachable|hints|suspected|change|left|transfer")
 	}
 	return "", nil
 }
