@@ -24,7 +24,8 @@ import (
 //	replace OLD NEW [via=NODE] [stage] [force]
 //	commit [via=NODE]   clear [via=NODE]   plan [via=NODE] [waiting]
 //	await change [limit=D]   await left NODE [limit=D]   await transfer NODE partitions=K
-//	rings            every running node's committed epoch and ring
+//	rings            every running node's committed epoch and ring, and
+//	                 a hash of the ring's layout (members, seeds, join times)
 //	placed BUCKET/PREFIX keys=N [n=3]
 //	                 where fill's keys are: per key, how many of its
 //	                 committed replicas hold the value written; and how
@@ -89,7 +90,11 @@ func (s *script) membership(d *datadriven.TestData, pos []string) (string, error
 					ring = append(ring, m.ID)
 				}
 			}
-			fmt.Fprintf(&b, "%s: epoch=%d ring=%s\n", s.c.ID(i), st.Epoch, strings.Join(ring, ","))
+			var version uint64
+			if r := s.c.Node(i).Ring(); r != nil {
+				version = r.Version()
+			}
+			fmt.Fprintf(&b, "%s: epoch=%d ring=%s layout=%08x\n", s.c.ID(i), st.Epoch, strings.Join(ring, ","), version>>32)
 		}
 		return b.String(), nil
 	case "placed":
