@@ -66,9 +66,24 @@ func TestScripts(t *testing.T) {
 var dotBase = uint64(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro())
 
 type script struct {
-	t   *testing.T
-	c   *simcluster.Cluster
-	ctx map[string]string // saved contexts by name
+	t     *testing.T
+	c     *simcluster.Cluster
+	ctx   map[string]string // saved contexts by name
+	roots map[uint64]string // Merkle roots seen, by name: R1, R2, ...
+}
+
+// rootName names a Merkle root by the order in which the script first
+// saw it: the roots hash the values' write times, which depend on how
+// long the cluster took to form, so a script compares them, not their
+// bits.
+func (s *script) rootName(h uint64) string {
+	if s.roots == nil {
+		s.roots = map[uint64]string{}
+	}
+	if _, ok := s.roots[h]; !ok {
+		s.roots[h] = fmt.Sprintf("R%d", len(s.roots)+1)
+	}
+	return s.roots[h]
 }
 
 func (s *script) run(t *testing.T, d *datadriven.TestData) string {
@@ -819,7 +834,7 @@ func (s *script) trees(pos []string) (string, error) {
 		}
 		fmt.Fprintf(&b, "%s: rebuilds=%d prioritized=%d saved=%s", s.c.ID(i), ae.Metrics().TreeRebuilds, len(ae.Prioritized()), saved)
 		if part >= 0 {
-			fmt.Fprintf(&b, " root=%016x", ae.Forest().Root(part))
+			fmt.Fprintf(&b, " root=%s", s.rootName(ae.Forest().Root(part)))
 		}
 		b.WriteString("\n")
 	}
