@@ -129,8 +129,10 @@ func (n *Node) drive(v *memberView) {
 	}
 	// No change in progress. This node has left when it is out of the
 	// ring and was asked to leave (or was removed), even when another
-	// member tombstoned it first.
-	if !ch.C.Contains(self) {
+	// member tombstoned it first, and it has handed off every partition
+	// it held: a write it alone acknowledged late in the change reaches
+	// the replicas that way.
+	if !ch.C.Contains(self) && len(n.Lost().Pending) == 0 {
 		if m, ok := n.gossip.Member(self); ok && (leaving || m.Meta.Removed()) {
 			n.leftOnce.Do(func() {
 				n.log.Info().Msg("this node has left the cluster")
