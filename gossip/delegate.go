@@ -221,12 +221,22 @@ func (g *Gossip) observe(n *memberlist.Node, s Status) {
 	g.mu.Lock()
 	merged, err := g.tbl.mergeMember(v)
 	flipped := err == nil && g.setStatusLocked(v.Meta.ID, s)
+	haveLayout := g.tbl.layout != nil
 	g.mu.Unlock()
 	if merged {
 		g.n.memberUpds.Add(1)
 	}
 	if merged || flipped {
 		g.notify()
+	}
+	if flipped && s == StatusAlive && haveLayout && v.Meta.ID != g.tbl.self {
+		// A member that comes alive may have missed the layout (it
+		// joined before there was one, or was down): send it now
+		// rather than at the next push-pull.
+		select {
+		case g.spread <- struct{}{}:
+		default:
+		}
 	}
 }
 

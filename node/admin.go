@@ -139,13 +139,7 @@ func (n *Node) Plan(ctx context.Context) (Plan, error) {
 	if v == nil {
 		return Plan{}, ErrNoRing
 	}
-	l, _ := n.gossip.Layout()
-	members := n.gossip.Members()
-	metas := make([]gossip.Meta, len(members))
-	for i, m := range members {
-		metas[i] = m.Meta
-	}
-	ch, err := computeChange(n.ringConfig(), l, metas)
+	ch, l, metas, err := n.freshChange()
 	if err != nil {
 		return Plan{}, err
 	}
@@ -180,6 +174,20 @@ func (n *Node) Plan(ctx context.Context) (Plan, error) {
 	d := n.describe(ctx, after)
 	out.AfterCommit = &d
 	return out, nil
+}
+
+// freshChange computes the change from gossip as it is now, rather than
+// from the view the membership loop last built: what an operator's
+// command acts on and answers with.
+func (n *Node) freshChange() (change, gossip.Layout, []gossip.Meta, error) {
+	l, _ := n.gossip.Layout()
+	members := n.gossip.Members()
+	metas := make([]gossip.Meta, len(members))
+	for i, m := range members {
+		metas[i] = m.Meta
+	}
+	ch, err := computeChange(n.ringConfig(), l, metas)
+	return ch, l, metas, err
 }
 
 func seedOf(m gossip.Meta) string {
@@ -396,7 +404,11 @@ func (n *Node) handleIntent(op string) http.HandlerFunc {
 				return
 			}
 		}
-		status, code, err := n.applyIntent(op, in, v.ch)
+		ch, _, _, err := n.freshChange()
+		if err != nil {
+			ch = v.ch
+		}
+		status, code, err := n.applyIntent(op, in, ch)
 		if err != nil {
 			writeError(w, status, code, err.Error())
 			return

@@ -83,6 +83,12 @@ func (ch change) Complete() bool { return ch.Changing && len(ch.NotSynced) == 0 
 func intentOf(m gossip.Meta, inC bool) string {
 	in := m.Intent
 	if in == "" {
+		if !inC {
+			// A new node whose operator fields have not arrived yet
+			// (memberlist's node metadata leaves them out): it may be
+			// staged, so it waits until they do.
+			return ""
+		}
 		in = gossip.IntentJoin
 	}
 	if !m.Staged {

@@ -161,9 +161,11 @@ func (n *Node) drive(v *memberView) {
 }
 
 // synced reports whether this node has done its part of ch: every
-// partition it gains is streamed and checked, it keeps no hint for a
-// node that is leaving the ring, and, when it leaves itself, no hint at
-// all.
+// partition it gains is streamed and checked, and, when it leaves
+// itself, it keeps no hint at all. Hints for a node that leaves the ring
+// are not waited for: under load a down node being removed keeps getting
+// new ones, and they go to the key's target replicas, during the change
+// and after it.
 func (n *Node) synced(ch change, leaving bool) bool {
 	if !ch.Changing {
 		return true
@@ -171,8 +173,7 @@ func (n *Node) synced(ch change, leaving bool) bool {
 	if !ch.Ready() || !n.transfers.Done(ch.FP) {
 		return false
 	}
-	forGone, total := n.hints.Outstanding(n.member)
-	if forGone > 0 || leaving && total > 0 {
+	if _, total := n.hints.Outstanding(n.member); leaving && total > 0 {
 		return false
 	}
 	return true
