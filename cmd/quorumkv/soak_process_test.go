@@ -46,14 +46,7 @@ func TestProcessSoak(t *testing.T) {
 	if os.Getenv("QUORUMKV_PROCESS_SOAK") != "1" {
 		t.Skip("set QUORUMKV_PROCESS_SOAK=1 to run the process fault soak")
 	}
-	secs := 60
-	if s := os.Getenv("QUORUMKV_SOAK_SECONDS"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil || v < 10 {
-			t.Fatalf("QUORUMKV_SOAK_SECONDS=%q: want a whole number of seconds, at least 10", s)
-		}
-		secs = v
-	}
+	secs := envInt(t, "QUORUMKV_SOAK_SECONDS", 60, 10)
 	sizes := []int{3, 5}
 	if s := os.Getenv("QUORUMKV_SOAK_NODES"); s != "" {
 		sizes = nil
