@@ -96,10 +96,14 @@ func (s *Service) sweep(ctx context.Context, p int) (SweepReport, error) {
 	if !self {
 		return rep, fmt.Errorf("%w: %d", ErrNotReplica, p)
 	}
-	r := s.ring()
-	everyone, err := r.PartitionPreference(p, r.Len())
-	if err != nil {
-		return rep, fmt.Errorf("antientropy: members of partition %d: %w", p, err)
+	var everyone []string
+	if s.members != nil {
+		everyone = s.members()
+	} else {
+		r := s.ring()
+		if everyone, err = r.PartitionPreference(p, r.Len()); err != nil {
+			return rep, fmt.Errorf("antientropy: members of partition %d: %w", p, err)
+		}
 	}
 	s.mu.Lock()
 	marked := s.marked[p]

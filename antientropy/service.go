@@ -27,6 +27,7 @@ type Service struct {
 	st      Store
 	meta    Meta
 	ring    func() Ring
+	members func() []string // Deps.Members, nil when not given
 	caller  Caller
 	resolve func(string) (string, error)
 	forest  *Forest
@@ -107,7 +108,7 @@ func New(cfg Config, d Deps, log zerolog.Logger) (*Service, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
 		cfg: cfg, shape: shape, log: log, clk: clk, st: d.Store, meta: d.Meta,
-		ring: d.Ring, caller: d.Caller, resolve: resolve, forest: forest,
+		ring: d.Ring, members: d.Members, caller: d.Caller, resolve: resolve, forest: forest,
 		limiter:  newByteBucket(clk, cfg.BytesPerSecond, cfg.BurstBytes),
 		priority: map[int]bool{},
 		settled:  map[settledKey]LeafDiff{},

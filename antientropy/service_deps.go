@@ -78,6 +78,10 @@ type Deps struct {
 	// Clock times the loops, the rate limit and tombstone grace. nil:
 	// clock.Real().
 	Clock clock.Clock
+	// Members returns every node that may hold a record of any key; a
+	// tombstone is reaped only once each of them has it. During a
+	// membership change that is both rings' members. nil: the ring's.
+	Members func() []string
 }
 
 // emptyRing is the ring of a node that knows none yet: no members.

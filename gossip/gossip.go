@@ -23,6 +23,7 @@ type Gossip struct {
 	log   zerolog.Logger
 	clk   clock.Clock
 	ml    *memberlist.Memberlist
+	addr  string // the advertised address, read once: memberlist's copy is not safe to read later
 	queue *memberlist.TransmitLimitedQueue
 	alive atomic.Int32 // members with StatusAlive; scales retransmits
 
@@ -128,11 +129,12 @@ func New(cfg Config, log zerolog.Logger) (*Gossip, error) {
 		return nil, fmt.Errorf("gossip: start memberlist: %w", err)
 	}
 	g.ml = ml
+	g.addr = ml.LocalNode().Address()
 	if self.GossipAddr == "" {
 		// Only now is the bound address known (port 0 picks one).
 		g.mu.Lock()
 		v := g.tbl.members[self.ID]
-		v.Meta.GossipAddr = ml.LocalNode().Address()
+		v.Meta.GossipAddr = g.addr
 		g.tbl.setMember(v)
 		g.mu.Unlock()
 		_ = ml.UpdateNode(0) // refresh memberlist's copy of the metadata
@@ -213,7 +215,7 @@ func (g *Gossip) Rejoin(ids []string) (int, error) {
 
 // Addr returns the gossip address other nodes reach this one at (the
 // advertised address; with a port-0 BindAddr, the port actually bound).
-func (g *Gossip) Addr() string { return g.ml.LocalNode().Address() }
+func (g *Gossip) Addr() string { return g.addr }
 
 // Members returns every ring member, self included, sorted by ID. Members
 // stay until removed, whatever their status; tombstones are not listed.

@@ -60,8 +60,8 @@ type PlanChange struct {
 	WaitingSync []string   `json:"waiting_to_sync,omitempty"`
 	Error       string     `json:"error,omitempty"`
 	Moves       []PlanMove `json:"moves"`
-	// Totals over Moves; the ideal share is what a perfectly balanced
-	// change would move: the replica slots whose owner changes.
+	// Totals: the distinct partitions that move, and the keys and bytes
+	// of every move (a partition copied to two nodes counts twice).
 	Partitions int   `json:"partitions_moving"`
 	Keys       int64 `json:"keys_moving"`
 	Bytes      int64 `json:"bytes_moving"`
@@ -189,8 +189,16 @@ func seedOf(m gossip.Meta) string {
 	return m.ID
 }
 
+// orEmpty makes a nil list an empty one, so that JSON shows [].
+func orEmpty(ids []string) []string {
+	if ids == nil {
+		return []string{}
+	}
+	return ids
+}
+
 func ringIDs(r *ring.Ring) []string {
-	var ids []string
+	ids := []string{}
 	for _, m := range r.Members() {
 		ids = append(ids, m.ID)
 	}
@@ -202,8 +210,8 @@ func ringIDs(r *ring.Ring) []string {
 func (n *Node) describeBrief(ch change) PlanChange {
 	pc := PlanChange{
 		Changing: ch.Changing, Fingerprint: strconv.FormatUint(ch.FP, 16),
-		Committed: ringIDs(ch.C), Target: ringIDs(ch.T),
-		Leaving: ch.Leaving, Removing: ch.Removing,
+		Committed: ringIDs(ch.C), Target: ringIDs(ch.T), Joining: []string{},
+		Leaving: orEmpty(ch.Leaving), Removing: orEmpty(ch.Removing),
 		WaitingSeen: ch.NotSeen, WaitingSync: ch.NotSynced, Moves: []PlanMove{},
 	}
 	if ch.TargetErr != nil {
@@ -228,19 +236,28 @@ func (n *Node) describe(ctx context.Context, ch change) PlanChange {
 		pc.Error = err.Error()
 		return pc
 	}
-	// Ask each first source for the sizes of the partitions it gives.
+	// Ask the first source that is up for the sizes of the partitions it
+	// gives (the first listed is often the node being replaced).
+	first := func(mv ring.Move) string {
+		for _, s := range mv.Sources {
+			if n.available(s) {
+				return s
+			}
+		}
+		return ""
+	}
 	bySource := map[string][]int{}
 	for _, mv := range moves {
-		if len(mv.Sources) > 0 {
-			bySource[mv.Sources[0]] = append(bySource[mv.Sources[0]], mv.Partition)
+		if s := first(mv); s != "" {
+			bySource[s] = append(bySource[s], mv.Partition)
 		}
 	}
 	sizes := n.partitionSizes(ctx, bySource)
 	parts := map[int]bool{}
 	for _, mv := range moves {
 		pm := PlanMove{Partition: mv.Partition, To: mv.Node, From: mv.Sources, Keys: -1, Bytes: -1}
-		if len(mv.Sources) > 0 {
-			if sz, ok := sizes[mv.Sources[0]][mv.Partition]; ok {
+		if s := first(mv); s != "" {
+			if sz, ok := sizes[s][mv.Partition]; ok {
 				pm.Keys, pm.Bytes = sz.Keys, sz.Bytes
 				pc.Keys += sz.Keys
 				pc.Bytes += sz.Bytes
@@ -387,8 +404,9 @@ func (n *Node) handleIntent(op string) http.HandlerFunc {
 		n.onMembershipChange()
 		p, err := n.Plan(r.Context())
 		if err != nil {
-			writeError(w, http.StatusServiceUnavailable, CodeNotReady, err.Error())
-			return
+			// Applied all the same: say so, with what is known.
+			n.log.Warn().Err(err).Str("op", op).Msg("membership: plan after an operator's command")
+			p = Plan{Epoch: v.ch.Epoch, Current: n.describeBrief(v.ch), Staged: []StagedIntent{}}
 		}
 		writeJSON(w, http.StatusOK, p)
 	}
@@ -397,10 +415,10 @@ func (n *Node) handleIntent(op string) http.HandlerFunc {
 // applyIntent checks and applies one administration operation, returning
 // the HTTP status and code of a refusal.
 func (n *Node) applyIntent(op string, in intentBody, ch change) (int, string, error) {
+	if (op == "leave" || op == "remove") && in.Node == "" {
+		return http.StatusBadRequest, CodeBadBody, errors.New(`name the node: {"node": ID}`)
+	}
 	live := func(id string) (gossip.Meta, error) {
-		if id == "" {
-			return gossip.Meta{}, errors.New(`name the node: {"node": ID}`)
-		}
 		m, ok := n.gossip.Member(id)
 		if !ok || m.Meta.Removed() {
 			return gossip.Meta{}, fmt.Errorf("no member %q", id)

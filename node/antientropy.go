@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/quorumkv/quorumkv/antientropy"
 	"github.com/quorumkv/quorumkv/store"
@@ -65,13 +66,33 @@ func (n *Node) openAntiEntropy() error {
 			}
 			return m.RPCAddr, nil
 		},
-		Clock: n.clk,
+		Clock:   n.clk,
+		Members: n.ringMembers,
 	}, n.log.With().Str("part", "antientropy").Logger())
 	if err != nil {
 		return fmt.Errorf("anti-entropy: %w", err)
 	}
 	n.ae = ae
 	return nil
+}
+
+// ringMembers returns the members of the committed ring and, during a
+// membership change, of the target ring: every node that may hold a key.
+func (n *Node) ringMembers() []string {
+	v := n.view.Load()
+	if v == nil {
+		if r := n.ring.Load(); r != nil {
+			return ringIDs(r)
+		}
+		return nil
+	}
+	ids := ringIDs(v.ch.C)
+	for _, id := range ringIDs(v.ch.T) {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // maxBucketN returns the largest n of the default bucket and of every

@@ -198,9 +198,11 @@ func (n *Node) handOffPartition(ctx context.Context, p int) (dropped int, err er
 		if !n.available(id) {
 			return 0, fmt.Errorf("node: replica %s of partition %d is down", id, p)
 		}
-		if _, err := n.ae.ExchangeWith(ctx, p, id); err != nil {
+		rep, err := n.ae.ExchangeWith(ctx, p, id)
+		if err != nil {
 			return 0, err
 		}
+		n.log.Debug().Int("partition", p).Str("peer", id).Int("leaves", rep.LeavesDiffering).Int("keys", rep.KeysDiffering).Int("pushed", rep.KeysPushed).Int("pulled", rep.KeysPulled).Msg("membership: hand-off exchange")
 	}
 	type row struct{ k, set []byte }
 	var rows []row

@@ -90,7 +90,8 @@ type Config struct {
 	// default a new node claims its share by itself.
 	Stage bool
 	// TransferRate caps the bytes per second this node pulls when it
-	// streams partitions it gains in a membership change.
+	// streams partitions it gains in a membership change (0: no cap). A
+	// batch asks for a quarter second's worth at most.
 	TransferRate int64
 	// TransferSettle is how long a node that gains partitions waits, after
 	// every member has seen the change, before its final check with the

@@ -127,23 +127,29 @@ func (n *Node) drive(v *memberView) {
 	if ch.Changing {
 		return
 	}
-	// No change in progress: the members that left or were removed are
-	// no longer in the ring; tombstone them so that no node waits for them
-	// or keeps their hints, and their IDs never come back.
-	for _, m := range n.gossip.Members() {
-		id := m.Meta.ID
-		if ch.C.Contains(id) {
-			continue
-		}
-		in := intentOf(m.Meta, false)
-		if in != gossip.IntentLeave && in != gossip.IntentRemove {
-			continue
-		}
-		if id == self {
+	// No change in progress. This node has left when it is out of the
+	// ring and was asked to leave (or was removed), even when another
+	// member tombstoned it first, and it has handed off every partition
+	// it held: a write it alone acknowledged late in the change reaches
+	// the replicas that way.
+	if !ch.C.Contains(self) && len(n.Lost().Pending) == 0 {
+		if m, ok := n.gossip.Member(self); ok && (leaving || m.Meta.Removed()) {
 			n.leftOnce.Do(func() {
 				n.log.Info().Msg("this node has left the cluster")
 				close(n.left)
 			})
+		}
+	}
+	// The members that left or were removed are no longer in the ring;
+	// tombstone them so that no node waits for them or keeps their
+	// hints, and their IDs never come back.
+	for _, m := range n.gossip.Members() {
+		id := m.Meta.ID
+		if id == self || ch.C.Contains(id) {
+			continue
+		}
+		in := intentOf(m.Meta, false)
+		if in != gossip.IntentLeave && in != gossip.IntentRemove {
 			continue
 		}
 		if err := n.gossip.Remove(id); err != nil && !errors.Is(err, gossip.ErrClosed) {
@@ -226,14 +232,16 @@ func (n *Node) keepFor(t *ring.Ring) func(k []byte) bool {
 	}
 }
 
-// member reports whether id is a member of the committed or the target
-// ring: a node whose hints are still worth keeping for it.
+// member reports whether id is a member of the target ring: a node whose
+// hints are still worth keeping for it. A node that is leaving or being
+// removed is not: the writes hinted for it go to the key's target
+// replicas, and the change completes only once no hint waits for it.
 func (n *Node) member(id string) bool {
 	v := n.view.Load()
 	if v == nil {
 		return true // nothing known yet: keep everything
 	}
-	return v.ch.C.Contains(id) || v.ch.T.Contains(id)
+	return v.ch.T.Contains(id)
 }
 
 // targetReplicas returns the replicas of k on the target ring.

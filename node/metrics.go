@@ -23,6 +23,32 @@ var gauges = map[string]bool{
 	"PendingHints": true, "PendingBytes": true, "HintBytes": true, "DiskUsage": true,
 	"Failed": true, "Members": true, "MemTableBytes": true, "BlockCacheBytes": true,
 	"ReadAmp": true, "RowCacheBytes": true, "RowCacheEntries": true,
+	"Partitions": true, "PartitionsDone": true, "PartitionsFailed": true, "Epoch": true,
+}
+
+// membershipMetrics is the membership part of /metrics.
+type membershipMetrics struct {
+	// Epoch is the committed layout's; Changing is true while a change is
+	// in progress.
+	Epoch    uint64
+	Changing bool
+	// HandOffPending is how many partitions this node still has to hand
+	// off and delete; RowsDropped and PartitionsHandedOff count those
+	// done.
+	HandOffPending      int64
+	RowsDropped         uint64
+	PartitionsHandedOff uint64
+}
+
+func (n *Node) membershipMetrics() membershipMetrics {
+	var m membershipMetrics
+	if v := n.view.Load(); v != nil {
+		m.Epoch, m.Changing = v.ch.Epoch, v.ch.Changing
+	}
+	lost := n.Lost()
+	m.HandOffPending = int64(len(lost.Pending))
+	m.RowsDropped, m.PartitionsHandedOff = lost.RowsDropped, lost.PartitionsFinished
+	return m
 }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
@@ -38,6 +64,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		emitStruct(ch, "transport", m.Metrics(), nil)
 	}
 	emitStruct(ch, "antientropy", n.ae.Metrics(), nil)
+	emitStruct(ch, "transfers", n.transfers.Metrics(), nil)
+	emitStruct(ch, "membership", n.membershipMetrics(), nil)
 	for owner, st := range n.hints.Pending() {
 		emitStruct(ch, "handoff_owner", st, prometheus.Labels{"owner": owner})
 	}

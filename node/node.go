@@ -183,6 +183,11 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	tcfg := handoff.DefaultConfig().Transfers
 	tcfg.Partitions = cfg.Partitions
 	tcfg.BytesPerSecond = float64(cfg.TransferRate)
+	if cfg.TransferRate > 0 {
+		// A quarter second's worth per batch, so that a slow transfer
+		// saves its place often and a crash costs little of it.
+		tcfg.BatchBytes = int(min(max(cfg.TransferRate/4, 1<<10), int64(tcfg.BatchBytes)))
+	}
 	tcfg.Finish = n.finishTransfer
 	n.transferCfg = tcfg
 	if n.transfers, err = handoff.NewTransfers(tcfg, n.store, scanSource{n}, n.clk, log.With().Str("part", "transfers").Logger()); err != nil {

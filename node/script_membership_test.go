@@ -3,6 +3,7 @@ package node_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/cockroachdb/datadriven"
 
+	"github.com/quorumkv/quorumkv/handoff"
 	"github.com/quorumkv/quorumkv/node"
 	"github.com/quorumkv/quorumkv/version"
 )
@@ -20,14 +22,16 @@ import (
 //	leave NODE [via=NODE] [stage] [force]
 //	remove NODE [via=NODE] [stage] [force]
 //	replace OLD NEW [via=NODE] [stage] [force]
-//	commit [via=NODE]   clear [via=NODE]   plan [via=NODE]
+//	commit [via=NODE]   clear [via=NODE]   plan [via=NODE] [waiting]
 //	await change [limit=D]   await left NODE [limit=D]   await transfer NODE partitions=K
-//	rings            every running node's committed epoch and ring
+//	rings [layout]   every running node's committed epoch and ring, and
+//	                 a hash of its layout (members, seeds, join times)
 //	placed BUCKET/PREFIX keys=N [n=3]
 //	                 where fill's keys are: per key, how many of its
 //	                 committed replicas hold the value written; and how
 //	                 many rows sit on nodes that are not replicas
-//	transfers NODE   a node's transfer totals
+//	transfers NODE   a node's partitions done (with the keys received)
+//	                 and those begun
 //	disk NODE        a node's hand-off summary
 //
 // via= picks the node that takes the operator's command (n1 by default).
@@ -74,7 +78,7 @@ func (s *script) membership(d *datadriven.TestData, pos []string) (string, error
 		if err := json.Unmarshal(r.Body, &p); err != nil {
 			return "", err
 		}
-		return describePlan(p), nil
+		return describePlan(p, flag("waiting")), nil
 	case "rings":
 		var b strings.Builder
 		nodes, _ := s.targets(nil)
@@ -86,7 +90,13 @@ func (s *script) membership(d *datadriven.TestData, pos []string) (string, error
 					ring = append(ring, m.ID)
 				}
 			}
-			fmt.Fprintf(&b, "%s: epoch=%d ring=%s\n", s.c.ID(i), st.Epoch, strings.Join(ring, ","))
+			fmt.Fprintf(&b, "%s: epoch=%d ring=%s", s.c.ID(i), st.Epoch, strings.Join(ring, ","))
+			if r := s.c.Node(i).Ring(); r != nil && flag("layout") {
+				// Join times come from the clock: stable only for the
+				// nodes a script starts with.
+				fmt.Fprintf(&b, " layout=%08x", r.Version()>>32)
+			}
+			b.WriteString("\n")
 		}
 		return b.String(), nil
 	case "placed":
@@ -97,7 +107,18 @@ func (s *script) membership(d *datadriven.TestData, pos []string) (string, error
 			return "", err
 		}
 		st := s.c.Node(i).Status().Transfers
-		return fmt.Sprintf("%s: partitions=%d/%d keys=%d\n", st.Node, st.Done, st.Total, st.Keys), nil
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s: partitions=%d/%d\n", st.Node, st.Done, st.Total)
+		for _, p := range st.Transfers {
+			switch {
+			case p.State == handoff.StateDone:
+				fmt.Fprintf(&b, "  p%d done keys=%d\n", p.Partition, p.Keys)
+			case p.State != handoff.StateQueued && p.Keys > 0:
+				// How far is a matter of timing; that it began is not.
+				fmt.Fprintf(&b, "  p%d begun\n", p.Partition)
+			}
+		}
+		return b.String(), nil
 	case "disk":
 		i, err := s.node(pos[0])
 		if err != nil {
@@ -128,11 +149,11 @@ func (s *script) admin(via int, op string, body map[string]any) (string, error) 
 	if err := json.Unmarshal(r.Body, &p); err != nil {
 		return "", err
 	}
-	return "200\n" + describePlan(p), nil
+	return "200\n" + describePlan(p, false), nil
 }
 
 // describePlan prints a plan without its per-partition detail.
-func describePlan(p node.Plan) string {
+func describePlan(p node.Plan, waiting bool) string {
 	var b strings.Builder
 	change := func(name string, c node.PlanChange) {
 		fmt.Fprintf(&b, "%s: changing=%v committed=%s target=%s", name, c.Changing, strings.Join(c.Committed, ","), strings.Join(c.Target, ","))
@@ -145,6 +166,9 @@ func describePlan(p node.Plan) string {
 			}
 		}
 		b.WriteString("\n")
+		if len(c.WaitingSeen) > 0 && waiting {
+			fmt.Fprintf(&b, "  waiting to see it: %s\n", strings.Join(c.WaitingSeen, ","))
+		}
 		if c.Error != "" {
 			fmt.Fprintf(&b, "  error: %s\n", c.Error)
 		}
@@ -152,7 +176,7 @@ func describePlan(p node.Plan) string {
 		for _, m := range c.Moves {
 			gains[m.To]++
 		}
-		for _, id := range slices.Sorted(mapsKeys(gains)) {
+		for _, id := range slices.Sorted(maps.Keys(gains)) {
 			fmt.Fprintf(&b, "  %s gains %d partitions\n", id, gains[id])
 		}
 		if c.Changing {
@@ -173,16 +197,6 @@ func describePlan(p node.Plan) string {
 	return b.String()
 }
 
-func mapsKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
-
 // awaitChange waits until every running node has committed the same ring
 // and no change is in progress, then prints it.
 func (s *script) awaitChange(limit time.Duration) (string, error) {
@@ -199,6 +213,8 @@ func (s *script) awaitChange(limit time.Duration) (string, error) {
 			for _, m := range st.Members {
 				if m.InRing {
 					ring = append(ring, m.ID)
+				} else if m.Intent == "leave" || m.Intent == "remove" {
+					return false // a departed member not tombstoned yet
 				}
 			}
 			cur := fmt.Sprintf("epoch=%d ring=%s", st.Epoch, strings.Join(ring, ","))
@@ -271,7 +287,7 @@ func (s *script) placed(d *datadriven.TestData, pos []string) (string, error) {
 		holding[held]++
 	}
 	var b strings.Builder
-	for _, h := range slices.Sorted(mapsKeys(holding)) {
+	for _, h := range slices.Sorted(maps.Keys(holding)) {
 		fmt.Fprintf(&b, "%d of %d replicas hold it: %d keys\n", h, n, holding[h])
 	}
 	fmt.Fprintf(&b, "rows on nodes that are not replicas: %d\n", strays)

@@ -3,7 +3,9 @@ package node_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -64,9 +66,24 @@ func TestScripts(t *testing.T) {
 var dotBase = uint64(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro())
 
 type script struct {
-	t   *testing.T
-	c   *simcluster.Cluster
-	ctx map[string]string // saved contexts by name
+	t     *testing.T
+	c     *simcluster.Cluster
+	ctx   map[string]string // saved contexts by name
+	roots map[uint64]string // Merkle roots seen, by name: R1, R2, ...
+}
+
+// rootName names a Merkle root by the order in which the script first
+// saw it: the roots hash the values' write times, which depend on how
+// long the cluster took to form, so a script compares them, not their
+// bits.
+func (s *script) rootName(h uint64) string {
+	if s.roots == nil {
+		s.roots = map[uint64]string{}
+	}
+	if _, ok := s.roots[h]; !ok {
+		s.roots[h] = fmt.Sprintf("R%d", len(s.roots)+1)
+	}
+	return s.roots[h]
 }
 
 func (s *script) run(t *testing.T, d *datadriven.TestData) string {
@@ -293,7 +310,17 @@ func (s *script) start(d *datadriven.TestData) (string, error) {
 	number("hint-budget", func(c *node.Config, v int64) { c.HintBudget = v })
 	number("ae-rate", func(c *node.Config, v int64) { c.AntiEntropy.BytesPerSecond = v })
 	var cerr error
-	s.c = simcluster.Start(s.t, simcluster.Options{Nodes: n, Configure: func(_ int, cfg *node.Config) {
+	var logTo io.Writer
+	if path := os.Getenv("QUORUMKV_SCRIPT_LOG"); path != "" {
+		// Debugging a script: every node's log, appended to path.
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return "", err
+		}
+		s.t.Cleanup(func() { f.Close() })
+		logTo = f
+	}
+	s.c = simcluster.Start(s.t, simcluster.Options{Nodes: n, Log: logTo, Configure: func(_ int, cfg *node.Config) {
 		for _, f := range conf {
 			if err := f(cfg); err != nil {
 				cerr = err
@@ -454,8 +481,24 @@ func (s *script) await(d *datadriven.TestData, pos []string) (string, error) {
 			return "", err
 		}
 		s.awaitLeft(i, limit)
+	case "transfer":
+		if len(pos) < 2 {
+			return "", fmt.Errorf("await transfer NODE partitions=K")
+		}
+		i, err := s.node(pos[1])
+		if err != nil {
+			return "", err
+		}
+		k, err := strconv.Atoi(arg(d, "partitions", ""))
+		if err != nil {
+			return "", fmt.Errorf("await transfer: partitions=K: %v", err)
+		}
+		s.c.Await(limit, pos[1]+" to finish "+strconv.Itoa(k)+" partitions", func() bool {
+			n := s.c.Node(i)
+			return n != nil && n.Status().Transfers.Done >= k
+		})
 	default:
-		return "", fmt.Errorf("await reachable|hints|suspected|change|left")
+		return "", fmt.Errorf("await reachable|hints|suspected|change|left|transfer")
 	}
 	return "", nil
 }
@@ -791,7 +834,7 @@ func (s *script) trees(pos []string) (string, error) {
 		}
 		fmt.Fprintf(&b, "%s: rebuilds=%d prioritized=%d saved=%s", s.c.ID(i), ae.Metrics().TreeRebuilds, len(ae.Prioritized()), saved)
 		if part >= 0 {
-			fmt.Fprintf(&b, " root=%016x", ae.Forest().Root(part))
+			fmt.Fprintf(&b, " root=%s", s.rootName(ae.Forest().Root(part)))
 		}
 		b.WriteString("\n")
 	}

@@ -82,8 +82,7 @@ func (f *clientFlags) url(bucket, key string) string {
 	return u
 }
 
-func (f *clientFlags) do(method, u string, body io.Reader, hdr map[string]string) (*http.Response, []byte, error) {
-	ctx := context.Background()
+func (f *clientFlags) do(ctx context.Context, method, u string, body io.Reader, hdr map[string]string) (*http.Response, []byte, error) {
 	if f.timeout > 0 {
 		// A key request passes the timeout to the node, which answers
 		// within it; the grace covers the network. An admin request has
@@ -113,7 +112,7 @@ func (f *clientFlags) do(method, u string, body io.Reader, hdr map[string]string
 // write sends a PUT or DELETE of args' bucket and key, expects 204, and
 // reports the new context and the receipt.
 func (f *clientFlags) write(cmd *cobra.Command, method string, args []string, body io.Reader, hdr map[string]string) error {
-	resp, b, err := f.do(method, f.url(args[0], args[1]), body, hdr)
+	resp, b, err := f.do(cmd.Context(), method, f.url(args[0], args[1]), body, hdr)
 	if err != nil {
 		return err
 	}
@@ -124,9 +123,19 @@ func (f *clientFlags) write(cmd *cobra.Command, method string, args []string, bo
 	return nil
 }
 
-// admin calls a node endpoint that answers 200 with JSON.
-func (f *clientFlags) admin(method, path string) ([]byte, error) {
-	resp, body, err := f.do(method, strings.TrimRight(f.node, "/")+path, nil, nil)
+// admin calls a node endpoint that answers 200 with JSON. A non-nil in
+// is sent as the JSON body of the request.
+func (f *clientFlags) admin(ctx context.Context, method, path string, in any) ([]byte, error) {
+	var req io.Reader
+	var hdr map[string]string
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, err
+		}
+		req, hdr = bytes.NewReader(b), map[string]string{"Content-Type": "application/json"}
+	}
+	resp, body, err := f.do(ctx, method, strings.TrimRight(f.node, "/")+path, req, hdr)
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +190,7 @@ func newGetCmd() *cobra.Command {
 			if f.json {
 				hdr["Accept"] = "application/json"
 			}
-			resp, body, err := f.do(http.MethodGet, f.url(args[0], args[1]), nil, hdr)
+			resp, body, err := f.do(cmd.Context(), http.MethodGet, f.url(args[0], args[1]), nil, hdr)
 			if err != nil {
 				return err
 			}
@@ -254,7 +263,7 @@ func newStatusCmd() *cobra.Command {
 		Short: "Show the cluster's members, their state and ring shares",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			body, err := f.admin(http.MethodGet, "/v1/cluster")
+			body, err := f.admin(cmd.Context(), http.MethodGet, "/v1/cluster", nil)
 			if err != nil {
 				return err
 			}
@@ -304,7 +313,7 @@ func newAntiEntropyCmd() *cobra.Command {
 		Short: "Run a Merkle anti-entropy round on a node now",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			body, err := f.admin(http.MethodPost, "/v1/antientropy/run")
+			body, err := f.admin(cmd.Context(), http.MethodPost, "/v1/antientropy/run", nil)
 			if err != nil {
 				return err
 			}

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -46,13 +46,7 @@ func TestClientURL(t *testing.T) {
 // run executes the CLI with args and returns what it printed.
 func run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	root := newRootCmd()
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetArgs(args)
-	err := root.Execute()
-	return out.String(), err
+	return runCtx(t, context.Background(), args...)
 }
 
 // status prints each owner's pending hints as GET /v1/cluster reports them.
@@ -103,10 +97,10 @@ func TestAdminCommandsTimeOut(t *testing.T) {
 		}
 		mu.Unlock()
 	}()
-	for _, cmd := range []string{"status", "antientropy"} {
+	for _, cmd := range [][]string{{"status"}, {"antientropy"}, {"cluster", "leave", "n1"}, {"cluster", "transfers", "--watch"}} {
 		done := make(chan error, 1)
 		go func() {
-			_, err := run(t, cmd, "--node", "http://"+ln.Addr().String(), "--timeout", "100ms")
+			_, err := run(t, append(cmd, "--node", "http://"+ln.Addr().String(), "--timeout", "100ms")...)
 			done <- err
 		}()
 		select {
@@ -117,7 +111,7 @@ func TestAdminCommandsTimeOut(t *testing.T) {
 		case <-time.After(clientGrace + 5*time.Second):
 			t.Fatalf("%s --timeout 100ms still waits after %v", cmd, clientGrace+5*time.Second)
 		}
-		if _, err := run(t, cmd, "--node", "http://"+ln.Addr().String(), "-r", "all"); err == nil {
+		if _, err := run(t, append(cmd, "--node", "http://"+ln.Addr().String(), "-r", "all")...); err == nil {
 			t.Fatalf("%s accepted -r, a flag of key reads", cmd)
 		}
 	}

@@ -33,7 +33,7 @@ func (f *nodeFlags) register(cmd *cobra.Command, withAddrs bool) {
 		fl.StringVar(&f.cfg.RPCAddr, "rpc", f.cfg.RPCAddr, "internode RPC address")
 		fl.StringVar(&f.cfg.GossipAddr, "gossip", f.cfg.GossipAddr, "gossip (memberlist) address")
 		fl.StringVar(&f.join, "join", "", "gossip addresses of cluster members to join, HOST:PORT[,...]")
-		fl.BoolVar(&f.cfg.Stage, "stage", false, "join gossip but take no share of the ring until `quorumkv cluster commit` (or a replace names this node)")
+		fl.BoolVar(&f.cfg.Stage, "stage", false, "join gossip but take no share of the ring until quorumkv cluster commit (or a replace names this node)")
 	}
 	fl.Int64Var(&f.cfg.TransferRate, "transfer-rate", f.cfg.TransferRate, "bytes per second this node streams when it gains partitions in a membership change (0: no limit)")
 	fl.DurationVar(&f.cfg.TransferSettle, "transfer-settle", f.cfg.TransferSettle, "how long a node gaining partitions waits for writes that started before the change was known (at least the longest request timeout)")

@@ -24,7 +24,7 @@ type replicaState struct {
 func (r *run) replicaStates(k string) (replicas, strays []replicaState) {
 	ek := store.EncodeKey([]byte(bucket), []byte(k))
 	var pref []string
-	for i := range r.cfg.Nodes {
+	for _, i := range r.nodes() {
 		if n := r.c.Node(i); n != nil {
 			p, err := n.Ring().PreferenceList(ek, 3)
 			if err == nil {
@@ -33,7 +33,7 @@ func (r *run) replicaStates(k string) (replicas, strays []replicaState) {
 			break
 		}
 	}
-	for i := range r.cfg.Nodes {
+	for _, i := range r.nodes() {
 		n := r.c.Node(i)
 		if n == nil {
 			continue
@@ -62,7 +62,10 @@ func agree(a, b version.Set) bool {
 // converged reports whether every key's replicas agree, no node keeps a
 // record of a key it does not replicate, and no hint is pending.
 func (r *run) converged() bool {
-	for i := range r.cfg.Nodes {
+	if !r.settled() {
+		return false
+	}
+	for _, i := range r.nodes() {
 		n := r.c.Node(i)
 		if n == nil {
 			return false
@@ -104,7 +107,10 @@ func (r *run) converge() (bool, time.Duration) {
 // disagree.
 func (r *run) divergence() string {
 	var b strings.Builder
-	for i := range r.cfg.Nodes {
+	if !r.settled() {
+		b.WriteString("  the membership change is not over\n")
+	}
+	for _, i := range r.nodes() {
 		if n := r.c.Node(i); n != nil {
 			if p := n.Status().HintMetrics.PendingHints; p > 0 {
 				fmt.Fprintf(&b, "  %s has %d pending hints\n", n.ID(), p)
@@ -152,8 +158,9 @@ func fmtSet(s version.Set) string {
 // finalRead reads k with r=all, retrying while it fails.
 func (r *run) finalRead(k string, via int) ([]string, error) {
 	var last string
+	nodes := r.nodes()
 	for attempt := range 20 {
-		i := (via + attempt) % r.cfg.Nodes
+		i := nodes[(via+attempt)%len(nodes)]
 		resp, ok := r.c.Do(i, "GET", "/v1/kv/"+bucket+"/"+k+"?r=all", nil, map[string]string{"Accept": "application/json"})
 		if ok && (resp.Status == 200 || resp.Status == 300 || resp.Status == 404) {
 			var env node.Envelope
@@ -321,7 +328,7 @@ func (r *run) whereIs(k string, d version.Dot) string {
 			fmt.Fprintf(&b, "      %s covers it without holding it: %s\n", what, fmtSet(s))
 		}
 	}
-	for i := range r.cfg.Nodes {
+	for _, i := range r.nodes() {
 		n := r.c.Node(i)
 		if n == nil {
 			continue

@@ -215,6 +215,16 @@ func (r *run) checkCopies(k string, op Op, fallbacks map[string]string) {
 		held, known := holds(id)
 		if owner, ok := fallbacks[id]; ok && !held {
 			held, _ = holds(owner)
+			if !held && r.isLeaving(owner) {
+				// A hint for a node that leaves goes to the key's
+				// other replicas at once.
+				for _, other := range r.nodes() {
+					if h, _ := holds(r.c.ID(other)); h {
+						held = true
+						break
+					}
+				}
+			}
 		}
 		if known && !held {
 			r.violation("c%d's add of %s to %s was acknowledged as held by %s, which holds no copy of %s", op.Client, op.Element, k, id, op.Dot)

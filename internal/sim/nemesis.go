@@ -104,8 +104,12 @@ func (r *run) names(is []int) string {
 
 // partition splits the nodes in two at random.
 func (r *run) partition(rng *rand.Rand) (func(), string) {
-	perm := rng.Perm(r.cfg.Nodes)
-	cut := 1 + rng.IntN(r.cfg.Nodes-1)
+	ids := r.nodes()
+	perm := rng.Perm(len(ids))
+	for k, p := range perm {
+		perm[k] = ids[p]
+	}
+	cut := 1 + rng.IntN(len(ids)-1)
 	a, b := perm[:cut], perm[cut:]
 	r.c.Partition(a, b)
 	return func() {
@@ -116,8 +120,9 @@ func (r *run) partition(rng *rand.Rand) (func(), string) {
 
 // oneWay cuts the traffic from one node to another, in one direction.
 func (r *run) oneWay(rng *rand.Rand) (func(), string) {
-	i := rng.IntN(r.cfg.Nodes)
-	j := (i + 1 + rng.IntN(r.cfg.Nodes-1)) % r.cfg.Nodes
+	ids := r.nodes()
+	k := rng.IntN(len(ids))
+	i, j := ids[k], ids[(k+1+rng.IntN(len(ids)-1))%len(ids)]
 	r.c.Block(i, j, true)
 	return func() {
 		r.c.Block(i, j, false)
@@ -131,7 +136,7 @@ func (r *run) victim(rng *rand.Rand) (int, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var up []int
-	for i := range r.cfg.Nodes {
+	for _, i := range r.nodesLocked() {
 		if r.c.Running(i) && !r.paused[i] {
 			up = append(up, i)
 		}
@@ -225,7 +230,8 @@ func (r *run) pause(rng *rand.Rand) (func(), string) {
 // to better than the grace period, which exists to cover a tombstone's
 // copies still in flight (the README says so).
 func (r *run) stepClock(rng *rand.Rand) (func(), string) {
-	i := rng.IntN(r.cfg.Nodes)
+	ids := r.nodes()
+	i := ids[rng.IntN(len(ids))]
 	limit := 2 * r.cfg.Grace / 3
 	target := time.Duration(rng.Int64N(int64(2*limit))) - limit
 	d := target - r.c.Clock(i).Offset()

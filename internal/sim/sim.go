@@ -46,6 +46,9 @@ type Config struct {
 	ConvergeWithin time.Duration
 	// Log receives the nodes' logs; nil discards them.
 	Log io.Writer
+	// Membership is the membership change the run makes while faults go
+	// on: "" none, or one of Memberships, or "random".
+	Membership string
 
 	// sabotage, set by the checkers' own tests, breaks the cluster behind
 	// the clients' back once it has converged, before the checkers run.
@@ -134,6 +137,9 @@ type Result struct {
 	ConvergeTime time.Duration
 	// Faults counts the faults the nemesis injected.
 	Faults int
+	// Membership lists the nodes that joined (+n6) and left (-n2; in
+	// parentheses when asked to leave but not gone).
+	Membership string
 	// Register is the register workload's linearizability check.
 	Register RegisterResult
 	// Problems describe every violation, with the evidence.
@@ -176,6 +182,9 @@ type run struct {
 	mu         sync.Mutex     // guards the nemesis's view of the nodes
 	crashed    map[int]bool
 	paused     map[int]bool
+	joined     []int                      // nodes added by the membership change
+	leaving    []int                      // nodes asked to leave
+	departed   map[int]bool               // nodes that have left: stopped for good
 	violations []string                   // broken promises of the API, seen by clients
 	wiped      map[string][]time.Duration // when each node lost its disk
 	faults     int
@@ -188,13 +197,16 @@ func Run(t testing.TB, cfg Config) Result {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if m := cfg.Membership; m != "" && m != "random" && !slices.Contains(Memberships, m) {
+		t.Fatalf("sim: unknown membership change %q (know %s, random)", m, strings.Join(Memberships, ", "))
+	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed))
 	if cfg.Nodes == 0 {
 		cfg.Nodes = 3 + 2*rng.IntN(2)
 	}
 	r := &run{
 		t: t, cfg: cfg, hist: &History{}, faulting: make(chan struct{}),
-		crashed: map[int]bool{}, paused: map[int]bool{}, wiped: map[string][]time.Duration{},
+		crashed: map[int]bool{}, paused: map[int]bool{}, departed: map[int]bool{}, wiped: map[string][]time.Duration{},
 		fates: newFates(cfg.Seed, rng), faultKinds: kinds,
 	}
 	for i := range cfg.Keys {
@@ -232,6 +244,13 @@ func Run(t testing.TB, cfg Config) Result {
 	if len(kinds) > 0 {
 		wg.Go(func() { r.nemesis(rand.New(rand.NewPCG(cfg.Seed, 0xfa17))) })
 	}
+	// The membership change draws from a stream of its own, so that runs
+	// without one replay as they did before it existed.
+	mrng := rand.New(rand.NewPCG(cfg.Seed, 0x3e3b))
+	if join, leave := r.planMembership(mrng); join || leave {
+		wg.Go(func() { r.membership(mrng, join, leave) })
+		wg.Go(r.watchLeft)
+	}
 	time.Sleep(cfg.FaultTime)
 	close(r.faulting)
 	wg.Wait()
@@ -240,6 +259,7 @@ func Run(t testing.TB, cfg Config) Result {
 	res := Result{Seed: cfg.Seed, Nodes: cfg.Nodes, History: r.hist, Faults: r.faults}
 	r.heal()
 	res.Converged, res.ConvergeTime = r.converge()
+	res.Membership = r.membershipSummary()
 	if !res.Converged {
 		res.Problems = append(res.Problems, fmt.Sprintf("replicas did not converge within %v of the heal:\n%s", cfg.ConvergeWithin, r.divergence()))
 	}
@@ -301,7 +321,7 @@ func (r *run) faultPhase() bool {
 func (r *run) heal() {
 	r.fates.enable(false)
 	r.c.Heal()
-	for i := range r.cfg.Nodes {
+	for _, i := range r.nodes() {
 		r.mu.Lock()
 		paused := r.paused[i]
 		delete(r.paused, i)
@@ -324,7 +344,7 @@ var errNoNode = errors.New("sim: no node is up")
 // anyNode picks a running node at random.
 func (r *run) anyNode(rng *rand.Rand) (int, error) {
 	var up []int
-	for i := range r.cfg.Nodes {
+	for _, i := range r.nodes() {
 		if r.c.Running(i) {
 			up = append(up, i)
 		}

@@ -24,12 +24,13 @@ var (
 	workload  = flag.String("sim.workload", "set", "set (set-adds, deletes, reads) or register (linearizability, with porcupine)")
 	nodesFlag = flag.Int("sim.nodes", 0, "cluster size; 0 lets each seed pick 3 or 5")
 	regMode   = flag.String("sim.register", "strict", "the register workload's settings: strict (r=w=quorum, sloppy=false) or default")
+	member    = flag.String("sim.membership", "", "the membership change each run makes under the faults: "+strings.Join(Memberships, ", ")+", random (the seed picks one or none), or empty for none")
 	visualize = flag.String("sim.visualize", "", "with -seed and the register workload, write porcupine's picture of the history to this HTML file")
 )
 
 // config is the run configuration the flags ask for.
 func config(seed uint64) Config {
-	cfg := Config{Seed: seed, Faults: *faults, Workload: *workload, Nodes: *nodesFlag, RegisterMode: *regMode}
+	cfg := Config{Seed: seed, Faults: *faults, Workload: *workload, Nodes: *nodesFlag, RegisterMode: *regMode, Membership: *member}
 	if *workload == "register" {
 		// Shorter: a write whose outcome is unknown may take effect at any
 		// later time, and porcupine's search grows fast with them.
@@ -93,9 +94,13 @@ func summary(r Result) string {
 		return fmt.Sprintf("seed %d: %d nodes, %d faults, %d writes (%d unknown), %d reads: linearizable %s",
 			r.Seed, r.Nodes, r.Faults, r.Register.Writes, r.Register.Unknown, r.Register.Reads, r.Register.Linearizable)
 	}
-	return fmt.Sprintf("seed %d: %d nodes, %d faults, %d ops (%d acked: %d adds, %d deletes; %d failed, %d unknown), lost %d (%d more to wiped disks), phantoms %d, resurrected %d, converged %v in %v",
+	s := fmt.Sprintf("seed %d: %d nodes, %d faults, %d ops (%d acked: %d adds, %d deletes; %d failed, %d unknown), lost %d (%d more to wiped disks), phantoms %d, resurrected %d, converged %v in %v",
 		r.Seed, r.Nodes, r.Faults, r.Ops, r.Acked, r.AckedAdds, r.AckedDeletes, r.Failed, r.Unknown,
 		r.Lost, r.LostToWipes, r.Phantoms, r.Resurrected, r.Converged, r.ConvergeTime.Round(time.Millisecond))
+	if r.Membership != "" {
+		s += "; membership" + r.Membership
+	}
+	return s
 }
 
 // TestSimSeeds runs -sim.seeds seeds from -sim.first, two at a time per

@@ -7,7 +7,9 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -48,8 +50,11 @@ type Cluster struct {
 	RPC    *transport.Network
 	Gossip *gossip.MemNetwork
 
-	mu      sync.Mutex // guards members' fields that change, and blocks
-	members []*member
+	mu sync.Mutex // guards members' fields that change, and blocks
+
+	// members holds the nodes, replaced whole (copy on write) by Add, so
+	// that reading it needs no lock while nodes are added.
+	members atomic.Pointer[[]*member]
 	blocks  map[[2]int]bool
 }
 
@@ -90,20 +95,23 @@ func Start(t testing.TB, opts Options) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t, opts: opts, RPC: transport.NewNetwork(clock.Real()), Gossip: gossip.NewMemNetwork(), blocks: map[[2]int]bool{}}
 	c.log = zerolog.Nop()
+	c.members.Store(new([]*member))
 	if opts.Log != nil {
 		c.log = zerolog.New(opts.Log).With().Timestamp().Logger()
 	}
 	c.RPC.SetFate(opts.Fate)
 	c.Gossip.SetPacketFate(opts.PacketFate)
 	t.Cleanup(c.Close)
+	var all []*member
 	for i := range opts.Nodes {
 		cfg := NodeConfig(i)
 		if opts.Configure != nil {
 			opts.Configure(i, &cfg)
 		}
-		c.members = append(c.members, &member{cfg: cfg, fs: vfs.NewCrashableMem(), clk: clock.NewSkewed(clock.Real())})
+		all = append(all, &member{cfg: cfg, fs: vfs.NewCrashableMem(), clk: clock.NewSkewed(clock.Real())})
 	}
-	for i := range c.members {
+	c.members.Store(&all)
+	for i := range c.all() {
 		c.Restart(i)
 	}
 	c.AwaitReachable()
@@ -116,8 +124,19 @@ func Start(t testing.TB, opts Options) *Cluster {
 // example to stage it. It fails the test if the node cannot start.
 func (c *Cluster) Add(configure func(cfg *node.Config)) int {
 	c.t.Helper()
+	i, err := c.TryAdd(configure)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return i
+}
+
+// TryAdd is Add that returns the error of a node that cannot start (it
+// reaches none of the others); the node is then one of the cluster, down,
+// and TryRestart starts it later.
+func (c *Cluster) TryAdd(configure func(cfg *node.Config)) (int, error) {
 	c.mu.Lock()
-	i := len(c.members)
+	i := len(c.all())
 	cfg := NodeConfig(i)
 	if c.opts.Configure != nil {
 		c.opts.Configure(i, &cfg)
@@ -125,21 +144,21 @@ func (c *Cluster) Add(configure func(cfg *node.Config)) int {
 	if configure != nil {
 		configure(&cfg)
 	}
-	c.members = append(c.members, &member{cfg: cfg, fs: vfs.NewCrashableMem(), clk: clock.NewSkewed(clock.Real())})
+	all := append(slices.Clone(c.all()), &member{cfg: cfg, fs: vfs.NewCrashableMem(), clk: clock.NewSkewed(clock.Real())})
+	c.members.Store(&all)
 	c.mu.Unlock()
-	c.Restart(i)
-	return i
+	return i, c.TryRestart(i)
 }
 
 // Size returns the number of nodes, running or not.
-func (c *Cluster) Size() int { return len(c.members) }
+func (c *Cluster) Size() int { return len(c.all()) }
 
 // ID returns node i's ID.
-func (c *Cluster) ID(i int) string { return c.members[i].cfg.ID }
+func (c *Cluster) ID(i int) string { return c.all()[i].cfg.ID }
 
 // Index returns the index of the node with ID id, or -1.
 func (c *Cluster) Index(id string) int {
-	for i, m := range c.members {
+	for i, m := range c.all() {
 		if m.cfg.ID == id {
 			return i
 		}
@@ -148,21 +167,21 @@ func (c *Cluster) Index(id string) int {
 }
 
 // rpcAddr and gossipAddr are node i's addresses on the two networks.
-func (c *Cluster) rpcAddr(i int) string    { return c.members[i].cfg.ID }
+func (c *Cluster) rpcAddr(i int) string    { return c.all()[i].cfg.ID }
 func (c *Cluster) gossipAddr(i int) string { return fmt.Sprintf("10.0.0.%d:7946", i+1) }
 
 // Node returns node i, nil while it is down.
 func (c *Cluster) Node(i int) *node.Node {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.members[i].n
+	return c.all()[i].n
 }
 
 // Running reports whether node i is up (a paused node is up).
 func (c *Cluster) Running(i int) bool { return c.Node(i) != nil }
 
 // Clock returns node i's clock.
-func (c *Cluster) Clock(i int) *clock.Skewed { return c.members[i].clk }
+func (c *Cluster) Clock(i int) *clock.Skewed { return c.all()[i].clk }
 
 // Life returns how many times node i was stopped, crashed or wiped: an
 // answer from node i is from one life only if Life did not change while
@@ -170,7 +189,7 @@ func (c *Cluster) Clock(i int) *clock.Skewed { return c.members[i].clk }
 func (c *Cluster) Life(i int) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.members[i].life
+	return c.all()[i].life
 }
 
 // Response is a finished HTTP exchange.
@@ -186,7 +205,7 @@ type Response struct {
 // had been reset, and says nothing reliable.
 func (c *Cluster) Do(i int, method, path string, body []byte, header map[string]string) (resp Response, ok bool) {
 	c.mu.Lock()
-	m := c.members[i]
+	m := c.all()[i]
 	h, life := m.h, m.life
 	c.mu.Unlock()
 	if h == nil {
@@ -218,7 +237,7 @@ func (c *Cluster) Restart(i int) {
 // its operator starts it again later).
 func (c *Cluster) TryRestart(i int) error {
 	c.mu.Lock()
-	m := c.members[i]
+	m := c.all()[i]
 	if m.n != nil {
 		c.mu.Unlock()
 		return fmt.Errorf("restart %s: it is running", m.cfg.ID)
@@ -226,7 +245,7 @@ func (c *Cluster) TryRestart(i int) error {
 	cfg := m.cfg
 	cfg.FS, cfg.Clock = m.fs, m.clk
 	cfg.Join = nil
-	for j, o := range c.members {
+	for j, o := range c.all() {
 		if j != i && o.n != nil {
 			cfg.Join = append(cfg.Join, c.gossipAddr(j))
 		}
@@ -257,7 +276,7 @@ func (c *Cluster) TryRestart(i int) error {
 func (c *Cluster) down(i int) *node.Node {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	m := c.members[i]
+	m := c.all()[i]
 	n := m.n
 	if n == nil {
 		return nil
@@ -294,7 +313,7 @@ func (c *Cluster) Crash(i int) {
 		c.Gossip.Up(c.gossipAddr(i))
 		return
 	}
-	m := c.members[i]
+	m := c.all()[i]
 	cfg := vfs.CrashCloneCfg{UnsyncedDataPercent: 0}
 	if r := c.opts.CrashRand; r != nil {
 		cfg.UnsyncedDataPercent = r.IntN(51)
@@ -314,7 +333,7 @@ func (c *Cluster) Wipe(i int) {
 	c.t.Helper()
 	c.Crash(i)
 	c.mu.Lock()
-	c.members[i].fs = vfs.NewCrashableMem()
+	c.all()[i].fs = vfs.NewCrashableMem()
 	c.mu.Unlock()
 }
 
@@ -324,7 +343,7 @@ func (c *Cluster) Wipe(i int) {
 func (c *Cluster) Pause(i int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if m := c.members[i]; m.n != nil && !m.paused {
+	if m := c.all()[i]; m.n != nil && !m.paused {
 		m.paused = true
 		c.RPC.Hold(c.rpcAddr(i), true)
 		c.Gossip.Down(c.gossipAddr(i))
@@ -335,7 +354,7 @@ func (c *Cluster) Pause(i int) {
 func (c *Cluster) Resume(i int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if m := c.members[i]; m.paused {
+	if m := c.all()[i]; m.paused {
 		m.paused = false
 		c.RPC.Hold(c.rpcAddr(i), false)
 		c.Gossip.Up(c.gossipAddr(i))
@@ -384,7 +403,7 @@ func (c *Cluster) Heal() {
 }
 
 // StepClock steps node i's clock by d (negative: back).
-func (c *Cluster) StepClock(i int, d time.Duration) { c.members[i].clk.Step(d) }
+func (c *Cluster) StepClock(i int, d time.Duration) { c.all()[i].clk.Step(d) }
 
 // Advance lets d of simulated time pass, then waits until every goroutine
 // of the bubble is blocked.
@@ -418,15 +437,15 @@ func (c *Cluster) AwaitReachable() time.Duration {
 // Agreed reports whether every running node has every node on its ring,
 // trusts every other running node and suspects the others.
 func (c *Cluster) Agreed() bool {
-	for i := range c.members {
+	for i := range c.all() {
 		n := c.Node(i)
 		if n == nil {
 			continue
 		}
-		if r := n.Ring(); r == nil || r.Len() != len(c.members) {
+		if r := n.Ring(); r == nil || r.Len() != len(c.all()) {
 			return false
 		}
-		for j := range c.members {
+		for j := range c.all() {
 			if j != i && n.Detector().Available(c.ID(j)) != (c.Running(j) && !c.paused(j)) {
 				return false
 			}
@@ -438,16 +457,19 @@ func (c *Cluster) Agreed() bool {
 func (c *Cluster) paused(i int) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.members[i].paused
+	return c.all()[i].paused
 }
 
 // Close stops every node, then lets simulated time run so that what
 // memberlist leaves behind after its shutdown (probes waiting on their
 // timers) finishes inside the bubble.
 func (c *Cluster) Close() {
-	for i := range c.members {
+	for i := range c.all() {
 		c.Resume(i)
 		c.Stop(i)
 	}
 	time.Sleep(time.Minute)
 }
+
+// all returns the nodes.
+func (c *Cluster) all() []*member { return *c.members.Load() }
