@@ -8,74 +8,27 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/quorumkv/quorumkv/node"
 )
 
-// clusterView is the part of GET /v1/cluster the tests look at.
-type clusterView struct {
-	Epoch   uint64      `json:"epoch"`
-	Change  *changeView `json:"change"`
-	Members []struct {
-		ID        string `json:"id"`
-		Reachable bool   `json:"reachable"`
-		Intent    string `json:"intent"`
-		Staged    bool   `json:"staged"`
-		InRing    bool   `json:"in_ring"`
-		InTarget  bool   `json:"in_target"`
-	} `json:"members"`
-	// Hints are the hints this node keeps, by the node they are for.
-	Hints map[string]struct {
-		PendingHints int64 `json:"pending_hints"`
-	} `json:"hints"`
-	// HintTotals is handoff.HintMetrics, whose JSON keys are its field
-	// names.
-	HintTotals struct{ PendingHints int64 } `json:"hint_totals"`
-	Transfers  transfersView                `json:"transfers"`
-}
-
-// changeView is a membership change in progress.
-type changeView struct {
-	Target      []string `json:"target"`
-	Joining     []string `json:"joining"`
-	Leaving     []string `json:"leaving"`
-	Removing    []string `json:"removing"`
-	WaitingSeen []string `json:"waiting_to_see"`
-	WaitingSync []string `json:"waiting_to_sync"`
-	Error       string   `json:"error"`
-}
-
-func (c *changeView) String() string {
-	return fmt.Sprintf("target %v joining %v leaving %v removing %v waiting to see %v to sync %v %s",
-		c.Target, c.Joining, c.Leaving, c.Removing, c.WaitingSeen, c.WaitingSync, c.Error)
-}
-
-// transfersView is a node's partition transfers and hand-offs.
-type transfersView struct {
-	Done      int   `json:"partitions_done"`
-	Total     int   `json:"partitions_total"`
-	Keys      int64 `json:"keys"`
-	Bytes     int64 `json:"bytes"`
-	Transfers []struct {
-		Partition int    `json:"partition"`
-		State     string `json:"state"`
-		Keys      int64  `json:"keys"`
-		Bytes     int64  `json:"bytes"`
-	} `json:"transfers"`
-	HandedOff struct {
-		Pending            []int  `json:"pending"`
-		RowsDropped        uint64 `json:"rows_dropped"`
-		PartitionsFinished uint64 `json:"partitions_finished"`
-		DiskBefore         uint64 `json:"disk_bytes_before"`
-		DiskAfter          uint64 `json:"disk_bytes_after"`
-	} `json:"handed_off"`
-}
-
-func view(p *proc) (clusterView, bool) {
+// view returns p's GET /v1/cluster.
+func view(p *proc) (node.ClusterStatus, bool) {
 	code, body, _, err := httpDo("GET", "http://"+p.http+"/v1/cluster", "")
-	var v clusterView
+	var v node.ClusterStatus
 	if err != nil || code != 200 || json.Unmarshal([]byte(body), &v) != nil {
 		return v, false
 	}
 	return v, true
+}
+
+// describe renders a change in progress for a test's messages.
+func describe(c *node.PlanChange) string {
+	if c == nil {
+		return "none"
+	}
+	return fmt.Sprintf("target %v joining %v leaving %v removing %v waiting to see %v to sync %v %s",
+		c.Target, c.Joining, c.Leaving, c.Removing, c.WaitingSeen, c.WaitingSync, c.Error)
 }
 
 func reachable(t *testing.T, from *proc, id string) (bool, bool) {
@@ -232,7 +185,7 @@ func TestProcessPauseIsServedAround(t *testing.T) {
 	})
 	waitFor(t, 20*time.Second, "hints to be handed back", func() bool {
 		for _, p := range ps {
-			if v, ok := view(p); !ok || v.HintTotals.PendingHints != 0 {
+			if v, ok := view(p); !ok || v.HintMetrics.PendingHints != 0 {
 				return false
 			}
 		}

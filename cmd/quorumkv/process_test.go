@@ -221,14 +221,19 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 // cond's last error after d.
 func waitUntil(t *testing.T, d time.Duration, what string, cond func() error) {
 	t.Helper()
+	if err := poll(d, cond); err != nil {
+		t.Fatalf("timed out after %v waiting for %s: %v", d, what, err)
+	}
+}
+
+// poll calls cond every 50 ms until it returns nil, and returns its last
+// error once d has passed.
+func poll(d time.Duration, cond func() error) error {
 	deadline := time.Now().Add(d)
 	for {
 		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %v", d, what, err)
+		if err == nil || time.Now().After(deadline) {
+			return err
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -286,7 +291,7 @@ func settled(ps []*proc, after uint64) error {
 		case !ok:
 			return fmt.Errorf("%s: no status", p.id)
 		case st.Change != nil:
-			return fmt.Errorf("%s: epoch %d, change in progress: %s", p.id, st.Epoch, st.Change)
+			return fmt.Errorf("%s: epoch %d, change in progress: %s", p.id, st.Epoch, describe(st.Change))
 		case st.Epoch <= after:
 			return fmt.Errorf("%s: epoch %d, not past %d", p.id, st.Epoch, after)
 		case i > 0 && st.Epoch != epoch:

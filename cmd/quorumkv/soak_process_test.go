@@ -20,6 +20,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	// The soak names its nodes node.
+	nodepkg "github.com/quorumkv/quorumkv/node"
 )
 
 // TestProcessSoak is a Jepsen-style soak on real server processes. Clients
@@ -299,7 +302,7 @@ func (c *soakCluster) waitSettled(bound time.Duration) error {
 				return err
 			}
 			if v.Change != nil || v.Epoch == 0 || i > 0 && v.Epoch != epoch {
-				return fmt.Errorf("%s: epoch %d, change %s", node.id, v.Epoch, v.Change)
+				return fmt.Errorf("%s: epoch %d, change %s", node.id, v.Epoch, describe(v.Change))
 			}
 			epoch = v.Epoch
 			in := 0
@@ -514,8 +517,8 @@ func (c *soakCluster) doCtx(ctx context.Context, node *soakNode, method, path st
 	return resp.StatusCode, string(b), resp.Header, nil
 }
 
-func (c *soakCluster) status(node *soakNode) (clusterView, error) {
-	var v clusterView
+func (c *soakCluster) status(node *soakNode) (nodepkg.ClusterStatus, error) {
+	var v nodepkg.ClusterStatus
 	code, body, _, err := c.do(node, "GET", "/v1/cluster", nil, "")
 	if err != nil {
 		return v, err
@@ -1041,8 +1044,8 @@ func soakSettleCluster(t *testing.T, c *soakCluster, quiet time.Time) (bool, tim
 			if err != nil {
 				return err
 			}
-			if v.HintTotals.PendingHints != 0 {
-				return fmt.Errorf("%s has %d pending hints", node.id, v.HintTotals.PendingHints)
+			if v.HintMetrics.PendingHints != 0 {
+				return fmt.Errorf("%s has %d pending hints", node.id, v.HintMetrics.PendingHints)
 			}
 		}
 		return nil
