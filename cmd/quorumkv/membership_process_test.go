@@ -331,9 +331,12 @@ func TestProcessMembershipMeasureJoin(t *testing.T) {
 	plan := waitStaged(t, n1, "n4", func() {})
 	cluster := append(slices.Clone(ps), n4)
 	diskBefore := map[string]float64{}
+	dirBefore := map[string]string{}
 	handedBefore := map[string]node.NodeTransfers{}
 	for _, p := range ps {
 		diskBefore[p.id] = metric(t, p, "quorumkv_store_disk_usage")
+		size, kinds := dirSize(t, p.data)
+		dirBefore[p.id] = fmt.Sprintf("%d (sst %d, log %d)", size, kinds["sst"], kinds["log"])
 		v, _ := view(p)
 		handedBefore[p.id] = v.Transfers
 	}
@@ -384,6 +387,9 @@ func TestProcessMembershipMeasureJoin(t *testing.T) {
 		fmt.Fprintf(&b, "  %-6s %11.0f %11d %11d %11.0f %11d %11d %11d %8d %6d\n", p.id, diskBefore[p.id],
 			h.DiskBefore, h.DiskAfter, metric(t, p, "quorumkv_store_disk_usage"), size, kinds["sst"], kinds["log"],
 			h.RowsDropped-h0.RowsDropped, h.PartitionsFinished-h0.PartitionsFinished)
+	}
+	for _, p := range ps {
+		fmt.Fprintf(&b, "  %s's data directory at the commit: %s\n", p.id, dirBefore[p.id])
 	}
 	t.Log(b.String())
 	if ratio > 1.2 {
