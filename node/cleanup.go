@@ -198,12 +198,10 @@ func (n *Node) handOffPartition(ctx context.Context, p int) (dropped int, err er
 		if !n.available(id) {
 			return 0, fmt.Errorf("node: replica %s of partition %d is down", id, p)
 		}
-		rep, err := n.ae.ExchangeWith(ctx, p, id)
-		if err != nil {
-			return 0, err
-		}
-		n.log.Debug().Int("partition", p).Str("peer", id).Int("leaves", rep.LeavesDiffering).Int("keys", rep.KeysDiffering).Int("pushed", rep.KeysPushed).Int("pulled", rep.KeysPulled).Msg("membership: hand-off exchange")
 	}
+	// The rows to let go, read before the exchanges: a write that lands
+	// here later changes its row, which then stays (a stray, moved on by
+	// the stray loop) rather than go unhanded.
 	type row struct{ k, set []byte }
 	var rows []row
 	lo, hi := n.partitionRange(p)
@@ -215,6 +213,13 @@ func (n *Node) handOffPartition(ctx context.Context, p int) (dropped int, err er
 	})
 	if err != nil {
 		return 0, err
+	}
+	for id := range peers {
+		rep, err := n.ae.ExchangeWith(ctx, p, id)
+		if err != nil {
+			return 0, err
+		}
+		n.log.Debug().Int("partition", p).Str("peer", id).Int("keys", rep.KeysDiffering).Int("pushed", rep.KeysPushed).Msg("membership: hand-off exchange")
 	}
 	for _, r := range rows {
 		set, err := store.DecodeSet(r.set)

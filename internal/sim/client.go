@@ -215,9 +215,10 @@ func (r *run) checkCopies(k string, op Op, fallbacks map[string]string) {
 		held, known := holds(id)
 		if owner, ok := fallbacks[id]; ok && !held {
 			held, _ = holds(owner)
-			if !held && r.isLeaving(owner) {
+			if !held && (r.isLeaving(owner) || r.isLeaving(id)) {
 				// A hint for a node that leaves goes to the key's
-				// other replicas at once.
+				// other replicas at once, and a node that leaves
+				// sends its hints away.
 				for _, other := range r.nodes() {
 					if h, _ := holds(r.c.ID(other)); h {
 						held = true

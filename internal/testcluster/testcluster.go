@@ -75,6 +75,10 @@ func StartWith(t testing.TB, opts Options) *Cluster {
 		cfg.Detector.MinStdDev = 50 * time.Millisecond
 		cfg.Detector.AcceptablePause = time.Second
 		cfg.RequestTimeout = 2 * time.Second
+		// The cluster forms by joins, each a membership change: settle
+		// for as long as a request may take, and look often.
+		cfg.TransferSettle = cfg.RequestTimeout
+		cfg.MembershipInterval = 100 * time.Millisecond
 		cfg.AntiEntropy.Interval = 24 * time.Hour // tests run anti-entropy on demand
 		cfg.ShutdownTimeout = 2 * time.Second
 		if opts.Configure != nil {
@@ -183,7 +187,7 @@ func (c *Cluster) Eventually(d time.Duration, what string, cond func() bool) {
 // WaitRing waits until every running node has every node on its ring.
 func (c *Cluster) WaitRing() {
 	c.t.Helper()
-	c.Eventually(10*time.Second, "every node to see the whole ring", func() bool {
+	c.Eventually(60*time.Second, "every node to see the whole ring", func() bool {
 		for _, n := range c.nodes {
 			if n != nil && (n.Ring() == nil || n.Ring().Len() != len(c.nodes)) {
 				return false
