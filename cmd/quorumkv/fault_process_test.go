@@ -8,30 +8,31 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/quorumkv/quorumkv/node"
 )
 
-type clusterView struct {
-	Epoch   uint64          `json:"epoch"`
-	Change  json.RawMessage `json:"change"`
-	Members []struct {
-		ID        string `json:"id"`
-		Reachable bool   `json:"reachable"`
-		InRing    bool   `json:"in_ring"`
-	} `json:"members"`
-	HintTotals struct{ PendingHints int64 } `json:"hint_totals"`
-}
-
-func view(t *testing.T, p *proc) (clusterView, bool) {
+// view returns p's GET /v1/cluster.
+func view(p *proc) (node.ClusterStatus, bool) {
 	code, body, _, err := httpDo("GET", "http://"+p.http+"/v1/cluster", "")
-	var v clusterView
+	var v node.ClusterStatus
 	if err != nil || code != 200 || json.Unmarshal([]byte(body), &v) != nil {
 		return v, false
 	}
 	return v, true
 }
 
+// describe renders a change in progress for a test's messages.
+func describe(c *node.PlanChange) string {
+	if c == nil {
+		return "none"
+	}
+	return fmt.Sprintf("target %v joining %v leaving %v removing %v waiting to see %v to sync %v %s",
+		c.Target, c.Joining, c.Leaving, c.Removing, c.WaitingSeen, c.WaitingSync, c.Error)
+}
+
 func reachable(t *testing.T, from *proc, id string) (bool, bool) {
-	v, ok := view(t, from)
+	v, ok := view(from)
 	if !ok {
 		return false, false
 	}
@@ -117,8 +118,7 @@ func TestProcessKill9LosesNothingAcked(t *testing.T) {
 		}()
 	}
 	time.Sleep(800 * time.Millisecond)
-	victim.cmd.Process.Signal(syscall.SIGKILL)
-	victim.cmd.Wait()
+	victim.kill9(t)
 	time.Sleep(300 * time.Millisecond)
 	close(stop)
 	wg.Wait()
@@ -185,7 +185,7 @@ func TestProcessPauseIsServedAround(t *testing.T) {
 	})
 	waitFor(t, 20*time.Second, "hints to be handed back", func() bool {
 		for _, p := range ps {
-			if v, ok := view(t, p); !ok || v.HintTotals.PendingHints != 0 {
+			if v, ok := view(p); !ok || v.HintMetrics.PendingHints != 0 {
 				return false
 			}
 		}

@@ -20,6 +20,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	// The soak names its nodes node.
+	nodepkg "github.com/quorumkv/quorumkv/node"
 )
 
 // TestProcessSoak is a Jepsen-style soak on real server processes. Clients
@@ -46,14 +49,7 @@ func TestProcessSoak(t *testing.T) {
 	if os.Getenv("QUORUMKV_PROCESS_SOAK") != "1" {
 		t.Skip("set QUORUMKV_PROCESS_SOAK=1 to run the process fault soak")
 	}
-	secs := 60
-	if s := os.Getenv("QUORUMKV_SOAK_SECONDS"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil || v < 10 {
-			t.Fatalf("QUORUMKV_SOAK_SECONDS=%q: want a whole number of seconds, at least 10", s)
-		}
-		secs = v
-	}
+	secs := envInt(t, "QUORUMKV_SOAK_SECONDS", 60, 10)
 	sizes := []int{3, 5}
 	if s := os.Getenv("QUORUMKV_SOAK_NODES"); s != "" {
 		sizes = nil
@@ -306,7 +302,7 @@ func (c *soakCluster) waitSettled(bound time.Duration) error {
 				return err
 			}
 			if v.Change != nil || v.Epoch == 0 || i > 0 && v.Epoch != epoch {
-				return fmt.Errorf("%s: epoch %d, change %s", node.id, v.Epoch, v.Change)
+				return fmt.Errorf("%s: epoch %d, change %s", node.id, v.Epoch, describe(v.Change))
 			}
 			epoch = v.Epoch
 			in := 0
@@ -521,8 +517,8 @@ func (c *soakCluster) doCtx(ctx context.Context, node *soakNode, method, path st
 	return resp.StatusCode, string(b), resp.Header, nil
 }
 
-func (c *soakCluster) status(node *soakNode) (clusterView, error) {
-	var v clusterView
+func (c *soakCluster) status(node *soakNode) (nodepkg.ClusterStatus, error) {
+	var v nodepkg.ClusterStatus
 	code, body, _, err := c.do(node, "GET", "/v1/cluster", nil, "")
 	if err != nil {
 		return v, err
@@ -1048,8 +1044,8 @@ func soakSettleCluster(t *testing.T, c *soakCluster, quiet time.Time) (bool, tim
 			if err != nil {
 				return err
 			}
-			if v.HintTotals.PendingHints != 0 {
-				return fmt.Errorf("%s has %d pending hints", node.id, v.HintTotals.PendingHints)
+			if v.HintMetrics.PendingHints != 0 {
+				return fmt.Errorf("%s has %d pending hints", node.id, v.HintMetrics.PendingHints)
 			}
 		}
 		return nil
