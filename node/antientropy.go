@@ -33,7 +33,10 @@ func (n *Node) replicates(k []byte, node string) bool {
 	}
 	v := n.view.Load()
 	if v == nil {
-		return false
+		// No layout known yet (a node just started on an empty disk):
+		// it cannot tell, so it keeps what it gets and, asked whether a
+		// tombstone may be reaped, answers as a replica would.
+		return true
 	}
 	nv := n.bucketProps(string(bucket)).N
 	return replicatesIn(v.ch.C, k, nv, node) || v.ch.T != v.ch.C && replicatesIn(v.ch.T, k, nv, node)
