@@ -57,7 +57,9 @@ type change struct {
 	// Required lists, sorted, the members the change waits for.
 	Required []string
 	// NotSeen and NotSynced list the required members that have not yet
-	// advertised FP as seen and as synced.
+	// advertised FP as seen and as synced. With no change in progress,
+	// NotSeen lists the members of C that have not seen the ring as it
+	// stands.
 	NotSeen, NotSynced []string
 	// Removing lists the members of C that are not in T and whose intent
 	// is remove (or that are tombstoned already); Leaving those whose
@@ -163,6 +165,13 @@ func computeChange(rcfg ring.Config, l gossip.Layout, members []gossip.Meta) (ch
 	}
 	ch.FP = fingerprint(l.Epoch, c, ch.T)
 	if !ch.Changing {
+		// Who has not seen the ring as it stands: a member that left is
+		// tombstoned only once every member holds the layout without it.
+		for _, m := range c.Members() {
+			if lm, ok := live[m.ID]; !ok || lm.Seen != ch.FP {
+				ch.NotSeen = append(ch.NotSeen, m.ID)
+			}
+		}
 		return ch, nil
 	}
 	for _, id := range unionIDs(c, ch.T) {

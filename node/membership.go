@@ -142,7 +142,12 @@ func (n *Node) drive(v *memberView) {
 	}
 	// The members that left or were removed are no longer in the ring;
 	// tombstone them so that no node waits for them or keeps their
-	// hints, and their IDs never come back.
+	// hints, and their IDs never come back. Not before every member has
+	// seen the layout without them: while only its proposer holds it, a
+	// lost disk could take it back, and the tombstone would outlive it.
+	if len(ch.NotSeen) > 0 {
+		return
+	}
 	for _, m := range n.gossip.Members() {
 		id := m.Meta.ID
 		if id == self || ch.C.Contains(id) {
