@@ -42,6 +42,11 @@ import (
 //	hints                replicas BUCKET/KEY          preflist BUCKET/KEY
 //	trees [BUCKET/KEY]   status NODE                  metrics NODE NAME...
 //
+// and the membership commands (add, leave, remove, replace, commit, clear,
+// plan, rings, placed, transfers, disk, await change|left|transfer)
+// described in script_membership_test.go. QUORUMKV_SCRIPT_LOG=PATH
+// appends every node's log to PATH.
+//
 // ctx=NAME sends the context saved by an earlier as=NAME. Dots print as
 // node.n, where n counts from the first counter a node issues when the
 // simulation starts (the fake clock's first reading, in microseconds).
