@@ -123,3 +123,57 @@ func TestDiscardUnsyncedThenSync(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Dropping a partition's rows and compacting its range gives the space
+// back: what a node does with the partitions it no longer replicates.
+func TestDiscardThenCompactReclaimsSpace(t *testing.T) {
+	s := openTest(t, vfs.NewMem(), nil)
+	tables := func() int64 {
+		var n int64
+		for _, l := range s.db.Metrics().Levels {
+			n += l.TablesSize
+		}
+		return n
+	}
+	for i := range 20000 {
+		if _, _, err := s.Update(tk(fmt.Sprint("key-", i)), write("n1", fmt.Sprint("value-", i, "-0123456789abcdef0123456789abcdef"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CompactRange(0, ^uint64(0)); err != nil {
+		t.Fatal(err)
+	}
+	before := tables()
+	// Drop the first half of the hash space, as 128 of 256 partitions.
+	lo, hi := uint64(0), ^uint64(0)>>1
+	type row struct {
+		k   []byte
+		set version.Set
+	}
+	var rows []row
+	if err := s.Scan(lo, hi, func(_ uint64, k, set []byte) error {
+		ds, err := DecodeSet(set)
+		rows = append(rows, row{bytes.Clone(k), ds})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if ok, err := s.DiscardUnsynced(r.k, r.set); !ok || err != nil {
+			t.Fatalf("discard: %v %v", ok, err)
+		}
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	for p := uint64(0); p < 128; p++ {
+		if err := s.CompactRange(p<<56, p<<56+(1<<56-1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := tables()
+	t.Logf("%d of 20000 rows dropped: tables %d -> %d bytes", len(rows), before, after)
+	if len(rows) < 8000 || after > before*7/10 {
+		t.Fatalf("dropped %d rows; tables %d -> %d bytes, want at most 70%%", len(rows), before, after)
+	}
+}
