@@ -60,6 +60,7 @@ const (
 	CodeNotFound        = "not_found"
 	CodeMethod          = "method_not_allowed"
 	CodeTooManySiblings = "too_many_siblings"
+	CodeKeyTooLarge     = "key_too_large"
 	CodeTooLarge        = "value_too_large"
 	CodeQuorum          = "quorum_failed"
 	CodeTimeout         = "timeout"
@@ -119,6 +120,9 @@ func writeOpError(w http.ResponseWriter, err error) {
 	case errors.Is(err, quorum.ErrTooManySiblings):
 		writeError(w, http.StatusConflict, CodeTooManySiblings,
 			"the key has too many siblings: read it, resolve the siblings, and write back with the X-Context of that read")
+	case errors.Is(err, quorum.ErrKeyTooLarge):
+		writeError(w, http.StatusConflict, CodeKeyTooLarge,
+			"the key's siblings would be too large together: read it, resolve the siblings, and write back with the X-Context of that read")
 	case errors.As(err, &qe) && qe.TimedOut:
 		// The deadline passed with replicas still silent: 504, as for any
 		// gateway whose upstreams did not answer in time.

@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/quorumkv/quorumkv/internal/simcluster"
 	"github.com/quorumkv/quorumkv/internal/testcluster"
 	"github.com/quorumkv/quorumkv/node"
+	"github.com/quorumkv/quorumkv/store"
 )
 
 func envelopeOf(t *testing.T, b []byte) node.Envelope {
@@ -290,4 +292,54 @@ func (r *recorder) WriteHeader(s int) {
 	if r.status == 0 {
 		r.status = s
 	}
+}
+
+// The byte cap per key: blind writes of large values pile up as siblings
+// until their bytes together would pass the cap; the next gets 409
+// key_too_large through any coordinator, no replica keeps more than the
+// cap, and a write with the context of a read resolves them.
+func TestAPIKeyByteCap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := simcluster.Start(t, simcluster.Options{Nodes: 3, Configure: func(_ int, cfg *node.Config) {
+			cfg.Limits.MaxValueSize = 1000
+			cfg.Limits.MaxKeyBytes = 2500
+		}})
+		const path = "/v1/kv/b/big"
+		val := func(b byte) []byte { return bytes.Repeat([]byte{b}, 1000) }
+		for i := range 2 {
+			if r := simDo(t, c, i, "PUT", path+"?w=all", val(byte('a'+i)), nil); r.Status != 204 {
+				t.Fatalf("blind write %d: %d %s", i, r.Status, r.Body)
+			}
+		}
+		for i := range 3 {
+			r := simDo(t, c, i, "PUT", path+"?w=all", val('z'), nil)
+			if r.Status != http.StatusConflict || errorCode(t, r.Body) != "key_too_large" {
+				t.Fatalf("past the byte cap via n%d: %d %s", i+1, r.Status, r.Body)
+			}
+		}
+		ek := store.EncodeKey([]byte("b"), []byte("big"))
+		for i := range 3 {
+			set, err := c.Node(i).Store().Get(ek)
+			if err != nil {
+				t.Fatal(err)
+			}
+			size := 0
+			for _, s := range set.Siblings {
+				size += len(s.Value)
+			}
+			if len(set.Siblings) != 2 || size > 2500 {
+				t.Fatalf("n%d keeps %d siblings of %d bytes", i+1, len(set.Siblings), size)
+			}
+		}
+		r := simDo(t, c, 1, "GET", path+"?r=all", nil, nil)
+		if r.Status != http.StatusMultipleChoices {
+			t.Fatalf("GET: %d", r.Status)
+		}
+		if r = simDo(t, c, 2, "PUT", path+"?w=all", val('r'), map[string]string{"X-Context": r.Header.Get("X-Context")}); r.Status != 204 {
+			t.Fatalf("resolving write: %d %s", r.Status, r.Body)
+		}
+		if r = simDo(t, c, 0, "GET", path+"?r=all", nil, nil); r.Status != 200 || !bytes.Equal(r.Body, val('r')) {
+			t.Fatalf("after resolving: %d", r.Status)
+		}
+	})
 }

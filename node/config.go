@@ -140,6 +140,9 @@ type Limits struct {
 	MaxValueSize int64
 	// MaxSiblings caps a key's siblings; past it a write gets 409 (100).
 	MaxSiblings int
+	// MaxKeyBytes caps the bytes of a key's siblings together; past it a
+	// write gets 409 key_too_large. At least MaxValueSize.
+	MaxKeyBytes int
 	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout cut off
 	// slow clients (10 s, 60 s, 60 s, 120 s).
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
@@ -154,6 +157,7 @@ func DefaultLimits() Limits {
 		MaxBucketLen:      255,
 		MaxValueSize:      4 << 20,
 		MaxSiblings:       100,
+		MaxKeyBytes:       16 << 20, // 16 MiB: a quarter of the 64 MiB RPC frame
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -209,6 +213,9 @@ func (c Config) Validate() error {
 	}
 	if c.Partitions < 1 || c.Partitions&(c.Partitions-1) != 0 {
 		errs = append(errs, fmt.Errorf("node: config: partitions %d is not a power of two", c.Partitions))
+	}
+	if int64(c.Limits.MaxKeyBytes) < c.Limits.MaxValueSize {
+		errs = append(errs, fmt.Errorf("node: config: the byte cap per key (%d) is below the value size limit (%d)", c.Limits.MaxKeyBytes, c.Limits.MaxValueSize))
 	}
 	if c.Limits.MaxKeyLen < 1 || c.Limits.MaxValueSize < 1 || c.Limits.MaxSiblings < 1 {
 		errs = append(errs, errors.New("node: config: limits must be positive"))

@@ -203,6 +203,7 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	rcfg := quorum.DefaultReplicaConfig()
 	rcfg.Self = cfg.ID
 	rcfg.MaxSiblings = cfg.Limits.MaxSiblings
+	rcfg.MaxKeyBytes = cfg.Limits.MaxKeyBytes
 	rcfg.Replicates = func(k []byte) bool { return n.replicates(k, cfg.ID) }
 	n.replica = quorum.NewReplica(rcfg, n.store, n.hints, n.clk)
 
@@ -616,6 +617,8 @@ func (s sender) Send(ctx context.Context, to string, req *quorum.Request) (*quor
 		switch {
 		case errors.As(err, &re) && re.Code == quorum.CodeTooManySiblings:
 			return nil, fmt.Errorf("%w: %s", quorum.ErrTooManySiblings, re.Message)
+		case errors.As(err, &re) && re.Code == quorum.CodeKeyTooLarge:
+			return nil, fmt.Errorf("%w: %s", quorum.ErrKeyTooLarge, re.Message)
 		case errors.As(err, &re) && re.Code == quorum.CodeCorrupt:
 			return nil, fmt.Errorf("%w: %s: %s", quorum.ErrCorruptReplica, to, re.Message)
 		case errors.As(err, &re) && re.Code == quorum.CodeHintRefused:

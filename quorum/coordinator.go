@@ -393,6 +393,9 @@ func (c *Coordinator) Put(ctx context.Context, req PutRequest) (PutResult, error
 		if isTooManySiblings(err) {
 			return PutResult{}, fmt.Errorf("%w: %v", ErrTooManySiblings, err)
 		}
+		if isKeyTooLarge(err) {
+			return PutResult{}, fmt.Errorf("%w: %v", ErrKeyTooLarge, err)
+		}
 		return PutResult{}, err
 	}
 	if len(out.Receipt.Fallbacks) > 0 {

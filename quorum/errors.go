@@ -15,6 +15,9 @@ var (
 	ErrNotEnoughReplicas = errors.New("quorum: not enough replicas")
 	// ErrTooManySiblings: the write would exceed the sibling cap.
 	ErrTooManySiblings = errors.New("quorum: too many siblings")
+	// ErrKeyTooLarge: the write would leave siblings whose values add up
+	// to more than the byte cap per key.
+	ErrKeyTooLarge = errors.New("quorum: siblings too large")
 	// ErrClosed: the coordinator is shut down.
 	ErrClosed = errors.New("quorum: closed")
 	// ErrCorruptReplica: the replica's stored record for the key does not

@@ -11,6 +11,10 @@ func isTooManySiblings(err error) bool {
 	return errors.Is(err, ErrTooManySiblings) || errors.Is(err, version.ErrTooManySiblings)
 }
 
+func isKeyTooLarge(err error) bool {
+	return errors.Is(err, ErrKeyTooLarge) || errors.Is(err, version.ErrTooLarge)
+}
+
 // Kind is the kind of a message between a coordinator and a replica.
 type Kind uint8
 
@@ -228,7 +232,7 @@ func (m *WriteMachine) Step(r Reply) []Message {
 			if errors.Is(r.Err, ErrHintRefused) {
 				m.replace(r.Target) // the spare may issue, or take the merge
 			}
-			if isTooManySiblings(r.Err) {
+			if isTooManySiblings(r.Err) || isKeyTooLarge(r.Err) {
 				m.done, m.err = true, r.Err
 				return nil
 			}

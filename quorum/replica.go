@@ -40,6 +40,10 @@ type ReplicaConfig struct {
 	// ErrTooManySiblings so the client resolves first. Riak warns at 25
 	// and refuses at 100; we refuse at 100.
 	MaxSiblings int
+	// MaxKeyBytes caps the bytes of a key's siblings together; a write
+	// past it is refused with ErrKeyTooLarge. It keeps every record well
+	// under the transport's frame limit. Zero: no cap.
+	MaxKeyBytes int
 	// Replicates reports whether this node is one of key k's replicas.
 	// A read of a key it does not replicate is refused (ErrNotReplica):
 	// whatever the node keeps for such a key (left there by a ring that
@@ -50,8 +54,9 @@ type ReplicaConfig struct {
 // DefaultReplicaConfig returns the defaults.
 func DefaultReplicaConfig() ReplicaConfig {
 	return ReplicaConfig{
-		MaxSiblings: 100, // past this a write gets 409 and must resolve
-		Replicates:  nil, // the node wires the ring in
+		MaxSiblings: 100,      // past this a write gets 409 and must resolve
+		MaxKeyBytes: 16 << 20, // a quarter of the default 64 MiB frame
+		Replicates:  nil,      // the node wires the ring in
 	}
 }
 
@@ -252,8 +257,8 @@ func (r *Replica) applyAsync(req *Request) (*Response, func() error, error) {
 		return cur, err
 	})
 	if err != nil {
-		if errors.Is(err, version.ErrTooManySiblings) {
-			return nil, nil, &CodedError{code: CodeTooManySiblings, Err: err}
+		if c := capCode(err); c != "" {
+			return nil, nil, &CodedError{code: c, Err: err}
 		}
 		// UpdateAsync failed before the write became visible.
 		return nil, nil, &CodedError{code: CodeNotApplied, Err: fmt.Errorf("%w: apply: %w", ErrNotApplied, err)}
@@ -268,7 +273,7 @@ func (r *Replica) write(req *Request, cur version.Set, floor uint64) version.Wri
 		Value: req.Write.Value, ContentType: req.Write.ContentType, Deleted: req.Write.Deleted,
 		WriteTime:    r.stamp(cur),
 		CounterFloor: floor,
-		LWW:          req.LWW, MaxSiblings: r.cfg.MaxSiblings,
+		LWW:          req.LWW, MaxSiblings: r.cfg.MaxSiblings, MaxBytes: r.cfg.MaxKeyBytes,
 	}
 }
 
@@ -293,8 +298,8 @@ func (r *Replica) applyHinted(req *Request, floor uint64) (*Response, error) {
 	w.Node, w.Detached = w.Node+ActorSep+fallbackActor, true
 	dot, err := cur.Update(w)
 	if err != nil {
-		if errors.Is(err, version.ErrTooManySiblings) {
-			return nil, &CodedError{code: CodeTooManySiblings, Err: err}
+		if c := capCode(err); c != "" {
+			return nil, &CodedError{code: c, Err: err}
 		}
 		return nil, &CodedError{code: CodeNotApplied, Err: fmt.Errorf("%w: apply: %w", ErrNotApplied, err)}
 	}
@@ -308,9 +313,23 @@ func (r *Replica) applyHinted(req *Request, floor uint64) (*Response, error) {
 	return &Response{Set: cur, Dot: dot, HintStored: true}, nil
 }
 
+// capCode returns the code of a write refused by a per-key cap, "" for
+// any other error.
+func capCode(err error) string {
+	switch {
+	case errors.Is(err, version.ErrTooManySiblings):
+		return CodeTooManySiblings
+	case errors.Is(err, version.ErrTooLarge):
+		return CodeKeyTooLarge
+	}
+	return ""
+}
+
 // Error codes carried across the transport.
 const (
 	CodeTooManySiblings = "too_many_siblings"
+	// CodeKeyTooLarge carries ErrKeyTooLarge.
+	CodeKeyTooLarge = "key_too_large"
 	// CodeCorrupt carries ErrCorruptReplica.
 	CodeCorrupt = "corrupt_record"
 	// CodeNotApplied carries ErrNotApplied.

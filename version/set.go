@@ -12,6 +12,10 @@ var (
 	// ErrTooManySiblings means the write would leave more live siblings than
 	// the caller allows; the client must resolve them first.
 	ErrTooManySiblings = errors.New("version: too many siblings")
+	// ErrTooLarge means the write would leave siblings whose values add
+	// up to more bytes than the caller allows; the client must resolve
+	// them first.
+	ErrTooLarge = errors.New("version: siblings too large")
 	// ErrNoNode means a write was applied without naming the issuing node.
 	ErrNoNode = errors.New("version: write without a node")
 	// ErrCounterExhausted means the issuing node's counter for the key
@@ -78,6 +82,11 @@ type Write struct {
 	// MaxSiblings caps the live siblings the write may leave; zero means
 	// no cap. Tombstones count, since they are still versions.
 	MaxSiblings int
+	// MaxBytes caps the bytes of the values (and content types) of the
+	// siblings the write leaves; zero means no cap. Concurrent blind
+	// writes of large values would otherwise build a record larger than
+	// any message can carry.
+	MaxBytes int
 }
 
 // IsEmpty reports whether the set holds nothing: the key is absent.
@@ -173,6 +182,15 @@ func (s *Set) Update(w Write) (Dot, error) {
 	})
 	if w.MaxSiblings > 0 && len(kept) > w.MaxSiblings {
 		return Dot{}, fmt.Errorf("%w: %d would remain, at most %d allowed", ErrTooManySiblings, len(kept), w.MaxSiblings)
+	}
+	if w.MaxBytes > 0 {
+		size := 0
+		for _, sib := range kept {
+			size += len(sib.Value) + len(sib.ContentType)
+		}
+		if size > w.MaxBytes {
+			return Dot{}, fmt.Errorf("%w: %d siblings of %d bytes would remain, at most %d bytes allowed", ErrTooLarge, len(kept), size, w.MaxBytes)
+		}
 	}
 	ctx := s.Context.Clone()
 	ctx.Merge(w.Context)

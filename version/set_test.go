@@ -101,6 +101,43 @@ func TestUpdateSiblingCap(t *testing.T) {
 	}
 }
 
+func TestUpdateByteCap(t *testing.T) {
+	val := make([]byte, 400)
+	tests := []struct {
+		name    string
+		prior   int  // blind writes of 400 bytes already there
+		resolve bool // the new write carries the context of all of them
+		want    error
+	}{
+		{"under the cap", 1, false, nil},
+		{"at the cap", 2, false, nil},
+		{"past the cap", 3, false, ErrTooLarge},
+		{"a resolving write at the cap", 3, true, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var s Set
+			for range tt.prior {
+				if _, err := s.Update(Write{Node: "a", Value: val}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := s.Clone()
+			w := Write{Node: "a", Value: val, MaxBytes: 1200}
+			if tt.resolve {
+				w.Context = s.Context
+			}
+			_, err := s.Update(w)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+			if err != nil && !s.Equal(before) {
+				t.Fatal("a refused write changed the set")
+			}
+		})
+	}
+}
+
 func TestUpdateLWW(t *testing.T) {
 	var s Set
 	s.Update(Write{Node: "a", Value: []byte("x"), WriteTime: 1})
