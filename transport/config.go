@@ -51,6 +51,18 @@ type TCPConfig struct {
 	// SendQueueLen is how many frames may wait for a connection's writer
 	// before senders block.
 	SendQueueLen int
+	// FrameReadTimeout bounds reading one inbound frame once its first
+	// byte arrived: a peer that announces a frame and stalls loses its
+	// connection.
+	FrameReadTimeout time.Duration
+	// IdleTimeout closes an inbound connection that sends no frame for
+	// this long (peers heartbeat every second, so theirs never idle).
+	IdleTimeout time.Duration
+	// MaxInboundConns caps the inbound connections open at once, and
+	// MaxConnsPerSource those from one IP address; past either, a new
+	// connection is closed at once.
+	MaxInboundConns   int
+	MaxConnsPerSource int
 }
 
 // DefaultTCPConfig returns the defaults. NodeID must still be set.
@@ -68,6 +80,11 @@ func DefaultTCPConfig() TCPConfig {
 		WriteBufferSize: 64 << 10,         // 64 KiB: batches many small frames per syscall
 		ReadBufferSize:  64 << 10,         // 64 KiB
 		SendQueueLen:    1024,             // frames queued per connection before senders wait
+
+		FrameReadTimeout:  30 * time.Second, // a 64 MiB frame at 2 MiB/s and more
+		IdleTimeout:       5 * time.Minute,  // far above the 1 s heartbeat
+		MaxInboundConns:   2048,             // ConnsPerPeer per peer, for clusters of hundreds
+		MaxConnsPerSource: 512,              // one host running many nodes (tests, simulations)
 	}
 }
 
@@ -94,6 +111,10 @@ func (c TCPConfig) Validate() error {
 		return fmt.Errorf("%w: ReadBufferSize %d below 4096", ErrInvalidConfig, c.ReadBufferSize)
 	case c.SendQueueLen < 1:
 		return fmt.Errorf("%w: SendQueueLen %d must be positive", ErrInvalidConfig, c.SendQueueLen)
+	case c.FrameReadTimeout <= 0 || c.IdleTimeout <= 0:
+		return fmt.Errorf("%w: FrameReadTimeout %v and IdleTimeout %v must be positive", ErrInvalidConfig, c.FrameReadTimeout, c.IdleTimeout)
+	case c.MaxInboundConns < 1 || c.MaxConnsPerSource < 1:
+		return fmt.Errorf("%w: MaxInboundConns %d and MaxConnsPerSource %d must be positive", ErrInvalidConfig, c.MaxInboundConns, c.MaxConnsPerSource)
 	}
 	return nil
 }

@@ -33,6 +33,7 @@ type conn struct {
 	t        *TCP
 	nc       net.Conn
 	remote   string // peer address, for logs and errors
+	source   string // inbound: the peer's IP, counted by MaxConnsPerSource
 	outbound bool
 	handler  Handler // inbound: the transport's handler (nil before Serve)
 	br       *bufio.Reader
@@ -159,8 +160,20 @@ func (c *conn) readLoop() {
 	}
 	max := c.t.cfg.MaxFrameSize
 	for {
+		if !c.outbound {
+			// Inbound: a peer must send a frame every IdleTimeout and,
+			// once it began one, finish it within FrameReadTimeout.
+			if err := c.awaitFrame(); err != nil {
+				c.readFailed(err)
+				return
+			}
+		}
 		f, n, err := readFrame(c.br, max)
 		c.t.m.bytesIn.Add(uint64(n))
+		if err != nil && !c.outbound && isNetTimeout(err) {
+			c.t.m.readTimeouts.Add(1)
+			err = fmt.Errorf("transport: frame not read within %v: %w", c.t.cfg.FrameReadTimeout, err)
+		}
 		if err != nil {
 			c.readFailed(err)
 			return
@@ -176,6 +189,28 @@ func (c *conn) readLoop() {
 			return
 		}
 	}
+}
+
+// awaitFrame waits, up to IdleTimeout, for the first byte of the next
+// inbound frame, then gives the frame FrameReadTimeout to arrive whole.
+func (c *conn) awaitFrame() error {
+	if err := c.nc.SetReadDeadline(time.Now().Add(c.t.cfg.IdleTimeout)); err != nil {
+		return err
+	}
+	if _, err := c.br.Peek(1); err != nil {
+		if isNetTimeout(err) {
+			c.t.m.readTimeouts.Add(1)
+			return fmt.Errorf("transport: no frame for %v: %w", c.t.cfg.IdleTimeout, err)
+		}
+		return err
+	}
+	return c.nc.SetReadDeadline(time.Now().Add(c.t.cfg.FrameReadTimeout))
+}
+
+// isNetTimeout reports whether err is a deadline passing on a connection.
+func isNetTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func (c *conn) direction() string {

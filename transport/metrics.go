@@ -17,6 +17,8 @@ type counters struct {
 	lateReplies    atomic.Uint64
 	connsDialed    atomic.Uint64
 	connsAccepted  atomic.Uint64
+	connsRefused   atomic.Uint64
+	readTimeouts   atomic.Uint64
 	dialFailures   atomic.Uint64
 	dropped        atomic.Uint64
 }
@@ -36,6 +38,8 @@ func (c *counters) snapshot() Metrics {
 		LateReplies:    c.lateReplies.Load(),
 		ConnsDialed:    c.connsDialed.Load(),
 		ConnsAccepted:  c.connsAccepted.Load(),
+		ConnsRefused:   c.connsRefused.Load(),
+		ReadTimeouts:   c.readTimeouts.Load(),
 		DialFailures:   c.dialFailures.Load(),
 		Dropped:        c.dropped.Load(),
 	}

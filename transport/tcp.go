@@ -39,6 +39,8 @@ type TCP struct {
 	handler Handler            // set once by Serve
 	peers   map[string]*peer   // outbound connection slots by peer address
 	conns   map[*conn]struct{} // every open connection, both directions
+	inbound int                // open inbound connections
+	sources map[string]int     // open inbound connections by source IP
 }
 
 var _ Transport = (*TCP)(nil)
@@ -72,6 +74,7 @@ func NewTCP(cfg TCPConfig, log zerolog.Logger) (*TCP, error) {
 		closeDone: make(chan struct{}),
 		peers:     make(map[string]*peer),
 		conns:     make(map[*conn]struct{}),
+		sources:   make(map[string]int),
 	}
 	if cfg.AdvertiseAddr != "" {
 		t.addr = cfg.AdvertiseAddr
@@ -174,6 +177,11 @@ func (t *TCP) acceptLoop() {
 		}
 		backoff = 0
 		t.m.connsAccepted.Add(1)
+		if !t.admitInbound(nc) {
+			t.m.connsRefused.Add(1)
+			_ = nc.Close()
+			continue
+		}
 		if t.cfg.TLS != nil {
 			nc = tls.Server(nc, t.cfg.TLS)
 		}
@@ -186,8 +194,14 @@ func (t *TCP) acceptLoop() {
 // startConn registers nc and starts its reader and writer.
 func (t *TCP) startConn(nc net.Conn, outbound bool, remote string) (*conn, error) {
 	c := newConn(t, nc, outbound, remote)
+	if !outbound {
+		c.source = sourceIP(nc)
+	}
 	t.mu.Lock()
 	if t.closing {
+		if !outbound {
+			t.releaseInboundLocked(c.source)
+		}
 		t.mu.Unlock()
 		c.cancel()
 		_ = nc.Close()
@@ -204,8 +218,43 @@ func (t *TCP) startConn(nc net.Conn, outbound bool, remote string) (*conn, error
 
 func (t *TCP) removeConn(c *conn) {
 	t.mu.Lock()
+	if _, ok := t.conns[c]; ok && !c.outbound {
+		t.releaseInboundLocked(c.source)
+	}
 	delete(t.conns, c)
 	t.mu.Unlock()
+}
+
+// sourceIP is the address nc comes from, without its port.
+func sourceIP(nc net.Conn) string {
+	a := nc.RemoteAddr().String()
+	if host, _, err := net.SplitHostPort(a); err == nil {
+		return host
+	}
+	return a
+}
+
+// admitInbound counts a new inbound connection against MaxInboundConns
+// and MaxConnsPerSource, and reports whether it may stay open. A
+// connection admitted here is released by removeConn, or here when it
+// does not start.
+func (t *TCP) admitInbound(nc net.Conn) bool {
+	src := sourceIP(nc)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.inbound >= t.cfg.MaxInboundConns || t.sources[src] >= t.cfg.MaxConnsPerSource {
+		return false
+	}
+	t.inbound++
+	t.sources[src]++
+	return true
+}
+
+func (t *TCP) releaseInboundLocked(src string) {
+	t.inbound--
+	if t.sources[src]--; t.sources[src] <= 0 {
+		delete(t.sources, src)
+	}
 }
 
 // openConns returns the number of open connections (for tests).

@@ -63,6 +63,8 @@ type Metrics struct {
 	LateReplies    uint64 // replies that arrived after their call gave up
 	ConnsDialed    uint64 // TCP: outbound connections established
 	ConnsAccepted  uint64 // TCP: inbound connections accepted
+	ConnsRefused   uint64 // TCP: inbound connections closed at once, past MaxInboundConns or MaxConnsPerSource
+	ReadTimeouts   uint64 // TCP: inbound connections closed idle, or stalled inside a frame
 	DialFailures   uint64 // TCP: dials that failed
 	Dropped        uint64 // memory: requests and replies lost to Drop/DropReplies/partition rules
 }
