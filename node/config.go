@@ -143,6 +143,10 @@ type Limits struct {
 	// MaxKeyBytes caps the bytes of a key's siblings together; past it a
 	// write gets 409 key_too_large. At least MaxValueSize.
 	MaxKeyBytes int
+	// MaxHTTPConns caps the client connections open at once; past it a
+	// new connection gets 503 with Retry-After and is closed. Keep it
+	// under the process's file descriptor limit (ulimit -n).
+	MaxHTTPConns int
 	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout cut off
 	// slow clients (10 s, 60 s, 60 s, 120 s).
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
@@ -158,6 +162,7 @@ func DefaultLimits() Limits {
 		MaxValueSize:      4 << 20,
 		MaxSiblings:       100,
 		MaxKeyBytes:       16 << 20, // 16 MiB: a quarter of the 64 MiB RPC frame
+		MaxHTTPConns:      4096,     // under a raised descriptor limit; see README
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -217,7 +222,7 @@ func (c Config) Validate() error {
 	if int64(c.Limits.MaxKeyBytes) < c.Limits.MaxValueSize {
 		errs = append(errs, fmt.Errorf("node: config: the byte cap per key (%d) is below the value size limit (%d)", c.Limits.MaxKeyBytes, c.Limits.MaxValueSize))
 	}
-	if c.Limits.MaxKeyLen < 1 || c.Limits.MaxValueSize < 1 || c.Limits.MaxSiblings < 1 {
+	if c.Limits.MaxKeyLen < 1 || c.Limits.MaxValueSize < 1 || c.Limits.MaxSiblings < 1 || c.Limits.MaxHTTPConns < 1 {
 		errs = append(errs, errors.New("node: config: limits must be positive"))
 	}
 	if err := c.DefaultBucket.Validate(); err != nil {

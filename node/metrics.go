@@ -66,6 +66,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	emitStruct(ch, "antientropy", n.ae.Metrics(), nil)
 	emitStruct(ch, "transfers", n.transfers.Metrics(), nil)
 	emitStruct(ch, "membership", n.membershipMetrics(), nil)
+	emitStruct(ch, "http", struct{ ConnsRefused uint64 }{n.httpCap.refused.Load()}, nil)
 	for owner, st := range n.hints.Pending() {
 		emitStruct(ch, "handoff_owner", st, prometheus.Labels{"owner": owner})
 	}

@@ -78,6 +78,7 @@ type Node struct {
 	aeStarted bool // the trees are complete and worth saving at Close
 
 	httpLn  net.Listener
+	httpCap *limitListener // httpLn, which it wraps, within Limits.MaxHTTPConns
 	httpSrv *http.Server
 	joined  int64
 
@@ -266,6 +267,7 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	}
 
 	n.metrics = n.metricsHandler()
+	n.httpCap = newLimitListener(n.httpLn, cfg.Limits.MaxHTTPConns)
 	n.httpSrv = &http.Server{
 		Handler:           n.Handler(),
 		ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout,
@@ -280,7 +282,7 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		if err := n.httpSrv.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := n.httpSrv.Serve(n.httpCap); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error().Err(err).Msg("http server")
 		}
 	}()

@@ -53,6 +53,7 @@ func (f *nodeFlags) register(cmd *cobra.Command, withAddrs bool) {
 	fl.IntVar(&f.cfg.Limits.MaxSiblings, "max-siblings", f.cfg.Limits.MaxSiblings, "siblings per key before writes get 409")
 	fl.Int64Var(&f.cfg.Limits.MaxValueSize, "max-value-size", f.cfg.Limits.MaxValueSize, "largest value in bytes")
 	fl.IntVar(&f.cfg.Limits.MaxKeyBytes, "max-key-bytes", f.cfg.Limits.MaxKeyBytes, "bytes of a key's siblings together before writes get 409")
+	fl.IntVar(&f.cfg.Limits.MaxHTTPConns, "max-http-conns", f.cfg.Limits.MaxHTTPConns, "client connections open at once before new ones get 503 (keep under ulimit -n)")
 	fl.BoolVar(&f.cfg.Pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the HTTP address, with mutex and block profiles sampled")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fl.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of console text")

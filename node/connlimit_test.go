@@ -1,0 +1,52 @@
+package node_test
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/quorumkv/quorumkv/internal/testcluster"
+	"github.com/quorumkv/quorumkv/node"
+)
+
+// Past Limits.MaxHTTPConns a new client connection gets 503 with
+// Retry-After at once, and the node serves again once connections close.
+func TestHTTPConnectionCap(t *testing.T) {
+	c := testcluster.StartWith(t, testcluster.Options{Nodes: 1, Configure: func(_ int, cfg *node.Config) {
+		cfg.Limits.MaxHTTPConns = 2
+	}})
+	addr := c.Node(0).HTTPAddr()
+	var held []net.Conn
+	for range 2 {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		held = append(held, conn)
+	}
+	// The two held connections fill the cap: the third is answered by the
+	// listener itself, without the client sending anything.
+	extra, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	_ = extra.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(extra), nil)
+	if err != nil {
+		t.Fatalf("no answer past the cap: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("past the cap: %d %v", resp.StatusCode, resp.Header)
+	}
+	for _, conn := range held {
+		conn.Close()
+	}
+	c.Eventually(5*time.Second, "the node to serve again", func() bool {
+		return c.Do(0, "PUT", "/v1/kv/b/k", []byte("v"), nil).Status == http.StatusNoContent
+	})
+}
