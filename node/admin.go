@@ -167,7 +167,7 @@ func (n *Node) Plan(ctx context.Context) (Plan, error) {
 		}
 		out.Staged = append(out.Staged, si)
 	}
-	after, err := computeChange(n.ringConfig(), l, unstaged)
+	after, err := computeChange(n.rings, l, unstaged)
 	if err != nil {
 		return Plan{}, err
 	}
@@ -186,7 +186,7 @@ func (n *Node) freshChange() (change, gossip.Layout, []gossip.Meta, error) {
 	for i, m := range members {
 		metas[i] = m.Meta
 	}
-	ch, err := computeChange(n.ringConfig(), l, metas)
+	ch, err := computeChange(n.rings, l, metas)
 	return ch, l, metas, err
 }
 

@@ -2,7 +2,6 @@ package node
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/quorumkv/quorumkv/antientropy"
 	"github.com/quorumkv/quorumkv/store"
@@ -56,10 +55,10 @@ func (n *Node) openAntiEntropy() error {
 		Store: n.store,
 		Meta:  n.store,
 		Ring: func() antientropy.Ring {
-			if r := n.ring.Load(); r != nil {
+			if r := n.committed(); r != nil {
 				return r
 			}
-			return nil
+			return nil // not a typed nil: the service then knows no ring
 		},
 		Caller: n.tr,
 		Resolve: func(id string) (string, error) {
@@ -84,18 +83,9 @@ func (n *Node) openAntiEntropy() error {
 func (n *Node) ringMembers() []string {
 	v := n.view.Load()
 	if v == nil {
-		if r := n.ring.Load(); r != nil {
-			return ringIDs(r)
-		}
 		return nil
 	}
-	ids := ringIDs(v.ch.C)
-	for _, id := range ringIDs(v.ch.T) {
-		if !slices.Contains(ids, id) {
-			ids = append(ids, id)
-		}
-	}
-	return ids
+	return unionIDs(v.ch.C, v.ch.T)
 }
 
 // maxBucketN returns the largest n of the default bucket and of every

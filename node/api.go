@@ -162,7 +162,7 @@ var (
 func (n *Node) parseKeyRequest(r *http.Request, allowed []string) (*request, *errorBody) {
 	bucket, key := r.PathValue("bucket"), r.PathValue("key")
 	lim := n.cfg.Limits
-	rg := n.ring.Load()
+	rg := n.committed()
 	if rg == nil {
 		return nil, &errorBody{Code: CodeNotReady, Error: ErrNoRing.Error() + "; use another node", status: http.StatusServiceUnavailable}
 	}
@@ -408,7 +408,7 @@ func (n *Node) handlePutBucket(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeBadParameter, err.Error()+"; need 1 <= r, w <= n")
 		return
 	}
-	if rg := n.ring.Load(); rg != nil && props.N > rg.Len() {
+	if rg := n.committed(); rg != nil && props.N > rg.Len() {
 		size := rg.Len()
 		n.log.Warn().Str("bucket", name).Int("n", props.N).Int("members", size).Msg("bucket n exceeds the cluster size")
 	}

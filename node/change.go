@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -111,11 +112,46 @@ func layoutMembers(l gossip.Layout) []ring.Member {
 	return out
 }
 
+// ringMemo builds rings, handing back one it built lately for the same
+// members: the membership loop recomputes the change on every tick and
+// every gossip event, and the committed and target rings rarely differ
+// from the last ones. Safe for concurrent use.
+type ringMemo struct {
+	cfg  ring.Config
+	mu   sync.Mutex
+	last [4]memoRing // most recently used first
+}
+
+type memoRing struct {
+	members []ring.Member // sorted by ID
+	r       *ring.Ring
+}
+
+func (m *ringMemo) build(members []ring.Member) (*ring.Ring, error) {
+	key := slices.SortedFunc(slices.Values(members), func(a, b ring.Member) int { return strings.Compare(a.ID, b.ID) })
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i, e := range m.last {
+		if e.r != nil && slices.Equal(e.members, key) {
+			copy(m.last[1:i+1], m.last[:i])
+			m.last[0] = e
+			return e.r, nil
+		}
+	}
+	r, err := ring.New(m.cfg, members)
+	if err != nil {
+		return nil, err
+	}
+	copy(m.last[1:], m.last[:len(m.last)-1])
+	m.last[0] = memoRing{members: key, r: r}
+	return r, nil
+}
+
 // computeChange derives the change in progress from the layout and the
-// live (not tombstoned) members.
-func computeChange(rcfg ring.Config, l gossip.Layout, members []gossip.Meta) (change, error) {
+// live (not tombstoned) members, building its rings with rings.
+func computeChange(rings *ringMemo, l gossip.Layout, members []gossip.Meta) (change, error) {
 	cm := layoutMembers(l)
-	c, err := ring.New(rcfg, cm)
+	c, err := rings.build(cm)
 	if err != nil {
 		return change{}, fmt.Errorf("node: committed layout %d: %w", l.Epoch, err)
 	}
@@ -158,7 +194,7 @@ func computeChange(rcfg ring.Config, l gossip.Layout, members []gossip.Meta) (ch
 	slices.Sort(ch.Leaving)
 	if len(tm) == 0 {
 		ch.TargetErr = fmt.Errorf("node: the intents leave no member in the ring")
-	} else if t, err := ring.New(rcfg, tm); err != nil {
+	} else if t, err := rings.build(tm); err != nil {
 		ch.TargetErr = fmt.Errorf("node: target ring: %w", err)
 	} else if !t.Equal(c) {
 		ch.T, ch.Changing = t, true

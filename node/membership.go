@@ -45,7 +45,7 @@ func (n *Node) applyMembership() {
 	for i, m := range members {
 		metas[i] = m.Meta
 	}
-	ch, err := computeChange(n.ringConfig(), l, metas)
+	ch, err := computeChange(n.rings, l, metas)
 	if err != nil {
 		n.log.Error().Err(err).Msg("membership: cannot build the committed ring")
 		return
@@ -59,8 +59,7 @@ func (n *Node) applyMembership() {
 		v.readyAt = n.clk.Now()
 	}
 	n.view.Store(v)
-	if cur := n.ring.Load(); cur == nil || !cur.Equal(ch.C) {
-		n.ring.Store(ch.C)
+	if old == nil || !old.ch.C.Equal(ch.C) {
 		n.log.Info().Uint64("epoch", ch.Epoch).Int("members", ch.C.Len()).Msg("ring committed")
 	}
 	if old != nil && old.ch.Epoch != ch.Epoch {

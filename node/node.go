@@ -43,7 +43,6 @@ type Node struct {
 	store     *store.Store
 	tr        transport.Transport
 	gossip    *gossip.Gossip
-	ring      ring.Holder
 	detector  *gossip.Detector
 	replica   *quorum.Replica
 	coord     *quorum.Coordinator
@@ -52,8 +51,10 @@ type Node struct {
 	ae        *antientropy.Service
 
 	// view is the membership change this node routes by (nil before it
-	// knows a layout); ring holds its committed ring.
+	// knows a layout); its C is the committed ring.
 	view atomic.Pointer[memberView]
+	// rings builds the committed and target rings, reusing recent ones.
+	rings *ringMemo
 	// left is closed when the node has left the cluster (Left).
 	left     chan struct{}
 	leftOnce sync.Once
@@ -127,6 +128,7 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	log = log.With().Str("node", cfg.ID).Logger()
 	n = &Node{cfg: cfg, log: log, clk: cfg.Clock, hash: xxhash.Sum64, memberCh: make(chan struct{}, 1),
 		left: make(chan struct{}), lostCh: make(chan struct{}, 1)}
+	n.rings = &ringMemo{cfg: n.ringConfig()}
 	n.started = n.clk.Now()
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
@@ -308,7 +310,15 @@ func (n *Node) Store() *store.Store { return n.store }
 
 // Ring returns the committed ring, nil until the node knows its cluster's
 // layout.
-func (n *Node) Ring() *ring.Ring { return n.ring.Load() }
+func (n *Node) Ring() *ring.Ring { return n.committed() }
+
+// committed returns the committed ring, nil before a layout is known.
+func (n *Node) committed() *ring.Ring {
+	if v := n.view.Load(); v != nil {
+		return v.ch.C
+	}
+	return nil
+}
 
 // Coordinator returns the node's request coordinator, for embedding and
 // benchmarks that bypass HTTP.
