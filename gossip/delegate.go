@@ -231,12 +231,9 @@ func (g *Gossip) observe(n *memberlist.Node, s Status) {
 	}
 	if flipped && s == StatusAlive && haveLayout && v.Meta.ID != g.tbl.self {
 		// A member that comes alive may have missed the layout (it
-		// joined before there was one, or was down): send it now
-		// rather than at the next push-pull.
-		select {
-		case g.spread <- struct{}{}:
-		default:
-		}
+		// joined before there was one, or was down): send it to that
+		// member now rather than at the next push-pull.
+		g.kickSpread(v.Meta.ID)
 	}
 }
 

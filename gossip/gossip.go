@@ -27,9 +27,14 @@ type Gossip struct {
 	queue *memberlist.TransmitLimitedQueue
 	alive atomic.Int32 // members with StatusAlive; scales retransmits
 
-	mu     sync.Mutex        // guards tbl and status
+	mu     sync.Mutex        // guards tbl, status and the spread targets
 	tbl    *table            // replicated member table and buckets
 	status map[string]Status // local liveness by member ID
+	// spreadAll asks the pending spreading pass to send the layout to
+	// every alive member (a layout was adopted); spreadTo to those only
+	// (they came alive and may have missed it).
+	spreadAll bool
+	spreadTo  map[string]bool
 
 	changed   chan struct{} // capacity 1: an OnChange call is pending
 	spread    chan struct{} // capacity 1: a layout spreading pass is pending
@@ -437,10 +442,7 @@ func (g *Gossip) ProposeLayout(l Layout) (bool, error) {
 		g.n.layoutsAdopted.Add(1)
 		g.log.Info().Uint64("epoch", l.Epoch).Int("members", len(l.Members)).Msg("gossip: layout adopted")
 		g.notify()
-		select {
-		case g.spread <- struct{}{}:
-		default: // a pass is pending; it will send the layout held then
-		}
+		g.kickSpread("")
 	}
 	return adopted, nil
 }
@@ -459,15 +461,17 @@ func (g *Gossip) spreader() {
 	}
 }
 
-// spreadLayout sends the layout held to every other member memberlist
-// reports alive, layoutSendParallel at a time, and returns when all sends
-// have ended or Close was called.
+// spreadLayout sends the layout held to the members kickSpread asked for
+// that memberlist reports alive, layoutSendParallel at a time, and returns
+// when all sends have ended or Close was called.
 func (g *Gossip) spreadLayout() {
 	g.mu.Lock()
 	l := g.tbl.layout
+	all, to := g.spreadAll, g.spreadTo
+	g.spreadAll, g.spreadTo = false, nil
 	var peers []*memberlist.Node
 	for id, v := range g.tbl.members {
-		if id == g.tbl.self || v.Meta.Removed() || g.status[id] != StatusAlive {
+		if id == g.tbl.self || v.Meta.Removed() || g.status[id] != StatusAlive || !all && !to[id] {
 			continue
 		}
 		if n := gossipNode(id, v.Meta.GossipAddr); n != nil {
@@ -505,6 +509,25 @@ func (g *Gossip) spreadLayout() {
 				g.log.Debug().Err(err).Str("peer", p.Name).Msg("gossip: layout not sent; push-pull will carry it")
 			}
 		}()
+	}
+}
+
+// kickSpread asks for a spreading pass: to every alive member when id is
+// empty, else to id (added to those a pending pass sends to).
+func (g *Gossip) kickSpread(id string) {
+	g.mu.Lock()
+	if id == "" {
+		g.spreadAll = true
+	} else {
+		if g.spreadTo == nil {
+			g.spreadTo = map[string]bool{}
+		}
+		g.spreadTo[id] = true
+	}
+	g.mu.Unlock()
+	select {
+	case g.spread <- struct{}{}:
+	default: // a pass is pending; it will send the layout held then
 	}
 }
 

@@ -107,11 +107,14 @@ func (t *table) mergeBucket(name string, p BucketProps) (changed bool, err error
 // reports whether l was adopted, and whether it lost to the layout held
 // (an equal copy does neither).
 func (t *table) mergeLayout(l Layout) (adopted, lost bool, err error) {
+	if t.layout != nil && l.Equal(*t.layout) {
+		return false, false, nil // the usual push-pull: nothing to do
+	}
 	if err := l.Validate(); err != nil {
 		return false, false, err
 	}
 	if t.layout != nil && !l.Supersedes(*t.layout) {
-		return false, !l.Equal(*t.layout), nil
+		return false, true, nil
 	}
 	c := l.Clone()
 	t.layout = &c

@@ -133,8 +133,9 @@ func (c TransferConfig) byteBurst() float64 {
 // partitionBits returns log2(Partitions).
 func (c TransferConfig) partitionBits() int { return bits.TrailingZeros(uint(c.Partitions)) }
 
-// partitionRange returns the inclusive hash range of partition p.
-func (c TransferConfig) partitionRange(p int) (lo, hi uint64) {
+// PartitionRange returns the inclusive key-hash range of partition p of
+// c.Partitions.
+func (c TransferConfig) PartitionRange(p int) (lo, hi uint64) {
 	b := c.partitionBits()
 	if b == 0 {
 		return 0, math.MaxUint64

@@ -22,8 +22,8 @@ type HintStore interface {
 	// error); one that does not grow them always is.
 	AddHint(owner string, k []byte, set version.Set, limit int64) (stored bool, err error)
 	// ScanHints calls fn for every hint held for owner. fn must not retain
-	// k or the set's slices; an error from fn stops the scan and is
-	// returned.
+	// k; the set is fn's own (decoded for the call). An error from fn
+	// stops the scan and is returned.
 	ScanHints(owner string, fn func(k []byte, set version.Set) error) error
 	// DeleteHint deletes owner's hint for k if it still equals replayed and
 	// reports whether it did.

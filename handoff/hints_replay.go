@@ -176,8 +176,7 @@ func (h *Hints) pass(owner string) {
 func (h *Hints) readBatch(owner string) ([]hintEntry, error) {
 	batch := make([]hintEntry, 0, h.cfg.BatchSize)
 	err := h.st.ScanHints(owner, func(k []byte, set version.Set) error {
-		k = bytes.Clone(k)
-		set = set.Clone()
+		k = bytes.Clone(k) // the set is ours (HintStore.ScanHints)
 		batch = append(batch, hintEntry{k: k, set: set, size: hintSize(owner, k, set)})
 		if len(batch) >= h.cfg.BatchSize {
 			return errHintBatchFull

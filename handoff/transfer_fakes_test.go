@@ -295,7 +295,7 @@ func newXferData(t testing.TB, cfg TransferConfig, st *xferFakeStore, n int) *xf
 
 func (d *xferData) partition(h uint64) int {
 	for p := range d.cfg.Partitions {
-		if lo, hi := d.cfg.partitionRange(p); h >= lo && h <= hi {
+		if lo, hi := d.cfg.PartitionRange(p); h >= lo && h <= hi {
 			return p
 		}
 	}

@@ -170,7 +170,7 @@ func (t *Transfers) load(ps *partition) error {
 
 // stream pulls ps's batches after its cursor until the source says Done.
 func (t *Transfers) stream(ctx context.Context, ps *partition) error {
-	lo, hi := t.cfg.partitionRange(ps.p)
+	lo, hi := t.cfg.PartitionRange(ps.p)
 	for {
 		var (
 			req     = &ScanRequest{Partition: ps.p, MaxBytes: t.cfg.BatchBytes, MaxKeys: t.cfg.MaxKeys}

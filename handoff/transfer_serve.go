@@ -40,7 +40,7 @@ func ServeScan(cfg TransferConfig, st ScanStore, req *ScanRequest) (*ScanRespons
 	case req.Partition < 0 || req.Partition >= cfg.Partitions:
 		return nil, fmt.Errorf("%w: partition %d not in [0, %d)", ErrBadRequest, req.Partition, cfg.Partitions)
 	}
-	lo, hi := cfg.partitionRange(req.Partition)
+	lo, hi := cfg.PartitionRange(req.Partition)
 	after := req.After
 	if after.Started {
 		if after.Hash < lo || after.Hash > hi {

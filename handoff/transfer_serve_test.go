@@ -97,7 +97,7 @@ func TestServeScanBudgets(t *testing.T) {
 
 func TestServeScanBadRequests(t *testing.T) {
 	cfg, st, _ := serveRig(t)
-	lo, hi := cfg.partitionRange(1)
+	lo, hi := cfg.PartitionRange(1)
 	for name, req := range map[string]*ScanRequest{
 		"nil":                nil,
 		"negative partition": {Partition: -1},
@@ -138,7 +138,7 @@ func hashOf(k []byte) uint64 { return xxhash.Sum64(k) }
 func FuzzServeScan(f *testing.F) {
 	cfg, st, d := serveRig(f)
 	k := d.keys[1][3]
-	lo, hi := cfg.partitionRange(1)
+	lo, hi := cfg.PartitionRange(1)
 	for _, req := range []ScanRequest{
 		{Partition: 1},
 		{Partition: 1, MaxKeys: 3, MaxBytes: 100},
@@ -169,7 +169,7 @@ func FuzzServeScan(f *testing.F) {
 			}
 			return
 		}
-		lo, hi := cfg.partitionRange(req.Partition)
+		lo, hi := cfg.PartitionRange(req.Partition)
 		var rest []xferRow
 		for _, r := range st.sorted(lo, hi) {
 			if req.After.before(r.hash, r.key) {
@@ -231,7 +231,7 @@ func FuzzScanResponse(f *testing.F) {
 			return
 		}
 		req := &ScanRequest{Partition: 1, MaxKeys: 64}
-		lo, hi := cfg.partitionRange(1)
+		lo, hi := cfg.PartitionRange(1)
 		if err := checkResponse(req, &resp, lo, hi); err != nil {
 			if !errors.Is(err, ErrBadResponse) {
 				t.Fatalf("unexpected error kind: %v", err)
@@ -279,7 +279,7 @@ func FuzzDecodeProgress(f *testing.F) {
 // A source that breaks the protocol is failed over like one that errs.
 func TestCheckResponse(t *testing.T) {
 	cfg, _, d := serveRig(t)
-	lo, hi := cfg.partitionRange(1)
+	lo, hi := cfg.PartitionRange(1)
 	ks := d.keys[1]
 	rec := func(i int) Record {
 		return Record{Hash: hashOf(ks[i]), Key: ks[i], Set: store.EncodeSet(d.sets[string(ks[i])])}

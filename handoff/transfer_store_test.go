@@ -115,7 +115,7 @@ func TestTransfersRealStores(t *testing.T) {
 func partitionOf(cfg TransferConfig, k []byte) int {
 	h := hashOf(k)
 	for p := range cfg.Partitions {
-		if lo, hi := cfg.partitionRange(p); h >= lo && h <= hi {
+		if lo, hi := cfg.PartitionRange(p); h >= lo && h <= hi {
 			return p
 		}
 	}

@@ -492,7 +492,7 @@ func TestTransfersUndecodableAndKeep(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		x := newXferRig(t, 300, nil)
 		remote := x.src.nodes["n1"].(*xferFakeStore)
-		lo, _ := x.cfg.partitionRange(1)
+		lo, _ := x.cfg.PartitionRange(1)
 		remote.put(lo, []byte{0xff}, store.EncodeSet(hintSet(t, "n9", "bad key"))) // a length prefix that does not parse
 		remote.put(lo+1, store.EncodeKey([]byte("b"), []byte("garbage0")), []byte{0x01, 0xc1})
 		kept := 0
@@ -647,7 +647,7 @@ func TestTransferConfigValidate(t *testing.T) {
 		c.Partitions = q
 		var next uint64
 		for p := range q {
-			lo, hi := c.partitionRange(p)
+			lo, hi := c.PartitionRange(p)
 			if lo != next || hi < lo {
 				t.Fatalf("Q=%d: partition %d is [%#x, %#x], want it to start at %#x", q, p, lo, hi, next)
 			}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -153,14 +152,11 @@ func (n *Node) Plan(ctx context.Context) (Plan, error) {
 		unstaged[i].Staged = false
 	}
 	for _, m := range ch.Staged {
-		si := StagedIntent{Node: m.ID, Intent: m.Intent}
-		if si.Intent == "" {
-			si.Intent = gossip.IntentJoin
-		}
+		si := StagedIntent{Node: m.ID, Intent: m.MemberIntent()}
 		if m.Seed != "" && m.Seed != m.ID {
 			si.Replaces = m.Seed
 			for _, o := range metas {
-				if seedOf(o) == m.Seed && o.ID != m.ID {
+				if o.RingSeed() == m.Seed && o.ID != m.ID {
 					si.Replaces = o.ID
 				}
 			}
@@ -188,13 +184,6 @@ func (n *Node) freshChange() (change, gossip.Layout, []gossip.Meta, error) {
 	}
 	ch, err := computeChange(n.rings, l, metas)
 	return ch, l, metas, err
-}
-
-func seedOf(m gossip.Meta) string {
-	if m.Seed != "" {
-		return m.Seed
-	}
-	return m.ID
 }
 
 // orEmpty makes a nil list an empty one, so that JSON shows [].
@@ -357,7 +346,7 @@ func (n *Node) localPartSizes(parts []int) (map[int]partSize, error) {
 		if p < 0 || p >= n.cfg.Partitions {
 			return nil, fmt.Errorf("node: partition %d out of range", p)
 		}
-		lo, hi := n.partitionRange(p)
+		lo, hi := n.transferCfg.PartitionRange(p)
 		var sz partSize
 		err := n.store.Scan(lo, hi, func(_ uint64, k, set []byte) error {
 			sz.Keys++
@@ -444,7 +433,7 @@ func (n *Node) applyIntent(op string, in intentBody, ch change) (int, string, er
 	switch op {
 	case "commit":
 		for _, m := range ch.Staged {
-			if err := set(m.ID, gossip.Intent{Intent: orJoin(m.Intent), Staged: false, Seed: m.Seed}); err != nil {
+			if err := set(m.ID, gossip.Intent{Intent: m.MemberIntent(), Staged: false, Seed: m.Seed}); err != nil {
 				return http.StatusInternalServerError, CodeInternal, err
 			}
 		}
@@ -526,13 +515,6 @@ func (n *Node) applyIntent(op string, in intentBody, ch change) (int, string, er
 		return 0, "", nil
 	}
 	return http.StatusNotFound, CodeNotFound, fmt.Errorf("no operation %q", op)
-}
-
-func orJoin(s string) string {
-	if s == "" {
-		return gossip.IntentJoin
-	}
-	return s
 }
 
 func boolInt(b bool) int {
@@ -624,8 +606,7 @@ func (n *Node) handleTransfers(w http.ResponseWriter, r *http.Request) {
 			out.Nodes[i] = nt
 		}()
 	}
-	wg.Wait()
-	sort.Slice(out.Nodes, func(i, j int) bool { return out.Nodes[i].Node < out.Nodes[j].Node })
+	wg.Wait() // out.Nodes is in the sorted order of ids
 	writeJSON(w, http.StatusOK, out)
 }
 

@@ -148,7 +148,7 @@ func (n *Node) handOffLost(ctx context.Context) {
 		return
 	}
 	for _, p := range done {
-		lo, hi := n.partitionRange(p)
+		lo, hi := n.transferCfg.PartitionRange(p)
 		if err := n.store.CompactRange(lo, hi); err != nil {
 			n.log.Warn().Err(err).Int("partition", p).Msg("membership: compact a handed-off partition")
 		}
@@ -204,7 +204,7 @@ func (n *Node) handOffPartition(ctx context.Context, p int) (dropped int, err er
 	// the stray loop) rather than go unhanded.
 	type row struct{ k, set []byte }
 	var rows []row
-	lo, hi := n.partitionRange(p)
+	lo, hi := n.transferCfg.PartitionRange(p)
 	err = n.store.Scan(lo, hi, func(_ uint64, k, set []byte) error {
 		if !n.replicates(k, n.cfg.ID) {
 			rows = append(rows, row{bytes.Clone(k), bytes.Clone(set)})
@@ -235,23 +235,6 @@ func (n *Node) handOffPartition(ctx context.Context, p int) (dropped int, err er
 		}
 	}
 	return dropped, nil
-}
-
-// partitionRange returns the key hashes of partition p.
-func (n *Node) partitionRange(p int) (lo, hi uint64) {
-	shift := uint(64 - bitsLen(n.cfg.Partitions-1))
-	lo = uint64(p) << shift
-	return lo, lo + (^uint64(0) >> (64 - shift))
-}
-
-// bitsLen is the number of bits needed for v.
-func bitsLen(v int) int {
-	b := 0
-	for v > 0 {
-		b++
-		v >>= 1
-	}
-	return b
 }
 
 // Lost returns the hand-off of partitions this node no longer replicates.

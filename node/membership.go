@@ -8,6 +8,7 @@ import (
 
 	"github.com/quorumkv/quorumkv/gossip"
 	"github.com/quorumkv/quorumkv/handoff"
+	"github.com/quorumkv/quorumkv/quorum"
 	"github.com/quorumkv/quorumkv/ring"
 	"github.com/quorumkv/quorumkv/store"
 )
@@ -16,7 +17,8 @@ import (
 // and when this node first saw every required member ready for it.
 type memberView struct {
 	ch      change
-	readyAt time.Time // zero until ch.Ready() was first seen
+	place   quorum.Placement // placement{ch.C, ch.T}, boxed once, not per request
+	readyAt time.Time        // zero until ch.Ready() was first seen
 }
 
 // ringConfig is the ring configuration every member uses.
@@ -51,7 +53,7 @@ func (n *Node) applyMembership() {
 		return
 	}
 	old := n.view.Load()
-	v := &memberView{ch: ch}
+	v := &memberView{ch: ch, place: placement{ch.C, ch.T}}
 	if old != nil && old.ch.FP == ch.FP {
 		v.readyAt = old.readyAt
 	}

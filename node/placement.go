@@ -50,7 +50,7 @@ func (n *Node) placement() quorum.Placement {
 	if v == nil {
 		return ringless{}
 	}
-	return placement{v.ch.C, v.ch.T}
+	return v.place
 }
 
 // ringless is the placement of a node that knows no layout yet: a node

@@ -77,7 +77,7 @@ func (n *Node) Status() ClusterStatus {
 			ID: m.Meta.ID, HTTPAddr: m.Meta.HTTPAddr, RPCAddr: m.Meta.RPCAddr,
 			Gossip: m.Status.String(), State: m.Meta.State,
 			Reachable: n.available(m.Meta.ID), Share: shares[m.Meta.ID],
-			Intent: orJoin(m.Meta.Intent), Staged: m.Meta.Staged,
+			Intent: m.Meta.MemberIntent(), Staged: m.Meta.Staged,
 		}
 		if v != nil {
 			ms.InRing, ms.InTarget = v.ch.C.Contains(m.Meta.ID), v.ch.T.Contains(m.Meta.ID)

@@ -142,7 +142,7 @@ func checkChange(from, to *Ring, n int) error {
 // partitions: the first min(n, Len()) entries of both rings' orders, the
 // member index translation, and per-partition marks.
 type change struct {
-	from, to *Ring
+	from     *Ring
 	fromRows rows
 	toRows   rows
 	toFrom   []int32 // to member index -> from member index, or -1
@@ -153,7 +153,6 @@ type change struct {
 func newChange(from, to *Ring, n int) *change {
 	c := &change{
 		from:     from,
-		to:       to,
 		fromRows: rows{r: from, l: min(n, from.Len())},
 		toRows:   rows{r: to, l: min(n, to.Len())},
 		toFrom:   make([]int32, to.Len()),
