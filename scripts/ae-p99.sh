@@ -44,7 +44,7 @@ start_node() {
 	local join=()
 	[ "$i" -gt 1 ] && join=(--join 127.0.0.1:29901)
 	"$bin" server --id "n$i" --data "$d/n$i" --http "127.0.0.1:2908$i" --rpc "127.0.0.1:2807$i" \
-		--gossip "127.0.0.1:2990$i" --anti-entropy-interval "$ae_interval" --hint-budget 1 --log-level warn "${join[@]}" >>"$d/log$i" 2>&1 &
+		--gossip "127.0.0.1:2990$i" --anti-entropy-interval "$ae_interval" --hint-budget 1 --log-level warn --insecure "${join[@]}" >>"$d/log$i" 2>&1 &
 	pids[$((i - 1))]=$!
 }
 for i in 1 2 3; do

@@ -14,7 +14,7 @@ start_cluster() {
 		join=()
 		[ "$i" -gt 1 ] && join=(--join 127.0.0.1:25901)
 		"$bin" server --id "n$i" --data "$dir/n$i" --http "127.0.0.1:2508$i" --rpc "127.0.0.1:2507$i" \
-			--gossip "127.0.0.1:2590$i" --log-level warn "${join[@]}" "$@" >"$dir/log$i" 2>&1 &
+			--gossip "127.0.0.1:2590$i" --log-level warn --insecure "${join[@]}" "$@" >"$dir/log$i" 2>&1 &
 		pids+=($!)
 		sleep 1
 	done

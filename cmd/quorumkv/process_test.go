@@ -113,7 +113,7 @@ func newProc(t *testing.T, dir, id string, flags ...string) *proc {
 // kills it if it still runs.
 func (p *proc) start(t *testing.T, bin string, join string, flags ...string) {
 	t.Helper()
-	args := []string{"server", "--id", p.id, "--data", p.data, "--http", p.http, "--rpc", p.rpc, "--gossip", p.gossip, "--log-level", "info"}
+	args := []string{"server", "--id", p.id, "--data", p.data, "--http", p.http, "--rpc", p.rpc, "--gossip", p.gossip, "--log-level", "info", "--insecure"}
 	if join != "" {
 		args = append(args, "--join", join)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -21,6 +22,7 @@ type nodeFlags struct {
 	join     string
 	logLevel string
 	logJSON  bool
+	insecure bool
 }
 
 func (f *nodeFlags) register(cmd *cobra.Command, withAddrs bool) {
@@ -55,6 +57,7 @@ func (f *nodeFlags) register(cmd *cobra.Command, withAddrs bool) {
 	fl.IntVar(&f.cfg.Limits.MaxKeyBytes, "max-key-bytes", f.cfg.Limits.MaxKeyBytes, "bytes of a key's siblings together before writes get 409")
 	fl.IntVar(&f.cfg.Limits.MaxHTTPConns, "max-http-conns", f.cfg.Limits.MaxHTTPConns, "client connections open at once before new ones get 503 (keep under ulimit -n)")
 	fl.BoolVar(&f.cfg.Pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the HTTP address, with mutex and block profiles sampled")
+	fl.BoolVar(&f.insecure, "insecure", false, "run without cluster secrets: plaintext gossip and RPC, no client tokens (only on a network nobody else reaches)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fl.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of console text")
 }
@@ -69,6 +72,35 @@ func (f *nodeFlags) logger() (zerolog.Logger, error) {
 		return zerolog.New(os.Stderr).Level(lvl).With().Timestamp().Logger(), nil
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+// errNoSecrets is why a server without cluster secrets does not start.
+var errNoSecrets = errors.New("refusing to start without cluster secrets")
+
+// checkSecrets refuses a node that lacks any of the cluster's secrets
+// (gossip key, TLS certificate, key and CA, token file) unless --insecure
+// says that is meant. An insecure node may still use the secrets it has.
+func (f *nodeFlags) checkSecrets(log zerolog.Logger) error {
+	var missing []string
+	if f.cfg.GossipKeyFile == "" {
+		missing = append(missing, "--gossip-key-file")
+	}
+	if f.cfg.TLSCertFile == "" || f.cfg.TLSKeyFile == "" || f.cfg.TLSCAFile == "" {
+		missing = append(missing, "--tls-cert, --tls-key, --tls-ca")
+	}
+	if f.cfg.TokenFile == "" {
+		missing = append(missing, "--token-file")
+	}
+	switch {
+	case len(missing) == 0:
+		return nil
+	case f.insecure:
+		log.Warn().Strs("without", missing).Msg("running with --insecure: whoever reaches this node's ports gets what these would have kept out")
+		return nil
+	}
+	return fmt.Errorf("%w: missing %s. Without them anyone who reaches this node's ports can read and write data, "+
+		"join the cluster and take replicas. Create them with `quorumkv certs --dir DIR --nodes ID,...` (or use your own CA, see the README), "+
+		"or pass --insecure on a network nobody else can reach", errNoSecrets, strings.Join(missing, "; "))
 }
 
 func splitList(s string) []string {
@@ -100,6 +132,9 @@ func newServerCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := f.logger()
 			if err != nil {
+				return err
+			}
+			if err := f.checkSecrets(log); err != nil {
 				return err
 			}
 			f.cfg.Join = splitList(f.join)

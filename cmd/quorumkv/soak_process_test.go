@@ -323,7 +323,7 @@ func (c *soakCluster) waitSettled(bound time.Duration) error {
 func (c *soakCluster) start(i int) error {
 	node := c.nodes[i]
 	args := []string{"server", "--id", node.id, "--data", node.data, "--http", node.http,
-		"--rpc", node.rpc, "--gossip", node.gossip, "--log-level", "info"}
+		"--rpc", node.rpc, "--gossip", node.gossip, "--log-level", "info", "--insecure"}
 	var seeds []string
 	for j, o := range c.nodes {
 		if j != i && (j < i || o.run != nil) {
