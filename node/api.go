@@ -120,6 +120,10 @@ func writeOpError(w http.ResponseWriter, err error) {
 	case errors.Is(err, quorum.ErrTooManySiblings):
 		writeError(w, http.StatusConflict, CodeTooManySiblings,
 			"the key has too many siblings: read it, resolve the siblings, and write back with the X-Context of that read")
+	case errors.Is(err, quorum.ErrImplausible):
+		// The coordinator checked the client's context; a replica whose
+		// clock is behind by years may still refuse it.
+		writeError(w, http.StatusBadRequest, CodeBadContext, err.Error()+"; read the key and write back with the X-Context of that read")
 	case errors.Is(err, quorum.ErrKeyTooLarge):
 		writeError(w, http.StatusConflict, CodeKeyTooLarge,
 			"the key's siblings would be too large together: read it, resolve the siblings, and write back with the X-Context of that read")
@@ -264,7 +268,7 @@ func (n *Node) handleGet(w http.ResponseWriter, r *http.Request) {
 	}
 	res.Receipt.WriteHeaders(w.Header())
 	set := res.Set
-	ctx := version.EncodeContext(set.Context)
+	ctx := version.EncodeContext(req.k, set.Context)
 	if ctx != "" {
 		w.Header().Set(HeaderContext, ctx)
 	}
@@ -339,9 +343,9 @@ func (n *Node) handleWrite(w http.ResponseWriter, r *http.Request, del bool) {
 		writeJSON(w, eb.statusOf(), eb)
 		return
 	}
-	ctx, err := version.DecodeContext(r.Header.Get(HeaderContext))
+	ctx, err := n.writeContext(req.k, r.Header.Get(HeaderContext))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, CodeBadContext, "the X-Context header is not a context this cluster issued: "+err.Error())
+		writeError(w, http.StatusBadRequest, CodeBadContext, err.Error())
 		return
 	}
 	var body []byte
@@ -372,8 +376,29 @@ func (n *Node) handleWrite(w http.ResponseWriter, r *http.Request, del bool) {
 		return
 	}
 	res.Receipt.WriteHeaders(w.Header())
-	w.Header().Set(HeaderContext, version.EncodeContext(res.Context))
+	w.Header().Set(HeaderContext, version.EncodeContext(req.k, res.Context))
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// writeContext decodes the X-Context of a write of key k and checks it
+// before anything is sent to a replica: it must have been issued for this
+// key (a context copied from another key would supersede versions of this
+// one it never saw), and its counters must be ones a node could have
+// issued by now (a forged counter near the maximum would freeze the key).
+// The error is the message for the client.
+func (n *Node) writeContext(k []byte, hdr string) (version.Context, error) {
+	const reread = "; read the key and write back with the X-Context of that read, or write without one"
+	ctx, err := version.DecodeContext(k, hdr)
+	switch {
+	case errors.Is(err, version.ErrForeignContext):
+		return version.Context{}, fmt.Errorf("the X-Context header was not issued for this key (%v)%s", err, reread)
+	case err != nil:
+		return version.Context{}, fmt.Errorf("the X-Context header is not a context this cluster issued (%v)%s", err, reread)
+	}
+	if err := ctx.Plausible(n.clk.Now()); err != nil {
+		return version.Context{}, fmt.Errorf("the X-Context header is not a context this cluster issued (%v)%s", err, reread)
+	}
+	return ctx, nil
 }
 
 // bucketJSON is the HTTP form of bucket properties.

@@ -34,3 +34,19 @@ func TestWriteOpErrorStatus(t *testing.T) {
 		}
 	}
 }
+
+// A replica that refused a write's context as implausible (its clock is
+// behind the coordinator's by years, or it was sent one directly) makes a
+// 400 bad_context, as the coordinator's own check does: retrying cannot
+// help, reading the key again can.
+func TestWriteOpErrorImplausible(t *testing.T) {
+	w := httptest.NewRecorder()
+	writeOpError(w, fmt.Errorf("%w: n2: version: implausible version", quorum.ErrImplausible))
+	var body errorBody
+	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+		t.Fatal(err)
+	}
+	if w.Code != 400 || body.Code != CodeBadContext {
+		t.Fatalf("implausible: %d %+v, want 400 %s", w.Code, body, CodeBadContext)
+	}
+}

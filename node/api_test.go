@@ -243,6 +243,7 @@ func FuzzAPIRequest(f *testing.F) {
 	h := c.Node(0).Handler()
 	f.Add("PUT", "/v1/kv/b/k?w=1&timeout=1s", "", "v")
 	f.Add("GET", "/v1/kv/b/k?r=all", "AQ", "")
+	f.Add("PUT", "/v1/kv/b/k", "Ag7KPPMhobxZgaF2gaJuMQE", "v") // demo/color's context
 	f.Add("DELETE", "/v1/kv/b/%2F?n=one&sloppy=false", "", "")
 	f.Add("PUT", "/v1/buckets/b", "", `{"n":1}`)
 	f.Fuzz(func(t *testing.T, method, target, ctx, body string) {

@@ -396,6 +396,9 @@ func (c *Coordinator) Put(ctx context.Context, req PutRequest) (PutResult, error
 		if isKeyTooLarge(err) {
 			return PutResult{}, fmt.Errorf("%w: %v", ErrKeyTooLarge, err)
 		}
+		if isImplausible(err) {
+			return PutResult{}, fmt.Errorf("%w: %v", ErrImplausible, err)
+		}
 		return PutResult{}, err
 	}
 	if len(out.Receipt.Fallbacks) > 0 {

@@ -37,6 +37,11 @@ var (
 	// ErrNotReplica: the node asked to read a key is not one of its
 	// replicas by its own ring. Its answer does not count toward R.
 	ErrNotReplica = errors.New("quorum: not a replica of the key")
+	// ErrImplausible: a context or set names a counter or write time no
+	// node could have issued yet (version.ErrImplausible). The replica
+	// stored nothing; a write carrying it fails, since every replica
+	// would refuse it alike.
+	ErrImplausible = errors.New("quorum: implausible version")
 )
 
 // healableError is implemented by a store error for a record that does

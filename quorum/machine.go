@@ -15,6 +15,10 @@ func isKeyTooLarge(err error) bool {
 	return errors.Is(err, ErrKeyTooLarge) || errors.Is(err, version.ErrTooLarge)
 }
 
+func isImplausible(err error) bool {
+	return errors.Is(err, ErrImplausible) || errors.Is(err, version.ErrImplausible)
+}
+
 // Kind is the kind of a message between a coordinator and a replica.
 type Kind uint8
 
@@ -232,7 +236,7 @@ func (m *WriteMachine) Step(r Reply) []Message {
 			if errors.Is(r.Err, ErrHintRefused) {
 				m.replace(r.Target) // the spare may issue, or take the merge
 			}
-			if isTooManySiblings(r.Err) || isKeyTooLarge(r.Err) {
+			if isTooManySiblings(r.Err) || isKeyTooLarge(r.Err) || isImplausible(r.Err) {
 				m.done, m.err = true, r.Err
 				return nil
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/quorumkv/quorumkv/internal/clock"
 	"github.com/quorumkv/quorumkv/version"
@@ -66,13 +67,15 @@ type Replica struct {
 	cfg   ReplicaConfig
 	store Store
 	hints HintSink
+	clk   clock.Clock
 	hlc   *clock.HLC
 }
 
 // NewReplica returns the replica side of a node. Its write times come from
-// a hybrid logical clock over clk (see Replica.HLC).
+// a hybrid logical clock over clk (see Replica.HLC); clk also bounds the
+// counters it accepts (see checkPlausible).
 func NewReplica(cfg ReplicaConfig, st Store, hints HintSink, clk clock.Clock) *Replica {
-	return &Replica{cfg: cfg, store: st, hints: hints, hlc: clock.NewHLC(clk)}
+	return &Replica{cfg: cfg, store: st, hints: hints, clk: clk, hlc: clock.NewHLC(clk)}
 }
 
 // HLC returns the hybrid logical clock that stamps this replica's writes.
@@ -109,6 +112,9 @@ func (r *Replica) Handle(ctx context.Context, req *Request) (*Response, error) {
 	case KindApply:
 		return r.apply(req)
 	case KindMerge:
+		if err := r.checkPlausible("merge", req.Set.Plausible); err != nil {
+			return nil, err
+		}
 		r.hlc.Observe(LatestWrite(req.Set))
 		if req.HintFor != "" && req.HintFor != r.cfg.Self {
 			stored, err := r.hints.Store(req.HintFor, req.Partition, req.Key, req.Set)
@@ -152,6 +158,20 @@ func (r *Replica) Handle(ctx context.Context, req *Request) (*Response, error) {
 		return nil, fmt.Errorf("%w: reapable marks are not taken from coordinators", ErrBadParam)
 	}
 	return nil, fmt.Errorf("%w: unknown request kind %d", ErrBadParam, req.Kind)
+}
+
+// checkPlausible refuses a set or context from the network (a merge:
+// replication, read repair, a hint, a hint handed back; the context of an
+// apply) that names a counter or write time no node could have issued by
+// this replica's clock (version.Slack says why the bound holds for every
+// real one, clock skew and restarts included). Stored, such a counter
+// would freeze the key: every later write must issue a counter above it.
+// Nothing is stored, and the code tells the coordinator why.
+func (r *Replica) checkPlausible(what string, plausible func(time.Time) error) error {
+	if err := plausible(r.clk.Now()); err != nil {
+		return &CodedError{code: CodeImplausible, Err: fmt.Errorf("%w: %s: %w", ErrImplausible, what, err)}
+	}
+	return nil
 }
 
 // readError wraps a failed read. A record (or hint) that is corrupt, not
@@ -239,6 +259,9 @@ func (r *Replica) ApplyAsync(ctx context.Context, req *Request) (*Response, func
 func (r *Replica) applyAsync(req *Request) (*Response, func() error, error) {
 	if req.Write == nil {
 		return nil, nil, fmt.Errorf("%w: apply without a write", ErrBadParam)
+	}
+	if err := r.checkPlausible("apply", req.Write.Context.Plausible); err != nil {
+		return nil, nil, err
 	}
 	floor, err := r.store.NextCounter()
 	if err != nil {
@@ -339,6 +362,8 @@ const (
 	CodeHintRefused = "hint_refused"
 	// CodeNotReplica carries ErrNotReplica.
 	CodeNotReplica = "not_replica"
+	// CodeImplausible carries ErrImplausible.
+	CodeImplausible = "implausible_version"
 )
 
 // CodedError carries a stable code across the transport.

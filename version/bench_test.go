@@ -39,12 +39,13 @@ func BenchmarkUpdate(b *testing.B) {
 
 func BenchmarkContextCodec(b *testing.B) {
 	x, _ := benchSets(3)
-	enc := EncodeContext(x.Context)
+	key := []byte("bucket/key")
+	enc := EncodeContext(key, x.Context)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		if _, err := DecodeContext(enc); err != nil {
+		if _, err := DecodeContext(key, enc); err != nil {
 			b.Fatal(err)
 		}
-		_ = EncodeContext(x.Context)
+		_ = EncodeContext(key, x.Context)
 	}
 }

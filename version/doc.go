@@ -30,6 +30,13 @@
 // small cloud of dots past the vector, which exists when a client has seen a
 // later write of a node but not an earlier concurrent one.
 //
+// Contexts cross the network twice: to clients as the X-Context string,
+// which EncodeContext binds to its key (DecodeContext refuses another
+// key's with ErrForeignContext), and between replicas inside sets.
+// Either way the receiver checks Plausible first: a counter further past
+// its clock than Slack was forged, and accepting it would freeze the key,
+// since every later write must issue a counter above it.
+//
 // Everything here is pure and deterministic: no I/O, no clocks (the caller
 // passes the write time), no goroutines.
 package version

@@ -25,9 +25,12 @@ var (
 
 // MaxCounter bounds dot counters. Real counters stay far below it: a
 // node's counters start at the clock in microseconds when its store is
-// first opened (Write.CounterFloor) and grow by one per write. A context naming a larger counter is malformed, and no
-// write issues one, so a counter never wraps around to zero (which every
-// context would count as seen, dropping the write).
+// first opened (Write.CounterFloor) and grow by one per write. A context
+// naming a larger counter is malformed, and no write issues one, so a
+// counter never wraps around to zero (which every context would count as
+// seen, dropping the write). Contexts and sets from the network are held
+// to the far lower CounterBound (Context.Plausible), so none can bring a
+// key's counters near it.
 const MaxCounter uint64 = 1 << 62
 
 // Sibling is one stored version of a key's value.

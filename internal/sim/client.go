@@ -156,7 +156,7 @@ func (cl *client) readFirst(kind, k string) (op Op, i int, ctx string, ok bool) 
 		return op, 0, "", false
 	}
 	op.Seen = elems
-	op.Context, _ = version.DecodeContext(ctx)
+	op.Context, _ = version.DecodeContext(store.EncodeKey([]byte(bucket), []byte(k)), ctx)
 	return op, i, ctx, true
 }
 
@@ -174,7 +174,7 @@ func (cl *client) add(k string) {
 	resp, answered := cl.r.c.Do(i, "PUT", "/v1/kv/"+bucket+"/"+k+"?"+op.Params, []byte(body), map[string]string{node.HeaderContext: ctx})
 	o := cl.writeOutcome(resp, answered, time.Since(sent))
 	if o == OK {
-		if rc, err := version.DecodeContext(resp.Header.Get(node.HeaderContext)); err == nil {
+		if rc, err := version.DecodeContext(store.EncodeKey([]byte(bucket), []byte(k)), resp.Header.Get(node.HeaderContext)); err == nil {
 			op.Dot = newDot(op.Context, rc)
 		}
 		rc := quorum.ParseReceipt(resp.Header)
