@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"syscall"
 	"testing"
@@ -121,7 +122,6 @@ func TestReopenAfterDiskFull(t *testing.T) {
 	}
 }
 
-
 // The store reopens by itself, on its clock: not before ReopenBackoff,
 // not while the disk is full, and at a later try once it has room.
 func TestReopenLoop(t *testing.T) {
@@ -170,4 +170,47 @@ func awaitTimer(t *testing.T, clk *clock.Fake) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// Reopen waits for the filesystem to report ReopenHeadroom free.
+func TestReopenWaitsForHeadroom(t *testing.T) {
+	mem := vfs.NewMem()
+	disk := &faultfs.DiskFull{}
+	s := openTest(t, disk.Wrap(mem), func(c *Config) { c.ReopenBackoff, c.ReopenHeadroom = 0, 1<<20 })
+	disk.Set(true)
+	fillUntilFailed(t, s, "full")
+	disk.Set(false)
+	mem.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 1 << 10, TotalBytes: 1 << 30})
+	if err := s.Reopen(); !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "bytes free") {
+		t.Fatalf("Reopen with 1 KiB free: %v", err)
+	}
+	mem.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 1 << 30, TotalBytes: 1 << 30})
+	if err := s.Reopen(); err != nil {
+		t.Fatalf("Reopen with 1 GiB free: %v", err)
+	}
+}
+
+// Reopen does not replace pebble under an operation still running on the
+// failed instance: it refuses until the operation has returned.
+func TestReopenWaitsForOperations(t *testing.T) {
+	s := openTest(t, vfs.NewMem(), func(c *Config) { c.ReopenBackoff = 0 })
+	if _, _, err := s.Update(tk("a"), write("n1", "v")); err != nil {
+		t.Fatal(err)
+	}
+	var during error
+	err := s.Scan(0, math.MaxUint64, func(uint64, []byte, []byte) error {
+		s.fail(errors.New("test failure"))
+		during = s.Reopen()
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Scan: %v", err)
+	}
+	if !errors.Is(during, ErrFailed) || !errors.Is(during, errDraining) {
+		t.Fatalf("Reopen during a Scan: %v, want errDraining", during)
+	}
+	if err := s.Reopen(); err != nil {
+		t.Fatalf("Reopen after the Scan: %v", err)
+	}
+	checkAcked(t, s, []string{"a"})
 }

@@ -111,21 +111,11 @@ func Open(cfg Config, log zerolog.Logger) (*Store, error) {
 		return nil, err
 	}
 	s.db = db
-	if err := s.loadActorEpoch(); err != nil {
-		_ = s.Close()
-		return nil, err
-	}
-	if err := s.loadDotFloor(); err != nil {
-		_ = s.Close()
-		return nil, err
-	}
-	if err := s.loadIncarnation(); err != nil {
-		_ = s.Close()
-		return nil, err
-	}
-	if err := s.loadHintBytes(); err != nil {
-		_ = s.Close()
-		return nil, err
+	for _, load := range []func() error{s.loadActorEpoch, s.loadDotFloor, s.loadIncarnation, s.loadHintBytes} {
+		if err := load(); err != nil {
+			_ = s.Close()
+			return nil, err
+		}
 	}
 	if err := s.failedErr(); err != nil { // the WAL failed while opening
 		_ = s.Close()
