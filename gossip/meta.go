@@ -11,6 +11,11 @@ import (
 const (
 	// StateUp is the state of a serving ring member.
 	StateUp = "up"
+	// StateUnavailable is a ring member that is alive but cannot serve
+	// its replicas (its store failed): coordinators route around it, as
+	// around a down node, until it advertises StateUp again. It keeps its
+	// ring position.
+	StateUnavailable = "unavailable"
 	// StateRemoved marks a tombstone: the member was explicitly removed
 	// from the ring and never comes back under the same ID.
 	StateRemoved = "removed"
@@ -74,7 +79,8 @@ type Meta struct {
 	// Joined is the node's first-start time in unix nanoseconds; it orders
 	// ring claims and survives restarts.
 	Joined int64 `msgpack:"joined" json:"joined"`
-	// State is StateUp, or StateRemoved for a tombstone.
+	// State is StateUp, StateUnavailable, or StateRemoved for a
+	// tombstone.
 	State string `msgpack:"state" json:"state"`
 	// Seen is a fingerprint of the membership change the node has seen
 	// (0: none). Node-owned; set through UpdateMeta.

@@ -33,6 +33,8 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/buckets/{bucket}", n.handleGetBucket)
 	mux.HandleFunc("PUT /v1/buckets/{bucket}", n.handlePutBucket)
 	mux.HandleFunc("/v1/buckets/{bucket}", methodNotAllowed("GET, HEAD, PUT"))
+	mux.HandleFunc("GET /v1/ready", n.handleReady)
+	mux.HandleFunc("/v1/ready", methodNotAllowed("GET, HEAD"))
 	mux.HandleFunc("GET /v1/cluster", n.handleCluster)
 	mux.HandleFunc("/v1/cluster", methodNotAllowed("GET, HEAD"))
 	n.adminRoutes(mux)

@@ -67,6 +67,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	emitStruct(ch, "transfers", n.transfers.Metrics(), nil)
 	emitStruct(ch, "membership", n.membershipMetrics(), nil)
 	emitStruct(ch, "http", struct{ ConnsRefused uint64 }{n.httpCap.refused.Load()}, nil)
+	emitStruct(ch, "node", readyMetrics{Ready: n.Ready() == nil}, nil)
 	for owner, st := range n.hints.Pending() {
 		emitStruct(ch, "handoff_owner", st, prometheus.Labels{"owner": owner})
 	}

@@ -444,10 +444,13 @@ func (n *Node) membershipLoop() {
 	// wait or a transfer's settle time ends without any gossip event.
 	tick := n.clk.NewTicker(n.cfg.MembershipInterval)
 	defer tick.Stop()
+	storeCh, storeOK := n.watchStore(true)
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
+		case <-storeCh:
+			storeCh, storeOK = n.watchStore(storeOK)
 		case <-n.memberCh:
 			n.applyMembership()
 		case <-tick.C():
@@ -479,6 +482,9 @@ func (n *Node) rejoinLost() {
 // persistGossip saves the gossip state (members, buckets, the layout), so
 // a restarted node knows its cluster before gossip runs.
 func (n *Node) persistGossip() {
+	if !n.storeOK() {
+		return // it would fail on every tick; the next change after the reopen saves it
+	}
 	b, err := gossip.EncodeState(n.gossip.State())
 	if err != nil || bytes.Equal(b, n.gossipSaved) {
 		return
@@ -521,14 +527,16 @@ func (n *Node) updateBook(members []gossip.Member) {
 	// heartbeats: seeding the detector makes a member that never answers
 	// suspected after the detection time, instead of unknown (and trusted)
 	// forever.
-	for id := range book {
+	for id, m := range book {
 		if id == n.cfg.ID {
 			continue
 		}
 		if old == nil {
 			n.detector.Heartbeat(id)
-		} else if _, ok := (*old)[id]; !ok {
+		} else if was, ok := (*old)[id]; !ok {
 			n.detector.Heartbeat(id)
+		} else if was.State == gossip.StateUnavailable && m.State != gossip.StateUnavailable {
+			n.hints.Kick() // its store is back: hand it what it missed
 		}
 	}
 }
@@ -542,10 +550,17 @@ func (n *Node) meta(id string) (gossip.Meta, bool) {
 	return m, ok
 }
 
-// available reports whether the failure detector trusts a node. The node
-// itself is always available to itself.
+// available reports whether the failure detector trusts a node and the
+// node does not advertise itself unavailable (gossip.StateUnavailable).
+// The node itself is available to itself while its store serves.
 func (n *Node) available(id string) bool {
-	return id == n.cfg.ID || n.detector.Available(id)
+	if id == n.cfg.ID {
+		return n.storeOK()
+	}
+	if m, ok := n.meta(id); ok && m.State == gossip.StateUnavailable {
+		return false
+	}
+	return n.detector.Available(id)
 }
 
 // rejoinLoop retries the seeds until one answers or the node closes.

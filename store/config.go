@@ -59,9 +59,20 @@ type Config struct {
 	// is dropped instead of bringing the key back, and a peer asking
 	// whether this replica holds the tombstone is told yes. Default 6h.
 	ReapMemory time.Duration
-	// Clock times commits for Metrics, and stamps reap memories. Default
-	// clock.Real().
+	// Clock times commits for Metrics, stamps reap memories, and times
+	// reopen attempts. Default clock.Real().
 	Clock clock.Clock
+	// ReopenBackoff is how long a failed Store waits before it first tries
+	// to reopen itself (Reopen); each failed try doubles the wait, up to
+	// ReopenMaxBackoff. Zero leaves reopening to the caller. Default 1s.
+	ReopenBackoff time.Duration
+	// ReopenMaxBackoff caps the wait between two reopen tries. Default 30s.
+	ReopenMaxBackoff time.Duration
+	// ReopenHeadroom is the free space, in bytes, the filesystem must
+	// report before a reopen is tried (where it can report it): pebble's
+	// recovery flushes the WAL's contents, up to two memtables, to a new
+	// table. Zero skips the check. Default 96 MiB.
+	ReopenHeadroom int64
 }
 
 // WriteEvent describes one committed change of a data row.
@@ -100,6 +111,9 @@ func DefaultConfig() Config {
 		OnWrite:            nil,                  // no hook
 		ReapMemory:         6 * time.Hour,        // remember a reaped key for 6 h
 		Clock:              clock.Real(),         // wall clock
+		ReopenBackoff:      time.Second,          // first reopen try 1 s after a failure
+		ReopenMaxBackoff:   30 * time.Second,     // then doubling, up to 30 s apart
+		ReopenHeadroom:     96 << 20,             // two default memtables and some
 	}
 }
 
@@ -123,6 +137,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: reap memory %v is not positive", ErrInvalidConfig, c.ReapMemory)
 	case c.LockStripes < 1:
 		return fmt.Errorf("%w: lock stripes %d is less than 1", ErrInvalidConfig, c.LockStripes)
+	case c.ReopenBackoff < 0 || c.ReopenHeadroom < 0:
+		return fmt.Errorf("%w: reopen backoff %v and headroom %d must not be negative", ErrInvalidConfig, c.ReopenBackoff, c.ReopenHeadroom)
+	case c.ReopenBackoff > 0 && c.ReopenMaxBackoff < c.ReopenBackoff:
+		return fmt.Errorf("%w: reopen max backoff %v is less than the backoff %v", ErrInvalidConfig, c.ReopenMaxBackoff, c.ReopenBackoff)
 	}
 	return nil
 }

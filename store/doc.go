@@ -125,8 +125,15 @@
 // failure is recorded before pebble can wake any committer, so no write
 // whose WAL record is not durable is acknowledged. After the failure every
 // operation, reads included (the memtable may hold unacknowledged writes),
-// returns ErrFailed wrapping the first cause; Close still closes pebble
-// cleanly, and Open on the same directory recovers.
+// returns ErrFailed wrapping the first cause, and Health reports it.
+// Close still closes pebble cleanly, and Open on the same directory
+// recovers. So does Reopen, in place: once the failed instance's
+// operations have returned and a probe file can be written and synced, it
+// closes pebble and opens it again from the directory, empties the row
+// cache and counts the hints again. With Config.ReopenBackoff the Store
+// calls it by itself, 1 s after a failure and then at doubling intervals
+// (30 s at most), so a node whose disk filled serves again once the disk
+// has room, without a restart.
 //
 // As a second line, pebble gets a Logger whose Fatalf logs through zerolog
 // and panics with a *FatalError instead of exiting. Every Store method that

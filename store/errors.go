@@ -26,10 +26,11 @@ var (
 	// ErrNotTombstone is returned by MarkReapable for a set that holds a
 	// live sibling (or none at all).
 	ErrNotTombstone = errors.New("store: record is not all tombstones")
-	// ErrFailed means an earlier storage failure (a WAL write or sync error,
-	// or a pebble panic) left the database in a state that must not be
-	// served or written further. Every later operation returns it, wrapped
-	// with the original cause. Close the Store and Open it again.
+	// ErrFailed means a storage failure (a WAL write or sync error, or a
+	// pebble panic) left the database in a state that must not be served
+	// or written further. Every operation returns it, wrapped with the
+	// cause, until Reopen succeeds (the Store retries by itself with
+	// Config.ReopenBackoff; Health tells when).
 	ErrFailed = errors.New("store: storage failed, reopen required")
 )
 

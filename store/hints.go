@@ -303,34 +303,48 @@ func (s *Store) totalHintBytes() int64 {
 }
 
 // loadHintBytes rebuilds hintBytes and hintCount from the hint rows; Open
-// calls it.
-func (s *Store) loadHintBytes() (err error) {
+// and Reopen call it.
+func (s *Store) loadHintBytes() error {
+	sizes, counts, err := s.countHints()
+	if err != nil {
+		return err
+	}
+	s.hintMu.Lock()
+	s.hintBytes, s.hintCount = sizes, counts
+	s.hintMu.Unlock()
+	return nil
+}
+
+// countHints sums the pending hint rows per owner: their bytes (keys plus
+// values) and their number.
+func (s *Store) countHints() (sizes, counts map[string]int64, err error) {
 	defer s.recoverPebble(&err, nil)
 	it, err := s.db.NewIter(&pebble.IterOptions{
 		LowerBound: []byte{prefixHint}, UpperBound: []byte{prefixHint + 1},
 	})
 	if err != nil {
-		return fmt.Errorf("store: open: loading hints: %w", err)
+		return nil, nil, fmt.Errorf("store: open: loading hints: %w", err)
 	}
 	defer func() {
 		if cerr := it.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("store: open: loading hints: %w", cerr)
 		}
 	}()
+	sizes, counts = make(map[string]int64), make(map[string]int64)
 	for valid := it.First(); valid; valid = it.Next() {
 		owner, _, ok := parseHintRow(it.Key())
 		if !ok {
-			return &CorruptError{Key: bytes.Clone(it.Key()), Err: fmt.Errorf("bad hint row key")}
+			return nil, nil, &CorruptError{Key: bytes.Clone(it.Key()), Err: fmt.Errorf("bad hint row key")}
 		}
 		v, err := it.ValueAndErr()
 		if err != nil {
-			return fmt.Errorf("store: open: loading hints: %w", err)
+			return nil, nil, fmt.Errorf("store: open: loading hints: %w", err)
 		}
-		s.hintBytes[owner] += int64(len(it.Key()) + len(v))
-		s.hintCount[owner]++
+		sizes[owner] += int64(len(it.Key()) + len(v))
+		counts[owner]++
 	}
 	if err := it.Error(); err != nil {
-		return fmt.Errorf("store: open: loading hints: %w", err)
+		return nil, nil, fmt.Errorf("store: open: loading hints: %w", err)
 	}
-	return nil
+	return sizes, counts, nil
 }

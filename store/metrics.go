@@ -12,6 +12,7 @@ type counters struct {
 	marked, reaped, errors   atomic.Uint64
 	forgotten                atomic.Uint64
 	quarantined, skipped     atomic.Uint64
+	failures, reopens        atomic.Uint64
 }
 
 // Metrics is a snapshot of a Store's counters and of pebble's state.
@@ -47,15 +48,19 @@ type Metrics struct {
 	// new hint replaced or a hint scan dropped. Skipped counts rows a scan
 	// or Reap passed over because they did not decode.
 	Quarantined, Skipped uint64
-	// Failed reports that a storage failure stopped the Store.
+	// Failed reports that a storage failure stopped the Store: it refuses
+	// every operation until a reopen succeeds.
 	Failed bool
+	// Failures counts storage failures (a failed WAL write or sync, a
+	// pebble panic); Reopens counts reopens that brought the Store back.
+	Failures, Reopens uint64
 	// RowCacheHits and RowCacheMisses count data-row reads answered by the
 	// row cache or not; RowCacheBytes and RowCacheEntries are its size.
 	RowCacheHits, RowCacheMisses uint64
 	RowCacheBytes                int64
 	RowCacheEntries              int
 
-	// From pebble (zero after Close).
+	// From pebble (zero after Close and while Failed).
 	// DiskUsage is the bytes of all pebble files (tables, WAL, manifest).
 	DiskUsage uint64
 	// MemTableBytes is the memory allocated to memtables.
@@ -70,7 +75,8 @@ type Metrics struct {
 }
 
 // Metrics returns a snapshot of the counters. It is safe to call at any
-// time, including after Close (pebble's fields are then zero).
+// time, including after Close (pebble's fields are then zero, as they are
+// while the Store is failed).
 func (s *Store) Metrics() Metrics {
 	m := Metrics{
 		Gets:         s.m.gets.Load(),
@@ -92,6 +98,8 @@ func (s *Store) Metrics() Metrics {
 		Skipped:      s.m.skipped.Load(),
 		Errors:       s.m.errors.Load(),
 		Failed:       s.failure.Load() != nil,
+		Failures:     s.m.failures.Load(),
+		Reopens:      s.m.reopens.Load(),
 	}
 	if s.rows != nil {
 		m.RowCacheHits, m.RowCacheMisses = s.rows.hits.Load(), s.rows.misses.Load()
@@ -99,7 +107,8 @@ func (s *Store) Metrics() Metrics {
 	}
 	s.inflight.Add(1)
 	defer s.exit()
-	if s.closing.Load() || s.wedged.Load() {
+	// A failed Store's pebble may be replaced or gone (Reopen).
+	if s.closing.Load() || s.wedged.Load() || s.failure.Load() != nil {
 		return m
 	}
 	pm := s.db.Metrics()

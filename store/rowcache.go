@@ -144,3 +144,19 @@ func (c *rowCache) usage() (bytes int64, entries int) {
 	}
 	return bytes, entries
 }
+
+// clear empties the cache: after a reopen it may hold records that were
+// applied to the memtable of the failed instance but never made durable.
+// No writer may run meanwhile.
+func (c *rowCache) clear() {
+	if c == nil {
+		return
+	}
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		clear(sh.rows)
+		sh.bytes = 0
+		sh.mu.Unlock()
+	}
+}

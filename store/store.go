@@ -1,12 +1,12 @@
 package store
 
 import (
-	"time"
-
+	"context"
 	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -35,12 +35,25 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	// failure holds the first fatal storage error; once set, every
-	// operation fails with ErrFailed. wedged means pebble panicked in a way
-	// that may have left its internal locks held, so Close must not call
-	// into it.
+	// failure holds the fatal storage error of the current pebble
+	// instance (the latest reopen's error once a reopen failed); while it
+	// is set, every operation fails with ErrFailed, and Reopen clears it.
+	// wedged means pebble panicked in a way that may have left its
+	// internal locks held, so neither Close nor Reopen may call into it.
 	failure atomic.Pointer[error]
 	wedged  atomic.Bool
+	// lifeMu serializes Reopen and Close, the two that replace or close
+	// db. db is written only under it, while failure is set (or closing)
+	// and no operation is in flight.
+	lifeMu sync.Mutex
+	// healthMu guards healthCh, closed and replaced at every change of
+	// failure (Health).
+	healthMu sync.Mutex
+	healthCh chan struct{}
+	// loopCtx ends reopenLoop, which loopWG tracks.
+	loopCtx    context.Context
+	loopCancel context.CancelFunc
+	loopWG     sync.WaitGroup
 
 	// hintMu guards hintBytes and hintCount: the bytes of pending hint
 	// rows (keys plus values) and their number, per owner, rebuilt by Open
@@ -84,20 +97,47 @@ func Open(cfg Config, log zerolog.Logger) (*Store, error) {
 		hintCount: make(map[string]int64),
 
 		hintPending: make(map[string]int64),
+		healthCh:    make(chan struct{}),
 	}
-	gfs := newGuardFS(fs, s.walFailed, &s.m.walSyncs)
+	s.loopCtx, s.loopCancel = context.WithCancel(context.Background())
 	if err := fs.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
 	if err := syncParents(fs, cfg.Dir); err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
-	cache := pebble.NewCache(cfg.CacheSize)
+	db, err := s.openPebble(&walWatch{s: s, live: true})
+	if err != nil {
+		return nil, err
+	}
+	s.db = db
+	for _, load := range []func() error{s.loadActorEpoch, s.loadDotFloor, s.loadIncarnation, s.loadHintBytes} {
+		if err := load(); err != nil {
+			_ = s.Close()
+			return nil, err
+		}
+	}
+	if err := s.failedErr(); err != nil { // the WAL failed while opening
+		_ = s.Close()
+		return nil, fmt.Errorf("store: open %s: %w", cfg.Dir, err)
+	}
+	if cfg.ReopenBackoff > 0 {
+		s.loopWG.Add(1)
+		go s.reopenLoop()
+	}
+	return s, nil
+}
+
+// openPebble opens pebble on cfg.Dir, its WAL errors going to w.
+func (s *Store) openPebble(w *walWatch) (*pebble.DB, error) {
+	fs := s.baseFS()
+	cache := pebble.NewCache(s.cfg.CacheSize)
 	defer cache.Unref()
+	log := s.log
 	opts := &pebble.Options{
-		FS:                          gfs,
+		FS:                          newGuardFS(fs, w.onWALError, &s.m.walSyncs),
 		Cache:                       cache,
-		MemTableSize:                cfg.MemTableSize,
+		MemTableSize:                s.cfg.MemTableSize,
 		MemTableStopWritesThreshold: 2,
 		WALMinSyncInterval:          s.walMinSyncInterval,
 		FormatMajorVersion:          pebble.FormatNewest,
@@ -120,32 +160,19 @@ func Open(cfg Config, log zerolog.Logger) (*Store, error) {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 		opts.Levels[i].FilterType = pebble.TableFilter
 	}
-	db, err := openPebble(cfg.Dir, opts)
+	db, err := openPebble(s.cfg.Dir, opts)
 	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", cfg.Dir, err)
+		return nil, fmt.Errorf("store: open %s: %w", s.cfg.Dir, err)
 	}
-	s.db = db
-	if err := s.loadActorEpoch(); err != nil {
-		_ = s.Close()
-		return nil, err
+	return db, nil
+}
+
+// baseFS is the filesystem the store lives on.
+func (s *Store) baseFS() vfs.FS {
+	if s.cfg.FS == nil {
+		return vfs.Default
 	}
-	if err := s.loadDotFloor(); err != nil {
-		_ = s.Close()
-		return nil, err
-	}
-	if err := s.loadIncarnation(); err != nil {
-		_ = s.Close()
-		return nil, err
-	}
-	if err := s.loadHintBytes(); err != nil {
-		_ = s.Close()
-		return nil, err
-	}
-	if err := s.failedErr(); err != nil { // the WAL failed while opening
-		_ = s.Close()
-		return nil, fmt.Errorf("store: open %s: %w", cfg.Dir, err)
-	}
-	return s, nil
+	return s.cfg.FS
 }
 
 // syncParents fsyncs every directory above dir, so that the entries MkdirAll
@@ -226,8 +253,8 @@ func (s *Store) syncWait(b *pebble.Batch, start time.Time, n int) (err error) {
 	var inUser bool
 	defer s.recoverPebble(&err, &inUser)
 	serr := b.SyncWait()
-	s.syncing.Add(-1)
 	_ = b.Close()
+	s.syncing.Add(-1) // after Close: Reopen may close pebble once it is 0
 	if serr != nil {
 		s.m.errors.Add(1)
 		return fmt.Errorf("store: commit: %w", serr)
@@ -274,6 +301,10 @@ func openPebble(dir string, opts *pebble.Options) (db *pebble.DB, err error) {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closing.Store(true)
+		s.loopCancel()
+		s.loopWG.Wait()
+		s.lifeMu.Lock() // a Reopen in progress finishes first
+		defer s.lifeMu.Unlock()
 		for s.inflight.Load() != 0 {
 			<-s.idle
 		}
@@ -282,6 +313,9 @@ func (s *Store) Close() error {
 			// may still hold its mutex; DB.Close would block forever.
 			s.log.Error().Msg("store: pebble is wedged after a panic; not closing it (restart the process)")
 			s.closeErr = s.failedErr()
+			return
+		}
+		if s.db == nil { // the last reopen failed: nothing is open
 			return
 		}
 		err := closePebble(s.db)
@@ -325,11 +359,14 @@ func (s *Store) exit() {
 	}
 }
 
-// fail records the first fatal storage error.
+// fail records the first fatal storage error of the current pebble
+// instance.
 func (s *Store) fail(cause error) {
 	if s.failure.CompareAndSwap(nil, &cause) {
 		s.m.errors.Add(1)
-		s.log.Error().Err(cause).Msg("store: storage failed; refusing further operations")
+		s.m.failures.Add(1)
+		s.log.Error().Err(cause).Msg("store: storage failed; refusing operations until it reopens")
+		s.notifyHealth()
 	}
 }
 

@@ -36,6 +36,9 @@ func TestConfigValidate(t *testing.T) {
 		{"tiny memtable", func(c *Config) { c.MemTableSize = 1024 }},
 		{"huge memtable", func(c *Config) { c.MemTableSize = 8 << 30 }},
 		{"no stripes", func(c *Config) { c.LockStripes = 0 }},
+		{"negative reopen backoff", func(c *Config) { c.ReopenBackoff = -time.Second }},
+		{"reopen max below backoff", func(c *Config) { c.ReopenMaxBackoff = c.ReopenBackoff / 2 }},
+		{"negative headroom", func(c *Config) { c.ReopenHeadroom = -1 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -39,6 +39,9 @@ type Options struct {
 	// CrashRand, if set, picks which unsynced writes a crash keeps (up to
 	// half of them, as a disk might); nil loses them all.
 	CrashRand *rand.Rand
+	// WrapFS, if set, wraps node i's disk at every start, for example to
+	// inject I/O errors (internal/faultfs).
+	WrapFS func(i int, fs vfs.FS) vfs.FS
 }
 
 // Cluster is a running simulated cluster. Its methods may be called from
@@ -244,6 +247,9 @@ func (c *Cluster) TryRestart(i int) error {
 	}
 	cfg := m.cfg
 	cfg.FS, cfg.Clock = m.fs, m.clk
+	if c.opts.WrapFS != nil {
+		cfg.FS = c.opts.WrapFS(i, m.fs)
+	}
 	cfg.Join = nil
 	for j, o := range c.all() {
 		if j != i && o.n != nil {
