@@ -196,7 +196,7 @@ func (s *memStore) Update(k []byte, fn func(cur version.Set) (version.Set, error
 }
 
 // AddHint keeps a hint for owner (no budget).
-func (s *memStore) AddHint(owner string, k []byte, set version.Set, _ int64) (bool, error) {
+func (s *memStore) AddHint(owner string, k []byte, set version.Set, _, _ int64) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.hints[owner] == nil {

@@ -62,6 +62,16 @@ type Config struct {
 	// Clock times commits for Metrics, and stamps reap memories. Default
 	// clock.Real().
 	Clock clock.Clock
+	// MaxMergeBytes caps the encoded size of a record (or hint) that a
+	// merge builds: Merge and AddHint refuse, with a *TooLargeError, a
+	// merge whose result would exceed it and be larger than what is
+	// stored, and keep what they have. Update is not capped here (the
+	// write path's version.Write.MaxBytes is). Concurrent writes issued
+	// by different replicas, each within the write cap, meet in merges;
+	// this keeps what they build well under the RPC frame limit, so the
+	// key can still be read and replicated. 0: no cap. Default 32 MiB,
+	// half the default 64 MiB frame.
+	MaxMergeBytes int
 }
 
 // WriteEvent describes one committed change of a data row.
@@ -100,6 +110,7 @@ func DefaultConfig() Config {
 		OnWrite:            nil,                  // no hook
 		ReapMemory:         6 * time.Hour,        // remember a reaped key for 6 h
 		Clock:              clock.Real(),         // wall clock
+		MaxMergeBytes:      32 << 20,             // half the 64 MiB RPC frame
 	}
 }
 
@@ -123,6 +134,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: reap memory %v is not positive", ErrInvalidConfig, c.ReapMemory)
 	case c.LockStripes < 1:
 		return fmt.Errorf("%w: lock stripes %d is less than 1", ErrInvalidConfig, c.LockStripes)
+	case c.MaxMergeBytes < 0:
+		return fmt.Errorf("%w: max merge bytes %d is negative", ErrInvalidConfig, c.MaxMergeBytes)
 	}
 	return nil
 }

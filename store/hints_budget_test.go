@@ -21,12 +21,12 @@ func TestAddHintLimit(t *testing.T) {
 	if _, err := live.Update(version.Write{Node: "n1", Value: bytes.Repeat([]byte("v"), 4000), WriteTime: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := s.AddHint("n3", k, live, 5000); err != nil || !ok {
+	if ok, err := s.AddHint("n3", k, live, 5000, 0); err != nil || !ok {
 		t.Fatalf("first hint under the limit: %v %v", ok, err)
 	}
 	full := s.HintBytes("n3")
 	// Another key does not fit.
-	if ok, err := s.AddHint("n3", tk("other"), live, full+100); err != nil || ok {
+	if ok, err := s.AddHint("n3", tk("other"), live, full+100, 0); err != nil || ok {
 		t.Fatalf("hint over the limit stored=%v %v", ok, err)
 	}
 	// The delete of k does, even with the limit below what is held.
@@ -34,7 +34,7 @@ func TestAddHintLimit(t *testing.T) {
 	if _, err := dead.Update(version.Write{Node: "n1", Context: live.Context, Deleted: true, WriteTime: 2}); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := s.AddHint("n3", k, dead, 1); err != nil || !ok {
+	if ok, err := s.AddHint("n3", k, dead, 1, 0); err != nil || !ok {
 		t.Fatalf("superseding tombstone refused: %v %v", ok, err)
 	}
 	got, err := s.Hint("n3", k)
@@ -45,7 +45,7 @@ func TestAddHintLimit(t *testing.T) {
 		t.Fatalf("hint bytes %d, want fewer than %d", s.HintBytes("n3"), full)
 	}
 	// Other owners have budgets of their own.
-	if ok, err := s.AddHint("n4", k, live, 5000); err != nil || !ok {
+	if ok, err := s.AddHint("n4", k, live, 5000, 0); err != nil || !ok {
 		t.Fatalf("other owner: %v %v", ok, err)
 	}
 }
@@ -61,7 +61,7 @@ func TestAddHintLimitConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 64 {
 		wg.Go(func() {
-			if _, err := s.AddHint("n3", tk(fmt.Sprint(i)), one, limit); err != nil {
+			if _, err := s.AddHint("n3", tk(fmt.Sprint(i)), one, limit, 0); err != nil {
 				t.Error(err)
 			}
 		})

@@ -12,6 +12,7 @@ type counters struct {
 	marked, reaped, errors   atomic.Uint64
 	forgotten                atomic.Uint64
 	quarantined, skipped     atomic.Uint64
+	mergesTooLarge           atomic.Uint64
 }
 
 // Metrics is a snapshot of a Store's counters and of pebble's state.
@@ -47,6 +48,9 @@ type Metrics struct {
 	// new hint replaced or a hint scan dropped. Skipped counts rows a scan
 	// or Reap passed over because they did not decode.
 	Quarantined, Skipped uint64
+	// MergesTooLarge counts merges (data or hint) refused because their
+	// result would exceed Config.MaxMergeBytes.
+	MergesTooLarge uint64
 	// Failed reports that a storage failure stopped the Store.
 	Failed bool
 	// RowCacheHits and RowCacheMisses count data-row reads answered by the
@@ -73,25 +77,26 @@ type Metrics struct {
 // time, including after Close (pebble's fields are then zero).
 func (s *Store) Metrics() Metrics {
 	m := Metrics{
-		Gets:         s.m.gets.Load(),
-		Updates:      s.m.updates.Load(),
-		Merges:       s.m.merges.Load(),
-		Writes:       s.m.writes.Load(),
-		Unchanged:    s.m.unchanged.Load(),
-		Commits:      s.m.commits.Load(),
-		CommitNanos:  s.m.commitNanos.Load(),
-		BytesWritten: s.m.bytesWritten.Load(),
-		WALSyncs:     s.m.walSyncs.Load(),
-		HintsAdded:   s.m.hintsAdded.Load(),
-		HintsDeleted: s.m.hintsDeleted.Load(),
-		HintBytes:    s.totalHintBytes(),
-		Marked:       s.m.marked.Load(),
-		Reaped:       s.m.reaped.Load(),
-		Forgotten:    s.m.forgotten.Load(),
-		Quarantined:  s.m.quarantined.Load(),
-		Skipped:      s.m.skipped.Load(),
-		Errors:       s.m.errors.Load(),
-		Failed:       s.failure.Load() != nil,
+		Gets:           s.m.gets.Load(),
+		Updates:        s.m.updates.Load(),
+		Merges:         s.m.merges.Load(),
+		Writes:         s.m.writes.Load(),
+		Unchanged:      s.m.unchanged.Load(),
+		Commits:        s.m.commits.Load(),
+		CommitNanos:    s.m.commitNanos.Load(),
+		BytesWritten:   s.m.bytesWritten.Load(),
+		WALSyncs:       s.m.walSyncs.Load(),
+		HintsAdded:     s.m.hintsAdded.Load(),
+		HintsDeleted:   s.m.hintsDeleted.Load(),
+		HintBytes:      s.totalHintBytes(),
+		Marked:         s.m.marked.Load(),
+		Reaped:         s.m.reaped.Load(),
+		Forgotten:      s.m.forgotten.Load(),
+		Quarantined:    s.m.quarantined.Load(),
+		Skipped:        s.m.skipped.Load(),
+		MergesTooLarge: s.m.mergesTooLarge.Load(),
+		Errors:         s.m.errors.Load(),
+		Failed:         s.failure.Load() != nil,
 	}
 	if s.rows != nil {
 		m.RowCacheHits, m.RowCacheMisses = s.rows.hits.Load(), s.rows.misses.Load()
