@@ -545,3 +545,43 @@ func TestMaxNReachesExtraReplicas(t *testing.T) {
 		})
 	}
 }
+
+// A record the store refuses to merge as too large (store.ErrTooLarge) is
+// skipped and counted: the exchange succeeds and moves the partition's
+// other keys, in both directions, and the refused key moves once a
+// client has made it small again.
+func TestExchangeSkipsMergeTooLarge(t *testing.T) {
+	c := newTestCluster(t, testConfig(), "a", "b")
+	for i := range 30 {
+		c.write("a", fmt.Sprintf("k%d", i), "v", false, true)
+	}
+	big := testKey("k7")
+	for _, id := range []string{"a", "b"} {
+		st := c.node(id).st
+		st.mu.Lock()
+		st.tooLarge = map[string]bool{string(big): true}
+		st.mu.Unlock()
+	}
+	if rep := c.exchange("a", "b"); rep.KeysPushed != 29 {
+		t.Fatalf("a→b pushed %d, want 29: %+v", rep.KeysPushed, rep)
+	}
+	c.write("b", "k7", "concurrent", false, false)
+	if rep := c.exchange("a", "b"); rep.KeysPulled != 0 || rep.KeysPushed != 0 {
+		t.Fatalf("second a→b: %+v", rep)
+	}
+	if m := c.node("b").svc.Metrics(); m.MergesTooLarge != 2 {
+		t.Fatalf("b's MergesTooLarge = %d, want 2", m.MergesTooLarge)
+	}
+	if m := c.node("a").svc.Metrics(); m.MergesTooLarge != 1 || m.ExchangeErrors != 0 {
+		t.Fatalf("a: %+v", m)
+	}
+	for _, id := range []string{"a", "b"} {
+		st := c.node(id).st
+		st.mu.Lock()
+		st.tooLarge = nil
+		st.mu.Unlock()
+	}
+	if rep := c.exchange("a", "b"); rep.KeysPushed != 1 || rep.KeysPulled != 1 {
+		t.Fatalf("after resolving: %+v", rep)
+	}
+}
