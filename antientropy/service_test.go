@@ -548,8 +548,8 @@ func TestMaxNReachesExtraReplicas(t *testing.T) {
 
 // A record the store refuses to merge as too large (store.ErrTooLarge) is
 // skipped and counted: the exchange succeeds and moves the partition's
-// other keys, in both directions, and the refused key moves once a
-// client has made it small again.
+// other keys, the refused leaf is not fetched again while it is unchanged
+// (no loop), and the key moves once a new write changes it.
 func TestExchangeSkipsMergeTooLarge(t *testing.T) {
 	c := newTestCluster(t, testConfig(), "a", "b")
 	for i := range 30 {
@@ -581,7 +581,16 @@ func TestExchangeSkipsMergeTooLarge(t *testing.T) {
 		st.tooLarge = nil
 		st.mu.Unlock()
 	}
+	// The refused leaf is settled: it is not fetched again every round
+	// while nothing changes. A new write to the key changes its hash.
+	if rep := c.exchange("a", "b"); rep.KeysDiffering != 0 {
+		t.Fatalf("unchanged refused leaf exchanged again: %+v", rep)
+	}
+	c.write("a", "k7", "resolved", false, true)
 	if rep := c.exchange("a", "b"); rep.KeysPushed != 1 || rep.KeysPulled != 1 {
-		t.Fatalf("after resolving: %+v", rep)
+		t.Fatalf("after a new write: %+v", rep)
+	}
+	if a, b := c.node("a").st.get(big), c.node("b").st.get(big); !a.Equal(b) || len(a.Siblings) != 2 {
+		t.Fatalf("k7 on a %v, on b %v", a.Dots(), b.Dots())
 	}
 }
