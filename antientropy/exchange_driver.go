@@ -3,9 +3,11 @@ package antientropy
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/quorumkv/quorumkv/store"
 	"github.com/quorumkv/quorumkv/version"
 )
 
@@ -149,13 +151,24 @@ func (s *Service) peerSet(k, b []byte) (version.Set, error) {
 	return set, nil
 }
 
-// merge merges one record received from a peer into the store.
+// merge merges one record received from a peer into the store. A merge
+// the store refuses because its result would be too large to replicate
+// (store.ErrTooLarge) is skipped, counted and logged (sampled), not an
+// error: the exchange goes on with the partition's other keys, and the
+// key stays different until a client resolves its siblings. Nothing is
+// lost, since the peer keeps its copy; each later exchange of the
+// partition (every Interval, within the byte rate) pulls it again.
 func (s *Service) merge(k, setBytes []byte) (bool, error) {
 	set, err := s.peerSet(k, setBytes)
 	if err != nil {
 		return false, err
 	}
 	_, changed, err := s.st.Merge(k, set)
+	if errors.Is(err, store.ErrTooLarge) {
+		s.m.mergesTooLarge.Add(1)
+		s.unreadableLog.Warn().Bytes("key", k).Err(err).Msg("not merging a record whose siblings would be too large together; the key must be resolved")
+		return false, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("antientropy: merge %q: %w", k, err)
 	}

@@ -289,7 +289,7 @@ func TestHasTomb(t *testing.T) {
 				}
 			}
 			if tc.hint != nil {
-				_, _ = st.AddHint("c", k, *tc.hint, 0)
+				_, _ = st.AddHint("c", k, *tc.hint, 0, 0)
 			}
 			c.clk.Advance(tc.advance)
 			it := Record{Hash: st.hash(k), Key: k, Set: store.EncodeSet(tomb)}

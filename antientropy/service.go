@@ -34,8 +34,9 @@ type Service struct {
 	limiter *byteBucket
 	m       counters
 
-	// unreadableLog is log, sampled: a record that does not decode is met
-	// again on every exchange of its partition until it heals.
+	// unreadableLog is log, sampled: a record that does not decode, or
+	// one too large to merge, is met again on every exchange of its
+	// partition until it heals or is resolved.
 	unreadableLog zerolog.Logger
 
 	runMu sync.Mutex // one exchange pass at a time: a background tick or a Run

@@ -32,7 +32,7 @@ type Store interface {
 	// budget), and Discard deletes k's record if it still equals expect:
 	// together they hand a record of a key this node does not replicate
 	// to the key's replicas.
-	AddHint(owner string, k []byte, set version.Set, limit int64) (bool, error)
+	AddHint(owner string, k []byte, set version.Set, limit, total int64) (bool, error)
 	Discard(k []byte, expect version.Set) (bool, error)
 }
 

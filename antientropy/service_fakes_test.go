@@ -37,6 +37,9 @@ type memStore struct {
 	// reaped holds the memories of reaped keys (a context alone), as
 	// store.Store keeps them: not data, but merged against.
 	reaped map[string]version.Set
+	// tooLarge holds keys whose merges are refused as store.Store refuses
+	// one past its MaxMergeBytes.
+	tooLarge map[string]bool
 	// hints holds hints by owner, then key.
 	hints map[string]map[string]version.Set
 }
@@ -196,7 +199,7 @@ func (s *memStore) Update(k []byte, fn func(cur version.Set) (version.Set, error
 }
 
 // AddHint keeps a hint for owner (no budget).
-func (s *memStore) AddHint(owner string, k []byte, set version.Set, _ int64) (bool, error) {
+func (s *memStore) AddHint(owner string, k []byte, set version.Set, _, _ int64) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.hints[owner] == nil {
@@ -242,6 +245,10 @@ func (s *memStore) Hint(owner string, k []byte) (version.Set, error) {
 // not decode by replacing them.
 func (s *memStore) Merge(k []byte, in version.Set) (version.Set, bool, error) {
 	s.mu.Lock()
+	if s.tooLarge[string(k)] {
+		s.mu.Unlock()
+		return version.Set{}, false, &store.TooLargeError{Key: k, Bytes: 2, Limit: 1}
+	}
 	h := s.hash(k)
 	if b, i, ok := s.find(h, k); ok {
 		if _, err := store.DecodeSet(b[i].set); err != nil {

@@ -19,6 +19,7 @@ type Metrics struct {
 	KeysPushed         uint64 // records pushed whose merge changed the peer
 	KeysPulled         uint64 // records pulled whose merge changed this node
 	Unreadable         uint64 // local records not sent because their set bytes do not decode
+	MergesTooLarge     uint64 // records whose merge the store refused as too large (store.ErrTooLarge); skipped
 
 	BytesMoved    uint64 // BytesSent + BytesReceived
 	BytesSent     uint64 // request bodies this node sent as initiator
@@ -52,6 +53,7 @@ type counters struct {
 	partitionsCompared, partitionsEqual, nodesCompared   atomic.Uint64
 	leavesDiffering, leavesSettled, keysDiffering        atomic.Uint64
 	keysPushed, keysPulled, unreadable                   atomic.Uint64
+	mergesTooLarge                                       atomic.Uint64
 	bytesSent, bytesReceived                             atomic.Uint64
 	bytesHashes, bytesLeafKeys, bytesRecords, bytesSweep atomic.Uint64
 	bytesServed, rpcsServed, rpcErrors                   atomic.Uint64
@@ -80,6 +82,7 @@ func (s *Service) Metrics() Metrics {
 		KeysPushed:         c.keysPushed.Load(),
 		KeysPulled:         c.keysPulled.Load(),
 		Unreadable:         c.unreadable.Load(),
+		MergesTooLarge:     c.mergesTooLarge.Load(),
 		BytesMoved:         c.bytesSent.Load() + c.bytesReceived.Load(),
 		BytesSent:          c.bytesSent.Load(),
 		BytesReceived:      c.bytesReceived.Load(),

@@ -545,3 +545,52 @@ func TestMaxNReachesExtraReplicas(t *testing.T) {
 		})
 	}
 }
+
+// A record the store refuses to merge as too large (store.ErrTooLarge) is
+// skipped and counted: the exchange succeeds and moves the partition's
+// other keys, the refused leaf is not fetched again while it is unchanged
+// (no loop), and the key moves once a new write changes it.
+func TestExchangeSkipsMergeTooLarge(t *testing.T) {
+	c := newTestCluster(t, testConfig(), "a", "b")
+	for i := range 30 {
+		c.write("a", fmt.Sprintf("k%d", i), "v", false, true)
+	}
+	big := testKey("k7")
+	for _, id := range []string{"a", "b"} {
+		st := c.node(id).st
+		st.mu.Lock()
+		st.tooLarge = map[string]bool{string(big): true}
+		st.mu.Unlock()
+	}
+	if rep := c.exchange("a", "b"); rep.KeysPushed != 29 {
+		t.Fatalf("a→b pushed %d, want 29: %+v", rep.KeysPushed, rep)
+	}
+	c.write("b", "k7", "concurrent", false, false)
+	if rep := c.exchange("a", "b"); rep.KeysPulled != 0 || rep.KeysPushed != 0 {
+		t.Fatalf("second a→b: %+v", rep)
+	}
+	if m := c.node("b").svc.Metrics(); m.MergesTooLarge != 2 {
+		t.Fatalf("b's MergesTooLarge = %d, want 2", m.MergesTooLarge)
+	}
+	if m := c.node("a").svc.Metrics(); m.MergesTooLarge != 1 || m.ExchangeErrors != 0 {
+		t.Fatalf("a: %+v", m)
+	}
+	for _, id := range []string{"a", "b"} {
+		st := c.node(id).st
+		st.mu.Lock()
+		st.tooLarge = nil
+		st.mu.Unlock()
+	}
+	// The refused leaf is settled: it is not fetched again every round
+	// while nothing changes. A new write to the key changes its hash.
+	if rep := c.exchange("a", "b"); rep.KeysDiffering != 0 {
+		t.Fatalf("unchanged refused leaf exchanged again: %+v", rep)
+	}
+	c.write("a", "k7", "resolved", false, true)
+	if rep := c.exchange("a", "b"); rep.KeysPushed != 1 || rep.KeysPulled != 1 {
+		t.Fatalf("after a new write: %+v", rep)
+	}
+	if a, b := c.node("a").st.get(big), c.node("b").st.get(big); !a.Equal(b) || len(a.Siblings) != 2 {
+		t.Fatalf("k7 on a %v, on b %v", a.Dots(), b.Dots())
+	}
+}

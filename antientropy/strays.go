@@ -99,7 +99,7 @@ func (s *Service) handOff(st stray, replicas []string) (bool, error) {
 		if id == s.cfg.NodeID || !s.replicates(st.k, id) {
 			continue
 		}
-		if _, err := s.st.AddHint(id, st.k, set, 0); err != nil {
+		if _, err := s.st.AddHint(id, st.k, set, 0, 0); err != nil {
 			return false, fmt.Errorf("antientropy: hand stray %q to %s: %w", st.k, id, err)
 		}
 		owners++

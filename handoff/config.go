@@ -34,6 +34,7 @@ func DefaultConfig() Config {
 			DeliverConcurrency:   16,          // Deliver calls in flight per owner
 			MaxConcurrentOwners:  4,           // owners replayed at once
 			MaxHintBytesPerOwner: 64 << 20,    // 64 MiB of hints per owner
+			MaxHintBytesTotal:    256 << 20,   // 256 MiB of hints for all owners together: four owners' worth
 		},
 		Transfers: TransferConfig{
 			Partitions:     256,             // the ring's default Q
@@ -185,6 +186,13 @@ type HintConfig struct {
 	// hint bytes past it, and prioritizes the partition for anti-entropy
 	// instead. Default 64 MiB.
 	MaxHintBytesPerOwner int64
+	// MaxHintBytesTotal is this node's hint budget over all owners
+	// together: Store refuses (a *RefusedError for ErrHolderFull) a hint
+	// that could take the pending hint bytes of every owner past it, and
+	// prioritizes the partition for anti-entropy. Below
+	// MaxHintBytesPerOwner it is the tighter of the two. Default 256 MiB,
+	// four owners' budgets.
+	MaxHintBytesTotal int64
 
 	// Available reports whether the failure detector trusts owner. Replay
 	// to an owner starts only when it returns true and stops between
@@ -194,8 +202,11 @@ type HintConfig struct {
 	// Deliver sends one hint to its owner and returns nil once the owner
 	// has durably merged it (version.Sync). It must honour ctx, which is
 	// cancelled by Close, and should bound its own duration. Replaying a
-	// hint twice must be harmless, which Sync guarantees. It is called
-	// concurrently (DeliverConcurrency per owner). Required.
+	// hint twice must be harmless, which Sync guarantees. An error that
+	// matches version.ErrTooLarge (the owner refused the merge: the key's
+	// siblings would be too large together) keeps the hint without
+	// failing the pass. It is called concurrently (DeliverConcurrency per
+	// owner). Required.
 	Deliver func(ctx context.Context, owner string, k []byte, set version.Set) error
 	// Prioritize marks a partition for priority anti-entropy. Store calls
 	// it when a hint is not kept (budget full or a store error), so the
@@ -203,8 +214,10 @@ type HintConfig struct {
 	Prioritize func(partition int)
 
 	// Member reports whether owner is still a member of the ring, in the
-	// committed layout or the target one. Hints of an owner that is not
-	// are not waited for: each goes to every replica of its key
+	// committed layout or the target one. Store refuses a hint for an
+	// owner that is not (a *RefusedError for ErrNotMember): nobody would
+	// ever take it back. Hints of an owner that left after they were
+	// stored are not waited for: each goes to every replica of its key
 	// (Replicas), is kept here as a hint for the replicas that are down,
 	// and is then deleted. It is called from several goroutines.
 	// Optional: nil means every owner is a member.
@@ -239,6 +252,8 @@ func (c HintConfig) Validate() error {
 		return fmt.Errorf("%w: max concurrent owners %d < 1", ErrConfig, c.MaxConcurrentOwners)
 	case c.MaxHintBytesPerOwner < 1:
 		return fmt.Errorf("%w: max hint bytes per owner %d < 1", ErrConfig, c.MaxHintBytesPerOwner)
+	case c.MaxHintBytesTotal < 1:
+		return fmt.Errorf("%w: max hint bytes in total %d < 1", ErrConfig, c.MaxHintBytesTotal)
 	case c.Available == nil:
 		return fmt.Errorf("%w: nil Available", ErrConfig)
 	case c.Deliver == nil:

@@ -19,4 +19,28 @@ var (
 	// the protocol (records out of order, outside the partition or past
 	// the budget, or no progress): the source is treated as failed.
 	ErrBadResponse = errors.New("handoff: bad scan response")
+	// ErrNotMember is the reason of a RefusedError for a hint whose owner
+	// is not a member of the cluster (HintConfig.Member).
+	ErrNotMember = errors.New("handoff: hint owner is not a member")
+	// ErrHolderFull is the reason of a RefusedError for a hint that would
+	// take this node's hints past HintConfig.MaxHintBytesTotal.
+	ErrHolderFull = errors.New("handoff: hint budget of this node is full")
 )
+
+// RefusedError is returned by Hints.Store for a hint it kept nowhere
+// because it may not be kept here: Reason is ErrNotMember or
+// ErrHolderFull. The writer must count the hint as not stored and turn
+// to another node. Test with errors.As, or errors.Is on the reason.
+type RefusedError struct {
+	Reason error
+}
+
+// Error implements error.
+func (e *RefusedError) Error() string { return "hint refused: " + e.Reason.Error() }
+
+// Unwrap returns the reason.
+func (e *RefusedError) Unwrap() error { return e.Reason }
+
+// HintRefused reports true: the replica answers such an error with its
+// hint-refused code (quorum.CodeHintRefused), not as a failure.
+func (e *RefusedError) HintRefused() bool { return true }

@@ -2,6 +2,7 @@ package handoff
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/quorumkv/quorumkv/internal/clock"
+	"github.com/quorumkv/quorumkv/store"
 	"github.com/quorumkv/quorumkv/version"
 )
 
@@ -19,8 +21,10 @@ type HintStore interface {
 	// AddHint durably stores set as a hint for owner, merging it into any
 	// hint already held for k. With limit > 0 a hint that would grow
 	// owner's hint bytes past limit is not stored (stored == false, no
-	// error); one that does not grow them always is.
-	AddHint(owner string, k []byte, set version.Set, limit int64) (stored bool, err error)
+	// error); one that does not grow them always is. With total > 0 a
+	// hint that would grow the hint bytes of all owners together past
+	// total is not stored either, and the error is store.ErrHintsFull.
+	AddHint(owner string, k []byte, set version.Set, limit, total int64) (stored bool, err error)
 	// ScanHints calls fn for every hint held for owner. fn must not retain
 	// k; the set is fn's own (decoded for the call). An error from fn
 	// stops the scan and is returned.
@@ -92,6 +96,8 @@ type hintHooks struct {
 // hintCounters are monotonic event counters.
 type hintCounters struct {
 	stored, overflowed, storeErrors                         uint64
+	refusedNotMember, refusedFull, refusedTooLarge          uint64
+	deliveriesTooLarge                                      uint64
 	delivered, replayed, superseded, replayFailures, passes uint64
 	retargeted, rehomed                                     uint64
 }
@@ -196,9 +202,22 @@ func (h *Hints) Hint(owner string, k []byte) (version.Set, error) {
 // off, possibly after the key was reaped. If the store fails, Store also
 // prioritizes the partition and returns the error. An empty set carries
 // nothing to hand off: Store returns true and stores nothing.
+//
+// Store refuses, with a *RefusedError, a hint for an owner that is not a
+// member (HintConfig.Member), counted in the totals only so that invented
+// owners cost no memory, and a hint that would take this node's hints past
+// MaxHintBytesTotal, for which it also prioritizes the partition. A hint
+// whose merge would build a record too large to replicate is refused with
+// the store's *store.TooLargeError (it matches version.ErrTooLarge).
 func (h *Hints) Store(owner string, partition int, k []byte, set version.Set) (stored bool, err error) {
 	if owner == "" || strings.IndexByte(owner, 0) >= 0 {
 		return false, fmt.Errorf("%w: %q", ErrBadOwner, owner)
+	}
+	if h.cfg.Member != nil && !h.cfg.Member(owner) {
+		h.mu.Lock()
+		h.totals.refusedNotMember++
+		h.mu.Unlock()
+		return false, &RefusedError{Reason: ErrNotMember}
 	}
 	if set.IsEmpty() {
 		return true, nil
@@ -209,8 +228,17 @@ func (h *Hints) Store(owner string, partition int, k []byte, set version.Set) (s
 	if closed {
 		return false, ErrClosed
 	}
-	stored, err = h.st.AddHint(owner, k, set, h.cfg.MaxHintBytesPerOwner)
+	stored, err = h.st.AddHint(owner, k, set, h.cfg.MaxHintBytesPerOwner, h.cfg.MaxHintBytesTotal)
 	switch {
+	case errors.Is(err, store.ErrHintsFull):
+		h.count(owner, func(c *hintCounters) { c.refusedFull++ })
+		h.log.Debug().Str("owner", owner).Int("partition", partition).Msg("node's hint budget full; partition prioritized")
+		h.cfg.Prioritize(partition)
+		return false, &RefusedError{Reason: ErrHolderFull}
+	case errors.Is(err, store.ErrTooLarge):
+		h.count(owner, func(c *hintCounters) { c.refusedTooLarge++ })
+		h.log.Debug().Str("owner", owner).Int("partition", partition).Err(err).Msg("merged hint too large; refused")
+		return false, fmt.Errorf("store hint for %s: %w", owner, err)
 	case err != nil:
 		h.count(owner, func(c *hintCounters) { c.storeErrors++ })
 		h.log.Warn().Err(err).Str("owner", owner).Int("partition", partition).Msg("storing hint failed; partition prioritized")

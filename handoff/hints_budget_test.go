@@ -244,14 +244,14 @@ func hintSizeProperty(rt *rapid.T, st HintStore, prefix string) {
 	}
 	owner := prefix + rapid.StringMatching(`[a-z0-9]{1,30}`).Draw(rt, "owner")
 	k := store.EncodeKey([]byte(rapid.String().Draw(rt, "bucket")), []byte(rapid.String().Draw(rt, "k")))
-	if _, err := st.AddHint(owner, k, a, 0); err != nil {
+	if _, err := st.AddHint(owner, k, a, 0, 0); err != nil {
 		rt.Fatal(err)
 	}
 	if got, bound := st.HintBytes(owner), hintSize(owner, k, a); got > bound {
 		rt.Fatalf("new hint: %d bytes > bound %d", got, bound)
 	}
 	old := st.HintBytes(owner)
-	if _, err := st.AddHint(owner, k, b, 0); err != nil {
+	if _, err := st.AddHint(owner, k, b, 0, 0); err != nil {
 		rt.Fatal(err)
 	}
 	if grew, bound := st.HintBytes(owner)-old, hintSize(owner, k, b); grew > bound {
@@ -265,7 +265,7 @@ func hintSizeProperty(rt *rapid.T, st HintStore, prefix string) {
 // reaped the key). A hint for a new key is still refused.
 func testTombstoneReplacesHintWhenFull(t *testing.T, st HintStore) {
 	live := hintSet(t, "n1", strings.Repeat("v", 1500))
-	if ok, err := st.AddHint("n2", hintKey(0), live, 0); !ok || err != nil {
+	if ok, err := st.AddHint("n2", hintKey(0), live, 0, 0); !ok || err != nil {
 		t.Fatalf("first hint: %v %v", ok, err)
 	}
 	// The budget is full to within a few bytes: not even a tombstone fits

@@ -34,7 +34,7 @@ func hintFakeRowBytes(owner string, k []byte, set version.Set) int64 {
 	return int64(1+len(owner)+1+8+len(k)) + int64(1+len(b))
 }
 
-func (s *hintFakeStore) AddHint(owner string, k []byte, set version.Set, limit int64) (bool, error) {
+func (s *hintFakeStore) AddHint(owner string, k []byte, set version.Set, limit, total int64) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var oldBytes int64
@@ -48,6 +48,15 @@ func (s *hintFakeStore) AddHint(owner string, k []byte, set version.Set, limit i
 	delta := hintFakeRowBytes(owner, k, set) - oldBytes
 	if delta > 0 && limit > 0 && s.bytes[owner]+delta > limit {
 		return false, nil
+	}
+	if delta > 0 && total > 0 {
+		all := delta
+		for _, b := range s.bytes {
+			all += b
+		}
+		if all > total {
+			return false, store.ErrHintsFull
+		}
 	}
 	if s.hints[owner] == nil {
 		s.hints[owner] = map[string]version.Set{}
@@ -128,11 +137,11 @@ type hintFaulty struct {
 	failAdd, failDelete atomic.Bool
 }
 
-func (f *hintFaulty) AddHint(owner string, k []byte, set version.Set, limit int64) (bool, error) {
+func (f *hintFaulty) AddHint(owner string, k []byte, set version.Set, limit, total int64) (bool, error) {
 	if f.failAdd.Load() {
 		return false, errHintInjected
 	}
-	return f.HintStore.AddHint(owner, k, set, limit)
+	return f.HintStore.AddHint(owner, k, set, limit, total)
 }
 
 func (f *hintFaulty) DeleteHint(owner string, k []byte, replayed version.Set) (bool, error) {

@@ -19,6 +19,16 @@ type HintMetrics struct {
 	// StoreErrors counts hints Store did not keep because the store
 	// failed; their partitions were prioritized too.
 	StoreErrors uint64
+	// RefusedNotMember counts hints Store refused because their owner is
+	// not a member; RefusedFull those refused because this node's hints
+	// would pass MaxHintBytesTotal (partitions prioritized);
+	// RefusedTooLarge those whose merged hint would be too large to
+	// replicate (store.Config.MaxMergeBytes).
+	RefusedNotMember, RefusedFull, RefusedTooLarge uint64
+	// DeliveriesTooLarge counts deliveries the receiver refused because
+	// the key's siblings would be too large together; each such hint is
+	// kept and tried again next round, after the other hints.
+	DeliveriesTooLarge uint64
 	// Delivered counts hints the owners acknowledged, re-deliveries
 	// included.
 	Delivered uint64
@@ -70,6 +80,8 @@ func (h *Hints) Metrics() HintMetrics {
 	defer h.mu.Unlock()
 	t := h.totals
 	m.Stored, m.Overflowed, m.StoreErrors = t.stored, t.overflowed, t.storeErrors
+	m.RefusedNotMember, m.RefusedFull, m.RefusedTooLarge = t.refusedNotMember, t.refusedFull, t.refusedTooLarge
+	m.DeliveriesTooLarge = t.deliveriesTooLarge
 	m.Delivered, m.Replayed, m.Superseded = t.delivered, t.replayed, t.superseded
 	m.ReplayFailures, m.Passes = t.replayFailures, t.passes
 	m.Retargeted, m.Rehomed = t.retargeted, t.rehomed

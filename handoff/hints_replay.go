@@ -256,6 +256,9 @@ func (h *Hints) replayHint(ctx context.Context, owner string, e hintEntry) (bool
 		return false, err
 	}
 	if err := h.cfg.Deliver(ctx, owner, e.k, e.set); err != nil {
+		if h.keptTooLarge(owner, err) {
+			return false, nil
+		}
 		if ctx.Err() == nil { // not a cancellation by Close or a sibling failure
 			h.count(owner, func(c *hintCounters) { c.replayFailures++ })
 		}
@@ -264,6 +267,20 @@ func (h *Hints) replayHint(ctx context.Context, owner string, e hintEntry) (bool
 	h.count(owner, func(c *hintCounters) { c.delivered++ })
 	// The owner has the set now: delete the hint even if ctx is done.
 	return h.deleteMoved(owner, e, func(c *hintCounters) { c.replayed++ })
+}
+
+// keptTooLarge reports whether a delivery failed because the receiver
+// refused to merge the hint, its key's siblings being too large together
+// (version.ErrTooLarge). Such a hint is kept and counted, and the pass goes
+// on with the owner's other hints: the receiver will take it once a client
+// has resolved the key, and one stuck key must not hold back the others.
+func (h *Hints) keptTooLarge(owner string, err error) bool {
+	if !errors.Is(err, version.ErrTooLarge) {
+		return false
+	}
+	h.count(owner, func(c *hintCounters) { c.deliveriesTooLarge++ })
+	h.log.Debug().Str("owner", owner).Err(err).Msg("hint refused as too large by its receiver; kept until the key is resolved")
+	return true
 }
 
 // retargetHint hands a hint of owner, which is no longer a member, to every
@@ -292,6 +309,9 @@ func (h *Hints) retargetHint(ctx context.Context, owner string, e hintEntry) (bo
 				return false, err
 			}
 			if err := h.cfg.Deliver(ctx, r, e.k, e.set); err != nil {
+				if h.keptTooLarge(owner, err) {
+					return false, nil
+				}
 				return fail(fmt.Errorf("retarget %s's hint to %s: %w", owner, r, err))
 			}
 			h.count(owner, func(c *hintCounters) { c.delivered++ })
@@ -305,7 +325,7 @@ func (h *Hints) retargetHint(ctx context.Context, owner string, e hintEntry) (bo
 		default:
 			// No budget: the hint was kept for owner already, and
 			// dropping it here would lose the write for r.
-			if _, err := h.st.AddHint(r, e.k, e.set, 0); err != nil {
+			if _, err := h.st.AddHint(r, e.k, e.set, 0, 0); err != nil {
 				return fail(fmt.Errorf("keep %s's hint for %s: %w", owner, r, err))
 			}
 		}

@@ -85,6 +85,10 @@ type Config struct {
 	ReapMemory time.Duration
 	// HintBudget is the most bytes of hints kept for one owner.
 	HintBudget int64
+	// HintBudgetTotal is the most bytes of hints kept for all owners
+	// together; past it a hint is refused (hint_refused) and the
+	// coordinator turns to another fallback.
+	HintBudgetTotal int64
 	// Stage starts a new node that joins gossip but takes no share of the
 	// ring until an operator commits it (quorumkv cluster commit); by
 	// default a new node claims its share by itself.
@@ -193,6 +197,7 @@ func DefaultConfig() Config {
 		TombstoneGrace:     time.Hour,                        // Riak reaps after 3 s, Cassandra after 10 days; an hour covers a restart
 		ReapMemory:         store.DefaultConfig().ReapMemory, // 6 h
 		HintBudget:         64 << 20,                         // per owner; past it, priority anti-entropy takes over
+		HintBudgetTotal:    256 << 20,                        // all owners together: four owners' budgets
 		TransferRate:       32 << 20,                         // 32 MiB/s of partition streaming per gaining node
 		TransferSettle:     5 * time.Second,                  // the default request timeout
 		BootstrapWait:      10 * time.Second,                 // several gossip rounds

@@ -142,6 +142,10 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	scfg.Clock = n.clk
 	scfg.OnWrite = n.onWrite
 	scfg.ReapMemory = cfg.ReapMemory
+	// Merges may join concurrent writes that each passed the write cap on
+	// a different replica: twice the cap (32 MiB, half the RPC frame, by
+	// default) bounds what they build.
+	scfg.MaxMergeBytes = 2 * cfg.Limits.MaxKeyBytes
 	if n.store, err = store.Open(scfg, log.With().Str("part", "store").Logger()); err != nil {
 		return n, fmt.Errorf("open store: %w", err)
 	}
@@ -174,6 +178,7 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	n.detector = gossip.NewDetector(cfg.Detector, n.clk)
 	hcfg := handoff.DefaultConfig().Hints
 	hcfg.MaxHintBytesPerOwner = cfg.HintBudget
+	hcfg.MaxHintBytesTotal = cfg.HintBudgetTotal
 	hcfg.Available = n.available
 	hcfg.Deliver = n.deliverHint
 	hcfg.Prioritize = n.prioritize
@@ -645,7 +650,7 @@ func (s sender) Send(ctx context.Context, to string, req *quorum.Request) (*quor
 		case errors.As(err, &re) && re.Code == quorum.CodeTooManySiblings:
 			return nil, fmt.Errorf("%w: %s", quorum.ErrTooManySiblings, re.Message)
 		case errors.As(err, &re) && re.Code == quorum.CodeKeyTooLarge:
-			return nil, fmt.Errorf("%w: %s", quorum.ErrKeyTooLarge, re.Message)
+			return nil, fmt.Errorf("%w: %w: %s", quorum.ErrKeyTooLarge, version.ErrTooLarge, re.Message)
 		case errors.As(err, &re) && re.Code == quorum.CodeCorrupt:
 			return nil, fmt.Errorf("%w: %s: %s", quorum.ErrCorruptReplica, to, re.Message)
 		case errors.As(err, &re) && re.Code == quorum.CodeHintRefused:

@@ -2,6 +2,7 @@ package quorum
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/quorumkv/quorumkv/version"
@@ -111,6 +112,10 @@ type WriteMachine struct {
 	hinted  []string
 	done    bool
 	err     error
+	// tooLarge is the last merge refused because it would have built a
+	// record too large to replicate: if W is then out of reach, the write
+	// fails with it (409) rather than as a plain quorum failure.
+	tooLarge error
 	// spares are the available nodes past the plan in the preference
 	// list; the next one replaces a fallback that refused its hint.
 	spares []string
@@ -148,9 +153,9 @@ func (m *WriteMachine) replace(i int) (int, bool) {
 // refused records that target i kept nothing of the write, and replaces it
 // when it was a fallback. It returns the merge for the replacement, if the
 // write has a version to send.
-func (m *WriteMachine) refused(i int) []Message {
+func (m *WriteMachine) refused(i int, why string) []Message {
 	m.state[i] = tsFailed
-	m.why[i] = "kept no hint: its hint budget for " + m.targets[i].HintFor + " is full"
+	m.why[i] = why
 	j, ok := m.replace(i)
 	if !ok || !m.issued {
 		m.finishIfImpossible()
@@ -270,14 +275,20 @@ func (m *WriteMachine) Step(r Reply) []Message {
 		return out
 	}
 	if r.Err != nil {
+		if errors.Is(r.Err, ErrHintRefused) {
+			return m.refused(r.Target, r.Err.Error())
+		}
 		m.state[r.Target] = tsFailed
 		m.why[r.Target] = r.Err.Error()
+		if isKeyTooLarge(r.Err) {
+			m.tooLarge = r.Err
+		}
 		m.finishIfImpossible()
 		m.checkDone()
 		return nil
 	}
 	if r.HintRefused {
-		return m.refused(r.Target)
+		return m.refused(r.Target, "kept no hint: its hint budget for "+m.targets[r.Target].HintFor+" is full")
 	}
 	m.ack(r.Target)
 	return nil
@@ -325,6 +336,9 @@ func (m *WriteMachine) finishIfImpossible() {
 	if possible < m.w || !issuerLeft {
 		m.done = true
 		m.err = m.quorumError(false)
+		if m.tooLarge != nil {
+			m.err = fmt.Errorf("%w: %w", m.err, m.tooLarge)
+		}
 	}
 }
 

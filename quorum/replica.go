@@ -119,12 +119,17 @@ func (r *Replica) Handle(ctx context.Context, req *Request) (*Response, error) {
 		if req.HintFor != "" && req.HintFor != r.cfg.Self {
 			stored, err := r.hints.Store(req.HintFor, req.Partition, req.Key, req.Set)
 			if err != nil {
-				return nil, fmt.Errorf("store hint: %w", err)
+				return nil, r.hintError(req.HintFor, err)
 			}
 			return &Response{HintStored: stored}, nil
 		}
 		set, _, err := r.store.Merge(req.Key, req.Set)
 		if err != nil {
+			if c := capCode(err); c != "" {
+				// The store kept what it had: the merge would have
+				// built a record too large to replicate.
+				return nil, &CodedError{code: c, Err: fmt.Errorf("%w: merge: %w", ErrNotApplied, err)}
+			}
 			return nil, fmt.Errorf("merge: %w", err)
 		}
 		if req.AckOnly {
@@ -328,12 +333,33 @@ func (r *Replica) applyHinted(req *Request, floor uint64) (*Response, error) {
 	}
 	stored, err := r.hints.Store(req.HintFor, req.Partition, req.Key, cur)
 	if err != nil {
-		return nil, fmt.Errorf("apply: store hint: %w", err)
+		return nil, r.hintError(req.HintFor, err)
 	}
 	if !stored {
 		return nil, &CodedError{code: CodeHintRefused, Err: fmt.Errorf("%w: %w: %s keeps no more hints for %s", ErrNotApplied, ErrHintRefused, r.cfg.Self, req.HintFor)}
 	}
 	return &Response{Set: cur, Dot: dot, HintStored: true}, nil
+}
+
+// refusal is implemented by a HintSink error for a hint the sink may not
+// keep (handoff.RefusedError: the owner is not a member, or the node's
+// hint budget is full).
+type refusal interface {
+	HintRefused() bool
+}
+
+// hintError codes an error of HintSink.Store. A refused hint and one too
+// large to keep were certainly not applied: CodeHintRefused sends the
+// coordinator to another fallback, CodeKeyTooLarge tells it the key must
+// be resolved. Anything else is a storage failure, not coded.
+func (r *Replica) hintError(owner string, err error) error {
+	if rf := refusal(nil); errors.As(err, &rf) && rf.HintRefused() {
+		return &CodedError{code: CodeHintRefused, Err: fmt.Errorf("%w: %w: %s keeps no hint for %s: %w", ErrNotApplied, ErrHintRefused, r.cfg.Self, owner, err)}
+	}
+	if c := capCode(err); c != "" {
+		return &CodedError{code: c, Err: fmt.Errorf("%w: store hint: %w", ErrNotApplied, err)}
+	}
+	return fmt.Errorf("store hint: %w", err)
 }
 
 // capCode returns the code of a write refused by a per-key cap, "" for
@@ -358,7 +384,8 @@ const (
 	// CodeNotApplied carries ErrNotApplied.
 	CodeNotApplied = "not_applied"
 	// CodeHintRefused carries ErrHintRefused (and ErrNotApplied): a
-	// fallback kept nothing because its hint budget for the owner is full.
+	// fallback kept nothing because its hint budget for the owner, or for
+	// all owners, is full, or because the owner is not a member.
 	CodeHintRefused = "hint_refused"
 	// CodeNotReplica carries ErrNotReplica.
 	CodeNotReplica = "not_replica"

@@ -73,6 +73,16 @@ type Config struct {
 	// recovery flushes the WAL's contents, up to two memtables, to a new
 	// table. Zero skips the check. Default 96 MiB.
 	ReopenHeadroom int64
+	// MaxMergeBytes caps the encoded size of a record (or hint) that a
+	// merge builds: Merge and AddHint refuse, with a *TooLargeError, a
+	// merge whose result would exceed it and be larger than what is
+	// stored, and keep what they have. Update is not capped here (the
+	// write path's version.Write.MaxBytes is). Concurrent writes issued
+	// by different replicas, each within the write cap, meet in merges;
+	// this keeps what they build well under the RPC frame limit, so the
+	// key can still be read and replicated. 0: no cap. Default 32 MiB,
+	// half the default 64 MiB frame.
+	MaxMergeBytes int
 }
 
 // WriteEvent describes one committed change of a data row.
@@ -114,6 +124,7 @@ func DefaultConfig() Config {
 		ReopenBackoff:      time.Second,          // first reopen try 1 s after a failure
 		ReopenMaxBackoff:   30 * time.Second,     // then doubling, up to 30 s apart
 		ReopenHeadroom:     96 << 20,             // two default memtables and some
+		MaxMergeBytes:      32 << 20,             // half the 64 MiB RPC frame
 	}
 }
 
@@ -141,6 +152,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: reopen backoff %v and headroom %d must not be negative", ErrInvalidConfig, c.ReopenBackoff, c.ReopenHeadroom)
 	case c.ReopenBackoff > 0 && c.ReopenMaxBackoff < c.ReopenBackoff:
 		return fmt.Errorf("%w: reopen max backoff %v is less than the backoff %v", ErrInvalidConfig, c.ReopenMaxBackoff, c.ReopenBackoff)
+	case c.MaxMergeBytes < 0:
+		return fmt.Errorf("%w: max merge bytes %d is negative", ErrInvalidConfig, c.MaxMergeBytes)
 	}
 	return nil
 }

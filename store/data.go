@@ -100,6 +100,19 @@ func (s *Store) UpdateAsync(k []byte, fn func(cur version.Set) (version.Set, err
 	return set, changed, wait, err
 }
 
+// checkMerged refuses, with a *TooLargeError, a merge result of merged
+// bytes that exceeds Config.MaxMergeBytes and grows the stored bytes
+// (stored). A merge that does not grow the record is always taken: it is
+// how a client's resolution shrinks a record over the cap.
+func (s *Store) checkMerged(k, merged, stored []byte) error {
+	limit := s.cfg.MaxMergeBytes
+	if limit <= 0 || len(merged) <= limit || len(merged) <= len(stored) {
+		return nil
+	}
+	s.m.mergesTooLarge.Add(1)
+	return &TooLargeError{Key: k, Bytes: len(merged), Limit: limit}
+}
+
 // Merge syncs an incoming set into the stored one (version.Sync).
 // Replication, read repair, hint replay and anti-entropy all use it;
 // merging a set already reflected costs no write. It never resolves
@@ -107,6 +120,11 @@ func (s *Store) UpdateAsync(k []byte, fn func(cur version.Set) (version.Set, err
 // losers while their dots stay in the context, so replicas that merged in
 // different orders would keep different winners, and merging those would
 // drop both. Reads resolve what they return instead.
+//
+// A merge whose result would be larger than Config.MaxMergeBytes, and
+// larger than the stored record, is refused with a *TooLargeError and
+// changes nothing: the sender still holds what it sent, so nothing it
+// acknowledged is lost, and the key's reader resolves the siblings.
 //
 // A stored record that is corrupt (it does not decode, and not because
 // its format is newer than this version) is healed: its raw bytes move to
@@ -177,6 +195,11 @@ func (s *Store) update(k []byte, fn func(cur version.Set) (version.Set, error), 
 		rec = record{Set: newBytes, Forget: s.cfg.Clock.Now().Add(s.cfg.ReapMemory).UnixNano()}
 		if found && old.reaped() {
 			rec.Forget = old.Forget
+		}
+	}
+	if heal {
+		if err := s.checkMerged(k, newBytes, old.Set); err != nil {
+			return version.Set{}, false, err
 		}
 	}
 	if !corrupt && bytes.Equal(newBytes, old.Set) { // nil for an absent row

@@ -3,6 +3,8 @@ package store
 import (
 	"errors"
 	"fmt"
+
+	"github.com/quorumkv/quorumkv/version"
 )
 
 // Sentinel errors. Functions wrap them with context; test with errors.Is.
@@ -32,7 +34,35 @@ var (
 	// cause, until Reopen succeeds (the Store retries by itself with
 	// Config.ReopenBackoff; Health tells when).
 	ErrFailed = errors.New("store: storage failed, reopen required")
+	// ErrTooLarge is matched by every TooLargeError: a merge refused
+	// because its result would exceed Config.MaxMergeBytes.
+	ErrTooLarge = errors.New("store: merged record too large")
+	// ErrHintsFull is returned by AddHint (with stored == false) for a hint
+	// that would take the hint bytes of all owners together past the
+	// node's total hint budget.
+	ErrHintsFull = errors.New("store: hint budget of the node is full")
 )
+
+// TooLargeError reports a merge refused by Config.MaxMergeBytes; the
+// stored record (or hint) is unchanged. It matches ErrTooLarge and
+// version.ErrTooLarge, the write path's byte cap per key, so callers that
+// map that cap to an answer (409 key_too_large) map this one too.
+type TooLargeError struct {
+	// Key is the encoded user key.
+	Key []byte
+	// Bytes is the encoded size the merge would have stored; Limit is
+	// Config.MaxMergeBytes.
+	Bytes, Limit int
+}
+
+// Error implements error. The key is left out: it may be large, and the
+// caller knows it.
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("store: merged record of %d bytes refused, at most %d allowed", e.Bytes, e.Limit)
+}
+
+// Unwrap returns ErrTooLarge and version.ErrTooLarge.
+func (e *TooLargeError) Unwrap() []error { return []error{ErrTooLarge, version.ErrTooLarge} }
 
 // CorruptError reports a stored row that does not decode. It matches
 // ErrCorrupt and unwraps to the decoding error.

@@ -23,8 +23,12 @@ import (
 // stored == false and no error. A merge that does not grow the hint (a
 // tombstone replacing a live value, say) is always stored, even over the
 // limit: refusing it would leave the superseded hint to be handed off
-// later. Concurrent calls cannot overrun the limit together.
-func (s *Store) AddHint(owner string, k []byte, set version.Set, limit int64) (stored bool, err error) {
+// later. total, when positive, caps the pending hint bytes of all owners
+// together the same way, but a hint past it is refused with ErrHintsFull
+// (stored == false). Concurrent calls cannot overrun either limit
+// together. A merged hint larger than Config.MaxMergeBytes (and than the
+// hint it replaces) is refused with a *TooLargeError, as Merge refuses it.
+func (s *Store) AddHint(owner string, k []byte, set version.Set, limit, total int64) (stored bool, err error) {
 	if err := validOwner(owner); err != nil {
 		return false, err
 	}
@@ -60,6 +64,9 @@ func (s *Store) AddHint(owner string, k []byte, set version.Set, limit int64) (s
 	if !corrupt && bytes.Equal(newBytes, old.Set) {
 		return true, nil
 	}
+	if err := s.checkMerged(k, newBytes, old.Set); err != nil {
+		return false, err
+	}
 	val := encodeRecord(record{Set: newBytes})
 	b := s.db.NewBatch()
 	if corrupt {
@@ -73,9 +80,9 @@ func (s *Store) AddHint(owner string, k []byte, set version.Set, limit int64) (s
 	if found || corrupt {
 		delta, rows = delta-int64(len(row)+oldSize), 0
 	}
-	if !s.reserveHint(owner, delta, limit) {
+	if ok, err := s.reserveHint(owner, delta, limit, total); !ok {
 		_ = b.Close()
-		return false, nil
+		return false, err
 	}
 	defer s.releaseHint(owner, delta)
 	_ = b.Set(row, val, nil)
@@ -94,16 +101,33 @@ func (s *Store) AddHint(owner string, k []byte, set version.Set, limit int64) (s
 }
 
 // reserveHint reserves delta bytes of owner's hint budget for a hint being
-// written, if they fit under limit (limit <= 0: no limit). A delta that
-// does not grow the hints always fits.
-func (s *Store) reserveHint(owner string, delta, limit int64) bool {
+// written, if they fit under limit for owner and under total for all
+// owners together (<= 0: no limit). A delta that does not grow the hints
+// always fits. Past total it returns ErrHintsFull.
+func (s *Store) reserveHint(owner string, delta, limit, total int64) (bool, error) {
 	s.hintMu.Lock()
 	defer s.hintMu.Unlock()
 	if delta > 0 && limit > 0 && s.hintBytes[owner]+s.hintPending[owner]+delta > limit {
-		return false
+		return false, nil
+	}
+	if delta > 0 && total > 0 && s.allHintBytesLocked()+delta > total {
+		return false, ErrHintsFull
 	}
 	s.hintPending[owner] += delta
-	return true
+	return true, nil
+}
+
+// allHintBytesLocked returns the pending and reserved hint bytes of all
+// owners. s.hintMu must be held.
+func (s *Store) allHintBytesLocked() int64 {
+	var n int64
+	for _, b := range s.hintBytes {
+		n += b
+	}
+	for _, b := range s.hintPending {
+		n += b
+	}
+	return n
 }
 
 // releaseHint returns a reservation made by reserveHint.

@@ -13,6 +13,7 @@ type counters struct {
 	forgotten                atomic.Uint64
 	quarantined, skipped     atomic.Uint64
 	failures, reopens        atomic.Uint64
+	mergesTooLarge           atomic.Uint64
 }
 
 // Metrics is a snapshot of a Store's counters and of pebble's state.
@@ -50,6 +51,10 @@ type Metrics struct {
 	Quarantined, Skipped uint64
 	// Failed reports that a storage failure stopped the Store: it refuses
 	// every operation until a reopen succeeds.
+	// MergesTooLarge counts merges (data or hint) refused because their
+	// result would exceed Config.MaxMergeBytes.
+	MergesTooLarge uint64
+	// Failed reports that a storage failure stopped the Store.
 	Failed bool
 	// Failures counts storage failures (a failed WAL write or sync, a
 	// pebble panic); Reopens counts reopens that brought the Store back.
@@ -79,27 +84,28 @@ type Metrics struct {
 // while the Store is failed).
 func (s *Store) Metrics() Metrics {
 	m := Metrics{
-		Gets:         s.m.gets.Load(),
-		Updates:      s.m.updates.Load(),
-		Merges:       s.m.merges.Load(),
-		Writes:       s.m.writes.Load(),
-		Unchanged:    s.m.unchanged.Load(),
-		Commits:      s.m.commits.Load(),
-		CommitNanos:  s.m.commitNanos.Load(),
-		BytesWritten: s.m.bytesWritten.Load(),
-		WALSyncs:     s.m.walSyncs.Load(),
-		HintsAdded:   s.m.hintsAdded.Load(),
-		HintsDeleted: s.m.hintsDeleted.Load(),
-		HintBytes:    s.totalHintBytes(),
-		Marked:       s.m.marked.Load(),
-		Reaped:       s.m.reaped.Load(),
-		Forgotten:    s.m.forgotten.Load(),
-		Quarantined:  s.m.quarantined.Load(),
-		Skipped:      s.m.skipped.Load(),
-		Errors:       s.m.errors.Load(),
-		Failed:       s.failure.Load() != nil,
-		Failures:     s.m.failures.Load(),
-		Reopens:      s.m.reopens.Load(),
+		Gets:           s.m.gets.Load(),
+		Updates:        s.m.updates.Load(),
+		Merges:         s.m.merges.Load(),
+		Writes:         s.m.writes.Load(),
+		Unchanged:      s.m.unchanged.Load(),
+		Commits:        s.m.commits.Load(),
+		CommitNanos:    s.m.commitNanos.Load(),
+		BytesWritten:   s.m.bytesWritten.Load(),
+		WALSyncs:       s.m.walSyncs.Load(),
+		HintsAdded:     s.m.hintsAdded.Load(),
+		HintsDeleted:   s.m.hintsDeleted.Load(),
+		HintBytes:      s.totalHintBytes(),
+		Marked:         s.m.marked.Load(),
+		Reaped:         s.m.reaped.Load(),
+		Forgotten:      s.m.forgotten.Load(),
+		Quarantined:    s.m.quarantined.Load(),
+		Skipped:        s.m.skipped.Load(),
+		Errors:         s.m.errors.Load(),
+		Failed:         s.failure.Load() != nil,
+		Failures:       s.m.failures.Load(),
+		Reopens:        s.m.reopens.Load(),
+		MergesTooLarge: s.m.mergesTooLarge.Load(),
 	}
 	if s.rows != nil {
 		m.RowCacheHits, m.RowCacheMisses = s.rows.hits.Load(), s.rows.misses.Load()

@@ -1057,7 +1057,7 @@ func TestConcurrentHealsAdvanceEpoch(t *testing.T) {
 // addHint is AddHint without a budget, for tests that only need the hint
 // stored.
 func addHint(s *Store, owner string, k []byte, set version.Set) error {
-	_, err := s.AddHint(owner, k, set, 0)
+	_, err := s.AddHint(owner, k, set, 0, 0)
 	return err
 }
 

@@ -49,6 +49,7 @@ func (f *nodeFlags) register(cmd *cobra.Command, withAddrs bool) {
 	fl.DurationVar(&f.cfg.SpeculateAfter, "read-speculate", f.cfg.SpeculateAfter, "how long a --read-fanout=quorum read waits before it also asks the replicas it skipped (0: only on failure)")
 	fl.DurationVar(&f.cfg.TombstoneGrace, "tombstone-grace", f.cfg.TombstoneGrace, "how long a tombstone on every replica is kept before reaping")
 	fl.Int64Var(&f.cfg.HintBudget, "hint-budget", f.cfg.HintBudget, "bytes of hints kept per unreachable node")
+	fl.Int64Var(&f.cfg.HintBudgetTotal, "hint-budget-total", f.cfg.HintBudgetTotal, "bytes of hints kept for all unreachable nodes together")
 	fl.DurationVar(&f.cfg.AntiEntropy.Interval, "anti-entropy-interval", f.cfg.AntiEntropy.Interval, "time between background Merkle exchanges (one partition each)")
 	fl.Int64Var(&f.cfg.AntiEntropy.BytesPerSecond, "anti-entropy-rate", f.cfg.AntiEntropy.BytesPerSecond, "bytes per second anti-entropy may move (0: no limit)")
 	fl.Float64Var(&f.cfg.Detector.Threshold, "phi-threshold", f.cfg.Detector.Threshold, "phi accrual suspicion threshold")
