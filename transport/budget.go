@@ -59,12 +59,13 @@ func reserve(v *atomic.Int64, n, limit int64) bool {
 }
 
 // acquire takes n bytes, waiting until they fit, deadline passes
-// (context.DeadlineExceeded) or ctx ends. It reports whether it had to
-// wait. n must fit the budget at all (Validate sees to it).
-func (b *byteBudget) acquire(ctx context.Context, n int64, deadline time.Time) (waited bool, err error) {
+// (context.DeadlineExceeded) or ctx ends. It adds one to waits when it
+// starts waiting. n must fit the budget at all (Validate sees to it).
+func (b *byteBudget) acquire(ctx context.Context, n int64, deadline time.Time, waits *atomic.Uint64) error {
 	if b.tryAcquire(n) {
-		return false, nil
+		return nil
 	}
+	waits.Add(1)
 	b.waiters.Add(1)
 	defer b.waiters.Add(-1)
 	var timer *time.Timer
@@ -73,7 +74,7 @@ func (b *byteBudget) acquire(ctx context.Context, n int64, deadline time.Time) (
 		if b.tryAcquire(n) { // under mu: a release now wakes the channel made below
 			b.mu.Unlock()
 			stopTimer(timer)
-			return true, nil
+			return nil
 		}
 		if b.wake == nil {
 			b.wake = make(chan struct{})
@@ -86,10 +87,10 @@ func (b *byteBudget) acquire(ctx context.Context, n int64, deadline time.Time) (
 		select {
 		case <-wake:
 		case <-timer.C:
-			return true, context.DeadlineExceeded
+			return context.DeadlineExceeded
 		case <-ctx.Done():
 			stopTimer(timer)
-			return true, ctx.Err()
+			return ctx.Err()
 		}
 	}
 }
@@ -122,18 +123,19 @@ func stopTimer(t *time.Timer) {
 type handlerSlots chan struct{}
 
 // acquire takes a slot, waiting while all are taken until ctx ends. It
-// reports whether it had to wait.
-func (s handlerSlots) acquire(ctx context.Context) (waited bool, err error) {
+// adds one to waits when it starts waiting.
+func (s handlerSlots) acquire(ctx context.Context, waits *atomic.Uint64) error {
 	select {
 	case s <- struct{}{}:
-		return false, nil
+		return nil
 	default:
 	}
+	waits.Add(1)
 	select {
 	case s <- struct{}{}:
-		return true, nil
+		return nil
 	case <-ctx.Done():
-		return true, ctx.Err()
+		return ctx.Err()
 	}
 }
 

@@ -211,12 +211,7 @@ func (c *conn) readRequest(max int) (f frame, n int, held int64, err error) {
 	size, n, err := readPrefix(c.br, max)
 	if err == nil {
 		held = int64(size)
-		var waited bool
-		waited, err = c.t.budget.acquire(c.ctx, held, c.frameEnd)
-		if waited {
-			c.t.m.budgetWaits.Add(1)
-		}
-		if err != nil {
+		if err = c.t.budget.acquire(c.ctx, held, c.frameEnd, &c.t.m.budgetWaits); err != nil {
 			if errors.Is(err, context.DeadlineExceeded) {
 				c.t.m.budgetTimeouts.Add(1)
 				c.t.m.readTimeouts.Add(1)
@@ -307,22 +302,18 @@ func (c *conn) deliver(f frame) {
 // here is safe during Close, and the pool is closed only after t.wg
 // drains.
 func (c *conn) serve(f frame, held int64) {
-	if e := c.refusal(&f); e != nil {
+	if e := c.refusal(f.To, f.From, f.Method); e != nil {
 		c.t.budget.release(held)
 		_ = c.send(context.Background(), errorFrame(f.ID, e)) // fails only if the connection is gone
 		return
 	}
-	waited, err := c.t.slots.acquire(c.ctx)
-	if waited {
-		c.t.m.handlerWaits.Add(1)
-	}
-	if err != nil { // the connection or the transport is closing
+	if err := c.t.slots.acquire(c.ctx, &c.t.m.handlerWaits); err != nil { // the connection or the transport is closing
 		c.t.budget.release(held)
 		return
 	}
 	c.t.m.served.Add(1)
 	c.t.wg.Add(1)
-	err = c.t.handlers.Go(func() {
+	err := c.t.handlers.Go(func() {
 		defer c.t.wg.Done()
 		defer c.t.slots.release()
 		defer c.t.budget.release(held) // after the reply is queued
@@ -345,16 +336,18 @@ func (c *conn) serve(f frame, held int64) {
 	}
 }
 
-// refusal is why request f may not run here, or nil.
-func (c *conn) refusal(f *frame) *RemoteError {
+// refusal is why a request for node to from node from may not run here,
+// or nil. (It takes fields, not the frame: a pointer to the frame would
+// move it to the heap, since serve's closure captures it.)
+func (c *conn) refusal(to, from, method string) *RemoteError {
 	switch {
-	case f.To != "" && f.To != c.t.cfg.NodeID:
-		return refuseWrongNode(f.To, c.t.cfg.NodeID)
-	case c.peer != "" && f.From != c.peer:
+	case to != "" && to != c.t.cfg.NodeID:
+		return refuseWrongNode(to, c.t.cfg.NodeID)
+	case c.peer != "" && from != c.peer:
 		c.t.m.unauthenticated.Add(1)
-		c.t.log.Warn().Str("peer", c.peer).Str("from", f.From).Str("addr", c.remote).Str("method", f.Method).
+		c.t.log.Warn().Str("peer", c.peer).Str("from", from).Str("addr", c.remote).Str("method", method).
 			Msg("transport: refused a request whose sender is not the authenticated peer")
-		return refuseUnauthenticated(f.From, c.peer)
+		return refuseUnauthenticated(from, c.peer)
 	}
 	return nil
 }

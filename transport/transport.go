@@ -75,8 +75,8 @@ type Metrics struct {
 
 	HandshakeFailures uint64 // TCP: inbound TLS handshakes that failed or named no node
 	Unauthenticated   uint64 // TCP: requests refused because From was not the connection's peer
-	BudgetWaits       uint64 // TCP: inbound frames that waited for MaxInflightBytes
+	BudgetWaits       uint64 // TCP: inbound frames that had to wait for MaxInflightBytes (counted as they start waiting)
 	BudgetTimeouts    uint64 // TCP: of those, connections closed after FrameReadTimeout
-	HandlerWaits      uint64 // TCP: inbound requests that waited for a handler (MaxHandlers)
+	HandlerWaits      uint64 // TCP: inbound requests that had to wait for a handler (MaxHandlers; counted as they start)
 	InflightBytes     int64  // TCP: inbound request bytes being read or handled now (a gauge)
 }
