@@ -219,7 +219,7 @@ func TestTCPInflightBudgetTimeout(t *testing.T) {
 	}
 	srv, _ := newTCP(t, "srv", hold, func(c *TCPConfig) {
 		c.MaxFrameSize = MinMaxFrameSize
-		c.MaxInflightBytes = 5 << 20 // one frame of 4 MiB, and small ones
+		c.MaxInflightBytes = 5 << 20         // one frame of 4 MiB, and small ones
 		c.FrameReadTimeout = 3 * time.Second // a 4 MiB frame under -race on a busy machine
 	})
 	cli, _ := newTCP(t, "cli", nil, nil)
