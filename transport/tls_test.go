@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/internal/clock"
 	"github.com/quorumkv/quorumkv/internal/devcert"
 )
 
@@ -210,5 +211,37 @@ func TestTCPCallNodeChecksServerCertificate(t *testing.T) {
 	}
 	if rec.runs.Load() != 0 {
 		t.Fatalf("a handler ran %d times", rec.runs.Load())
+	}
+}
+
+func TestCommonNameID(t *testing.T) {
+	if _, err := CommonNameID(&x509.Certificate{}); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("empty CommonName: %v, want ErrUnauthenticated", err)
+	}
+	if _, err := CommonNameID(nil); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("no certificate: %v, want ErrUnauthenticated", err)
+	}
+	c := &x509.Certificate{}
+	c.Subject.CommonName = "n7"
+	if id, err := CommonNameID(c); id != "n7" || err != nil {
+		t.Fatalf("CommonNameID = %q, %v; want n7", id, err)
+	}
+}
+
+// The in-memory network is the test's own: Peer is From.
+func TestMemPeerIsFrom(t *testing.T) {
+	n := NewNetwork(clock.Real())
+	a, b := n.NewTransport("a", "node-a"), n.NewTransport("b", "node-b")
+	defer a.Close()
+	defer b.Close()
+	var rec peerRecorder
+	if err := b.Serve(rec.handle); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Call(ctxTimeout(t, 5*time.Second), "b", "m", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.seenList(); len(got) != 1 || got[0] != "node-a/node-a" {
+		t.Fatalf("handler saw peer/from %v, want [node-a/node-a]", got)
 	}
 }
