@@ -37,6 +37,13 @@ type Config struct {
 	// GossipAddr is the memberlist address. Ignored when GossipTransport is
 	// set.
 	GossipAddr string
+	// TLSCertFile, TLSKeyFile and TLSCAFile (PEM; all three or none) make
+	// internode RPC mutual TLS (transport.MutualTLS): the certificate's
+	// CommonName must be ID, peers must hold a certificate from the CA
+	// that names a current member, and the HTTP API serves HTTPS with the
+	// same certificate (no client certificate asked). The RPC part is
+	// ignored when Transport is set.
+	TLSCertFile, TLSKeyFile, TLSCAFile string
 	// Join lists gossip addresses of nodes already in the cluster.
 	Join []string
 	// Cluster names the cluster; gossip from another cluster is rejected.
@@ -218,6 +225,9 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("node: config: --data is required"))
 	}
+	if set := countSet(c.TLSCertFile, c.TLSKeyFile, c.TLSCAFile); set != 0 && set != 3 {
+		errs = append(errs, errors.New("node: config: --tls-cert, --tls-key and --tls-ca go together: give all three or none"))
+	}
 	if c.RowCacheSize < 0 {
 		errs = append(errs, fmt.Errorf("node: config: row cache size %d is negative", c.RowCacheSize))
 	}
@@ -249,4 +259,15 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// countSet counts the non-empty strings.
+func countSet(ss ...string) int {
+	n := 0
+	for _, s := range ss {
+		if s != "" {
+			n++
+		}
+	}
+	return n
 }

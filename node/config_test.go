@@ -25,6 +25,8 @@ func TestConfigValidate(t *testing.T) {
 		{"negative row cache", func(c *Config) { c.RowCacheSize = -1 }, "row cache size -1 is negative"},
 		{"zero timeout", func(c *Config) { c.RequestTimeout = 0 }, "timeouts must be positive"},
 		{"negative speculation", func(c *Config) { c.SpeculateAfter = -time.Millisecond }, "speculative read delay is negative"},
+		{"tls cert without key and CA", func(c *Config) { c.TLSCertFile = "n1.pem" }, "go together"},
+		{"tls without a CA", func(c *Config) { c.TLSCertFile, c.TLSKeyFile = "n1.pem", "n1-key.pem" }, "go together"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := base

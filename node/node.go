@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	stdlog "log"
@@ -157,12 +158,17 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 		return n, err
 	}
 
+	tlsCfg, err := loadTLS(cfg)
+	if err != nil {
+		return n, err
+	}
 	if cfg.Transport != nil {
 		n.tr = cfg.Transport
 	} else {
 		tcfg := transport.DefaultTCPConfig()
 		tcfg.NodeID = cfg.ID
 		tcfg.ListenAddr = cfg.RPCAddr
+		tcfg.TLS = tlsCfg
 		tcp, err := transport.NewTCP(tcfg, log.With().Str("part", "rpc").Logger())
 		if err != nil {
 			return n, fmt.Errorf("rpc listen: %w", err)
@@ -275,6 +281,10 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 
 	n.metrics = n.metricsHandler()
 	n.httpCap = newLimitListener(n.httpLn, cfg.Limits.MaxHTTPConns)
+	var httpLn net.Listener = n.httpCap
+	if tlsCfg != nil {
+		httpLn = tls.NewListener(n.httpCap, httpsConfig(tlsCfg))
+	}
 	n.httpSrv = &http.Server{
 		Handler:           n.Handler(),
 		ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout,
@@ -289,7 +299,7 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		if err := n.httpSrv.Serve(n.httpCap); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := n.httpSrv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error().Err(err).Msg("http server")
 		}
 	}()
@@ -680,8 +690,13 @@ func (s sender) ApplyAsync(ctx context.Context, to string, req *quorum.Request) 
 	return s.n.replica.ApplyAsync(ctx, req)
 }
 
-// serveRPC routes internode requests.
+// serveRPC routes internode requests. Over TLS, a request is served only
+// when the node its certificate names is a current member.
 func (n *Node) serveRPC(ctx context.Context, req *transport.Request) ([]byte, error) {
+	if req.Peer != "" && !n.currentMember(req.Peer) {
+		n.log.Warn().Str("peer", req.Peer).Str("method", req.Method).Msg("rpc: refused a request from a node that is not a member")
+		return nil, &transport.RemoteError{Code: transport.CodeUnauthenticated, Message: fmt.Sprintf("node: %q is not a member of this cluster", req.Peer)}
+	}
 	if len(req.Body) > 0 {
 		if err := wire.Check(req.Body); err != nil {
 			return nil, fmt.Errorf("node: %s request from %s: %w", req.Method, req.From, err)

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,4 +90,32 @@ func sizeName(n int) string {
 		return strconv.Itoa(n>>10) + "KiB"
 	}
 	return strconv.Itoa(n) + "B"
+}
+
+// BenchmarkInboundLimits measures what the byte budget and the handler cap
+// add to each inbound request when neither is exhausted: one take and one
+// return of each, from every core at once.
+func BenchmarkInboundLimits(b *testing.B) {
+	budget := newByteBudget(DefaultTCPConfig().MaxInflightBytes)
+	slots := make(handlerSlots, DefaultTCPConfig().MaxHandlers)
+	var waits atomic.Uint64
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := budget.acquire(ctx, 200, time.Time{}, &waits); err != nil {
+				b.Error(err)
+				return
+			}
+			if err := slots.acquire(ctx, &waits); err != nil {
+				b.Error(err)
+				return
+			}
+			slots.release()
+			budget.release(200)
+		}
+	})
+	if waits.Load() != 0 {
+		b.Fatalf("%d waits with room to spare", waits.Load())
+	}
 }

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"math"
 	"time"
@@ -25,11 +26,20 @@ type TCPConfig struct {
 	// AdvertiseAddr, if set, is what Addr reports instead of the listener's
 	// address (for NAT or a wildcard ListenAddr).
 	AdvertiseAddr string
-	// TLS, if not nil, secures both sides: the listener serves TLS with it
-	// and dials use it as the client config (ServerName defaults to the
-	// dialled host). For mutual TLS set Certificates, RootCAs, ClientCAs and
-	// ClientAuth. nil means plaintext.
+	// TLS, if not nil, makes every connection mutual TLS with node
+	// identities (MutualTLS builds it from PEM files). It needs
+	// Certificates (this node's, presented on both sides), ClientCAs (to
+	// verify the peers that dial in; a client certificate is always
+	// required) and RootCAs (to verify the peers dialled: the chain and
+	// the server usage, not the host name, since nodes are dialled by
+	// address). nil means plaintext, and Request.Peer stays empty.
 	TLS *tls.Config
+	// Identify names the node a verified peer certificate belongs to. An
+	// inbound request whose From differs from its connection's peer is
+	// refused with CodeUnauthenticated, and CallNode refuses to send to a
+	// server that is not the node named (ErrWrongNode). An error refuses
+	// the connection. Required with TLS.
+	Identify func(cert *x509.Certificate) (string, error)
 	// DialTimeout bounds connecting to a peer, TLS handshake included (and
 	// the server side of a handshake).
 	DialTimeout time.Duration
@@ -63,7 +73,25 @@ type TCPConfig struct {
 	// connection is closed at once.
 	MaxInboundConns   int
 	MaxConnsPerSource int
+	// MaxInflightBytes bounds the inbound request frames being read or
+	// handled, in bytes, across all connections: a reader reserves a
+	// frame's announced length before reading its body and waits, within
+	// FrameReadTimeout, while the budget is spent; the bytes return when
+	// the handler's reply is queued. A frame over SmallFrameSize may use
+	// all but an eighth of the budget, which stays free for small frames,
+	// so peers stalled inside large frames cannot hold up the small
+	// requests of the others. At least MaxFrameSize + MaxFrameSize/7, so
+	// that a frame of MaxFrameSize fits.
+	MaxInflightBytes int64
+	// MaxHandlers caps the inbound handlers running at once, across all
+	// connections. A reader with a request past it waits for a handler to
+	// return (backpressure on that connection).
+	MaxHandlers int
 }
+
+// SmallFrameSize is the largest frame that may use the part of
+// MaxInflightBytes kept for small frames.
+const SmallFrameSize = 64 << 10
 
 // DefaultTCPConfig returns the defaults. NodeID must still be set.
 func DefaultTCPConfig() TCPConfig {
@@ -85,6 +113,9 @@ func DefaultTCPConfig() TCPConfig {
 		IdleTimeout:       5 * time.Minute,  // far above the 1 s heartbeat
 		MaxInboundConns:   2048,             // ConnsPerPeer per peer, for clusters of hundreds
 		MaxConnsPerSource: 512,              // one host running many nodes (tests, simulations)
+		Identify:          CommonNameID,     // a certificate's CommonName is its node's ID (internal/devcert)
+		MaxInflightBytes:  256 << 20,        // 256 MiB: three 64 MiB frames and room for small ones
+		MaxHandlers:       1024,             // far above what two cores run usefully; bounds goroutines and their frames
 	}
 }
 
@@ -115,6 +146,25 @@ func (c TCPConfig) Validate() error {
 		return fmt.Errorf("%w: FrameReadTimeout %v and IdleTimeout %v must be positive", ErrInvalidConfig, c.FrameReadTimeout, c.IdleTimeout)
 	case c.MaxInboundConns < 1 || c.MaxConnsPerSource < 1:
 		return fmt.Errorf("%w: MaxInboundConns %d and MaxConnsPerSource %d must be positive", ErrInvalidConfig, c.MaxInboundConns, c.MaxConnsPerSource)
+	case largeCeiling(c.MaxInflightBytes) < int64(c.MaxFrameSize):
+		return fmt.Errorf("%w: MaxInflightBytes %d leaves less than MaxFrameSize %d for large frames", ErrInvalidConfig, c.MaxInflightBytes, c.MaxFrameSize)
+	case c.MaxHandlers < 1:
+		return fmt.Errorf("%w: MaxHandlers %d must be positive", ErrInvalidConfig, c.MaxHandlers)
+	}
+	return c.validateTLS()
+}
+
+// validateTLS checks what mutual TLS with identities needs.
+func (c TCPConfig) validateTLS() error {
+	switch {
+	case c.TLS == nil:
+		return nil
+	case len(c.TLS.Certificates) == 0:
+		return fmt.Errorf("%w: TLS has no certificate", ErrInvalidConfig)
+	case c.TLS.ClientCAs == nil || c.TLS.RootCAs == nil:
+		return fmt.Errorf("%w: TLS needs ClientCAs and RootCAs (the cluster CA)", ErrInvalidConfig)
+	case c.Identify == nil:
+		return fmt.Errorf("%w: TLS needs Identify", ErrInvalidConfig)
 	}
 	return nil
 }

@@ -30,10 +30,15 @@ type result struct {
 // requests and their replies; an inbound conn carries the peer's requests
 // and our replies. Each has a reader and a writer goroutine.
 type conn struct {
-	t        *TCP
-	nc       net.Conn
-	remote   string // peer address, for logs and errors
-	source   string // inbound: the peer's IP, counted by MaxConnsPerSource
+	t      *TCP
+	nc     net.Conn
+	remote string // peer address, for logs and errors
+	source string // inbound: the peer's IP, counted by MaxConnsPerSource
+	// peer is the node the TLS peer authenticated as ("" without TLS).
+	// Outbound: set before the conn is shared. Inbound: set by the reader
+	// after the handshake, and read by the reader only.
+	peer     string
+	frameEnd time.Time // inbound, reader only: when the frame being read must be whole
 	outbound bool
 	handler  Handler // inbound: the transport's handler (nil before Serve)
 	br       *bufio.Reader
@@ -152,7 +157,11 @@ func (c *conn) readLoop() {
 		ctx, cancel := context.WithTimeout(c.ctx, c.t.cfg.DialTimeout)
 		err := tc.HandshakeContext(ctx)
 		cancel()
+		if err == nil {
+			c.peer, err = peerID(tc, c.t.cfg.Identify)
+		}
 		if err != nil {
+			c.t.m.handshakeFailures.Add(1)
 			c.t.log.Warn().Err(err).Str("peer", c.remote).Msg("transport: tls handshake failed")
 			c.fail(err)
 			return
@@ -160,20 +169,18 @@ func (c *conn) readLoop() {
 	}
 	max := c.t.cfg.MaxFrameSize
 	for {
-		if !c.outbound {
-			// Inbound: a peer must send a frame every IdleTimeout and,
-			// once it began one, finish it within FrameReadTimeout.
-			if err := c.awaitFrame(); err != nil {
-				c.readFailed(err)
-				return
-			}
+		var (
+			f    frame
+			n    int
+			held int64 // inbound: bytes of the budget the frame holds
+			err  error
+		)
+		if c.outbound {
+			f, n, err = readFrame(c.br, max)
+		} else {
+			f, n, held, err = c.readRequest(max)
 		}
-		f, n, err := readFrame(c.br, max)
 		c.t.m.bytesIn.Add(uint64(n))
-		if err != nil && !c.outbound && isNetTimeout(err) {
-			c.t.m.readTimeouts.Add(1)
-			err = fmt.Errorf("transport: frame not read within %v: %w", c.t.cfg.FrameReadTimeout, err)
-		}
 		if err != nil {
 			c.readFailed(err)
 			return
@@ -181,14 +188,49 @@ func (c *conn) readLoop() {
 		c.t.m.framesIn.Add(1)
 		switch {
 		case f.Kind == kindRequest && !c.outbound:
-			c.serve(f)
+			c.serve(f, held)
 		case f.Kind != kindRequest && c.outbound:
 			c.deliver(f)
 		default:
+			c.t.budget.release(held)
 			c.readFailed(fmt.Errorf("%w: unexpected kind %d on %s connection", ErrBadFrame, f.Kind, c.direction()))
 			return
 		}
 	}
+}
+
+// readRequest reads one inbound frame. The peer must begin a frame within
+// IdleTimeout and finish it within FrameReadTimeout; its announced length
+// is taken from the transport's byte budget before the body is read,
+// waiting for room no longer than that, and is returned as held (released
+// by serve). It returns the frame and the bytes consumed.
+func (c *conn) readRequest(max int) (f frame, n int, held int64, err error) {
+	if err := c.awaitFrame(); err != nil {
+		return frame{}, 0, 0, err
+	}
+	size, n, err := readPrefix(c.br, max)
+	if err == nil {
+		held = int64(size)
+		if err = c.t.budget.acquire(c.ctx, held, c.frameEnd, &c.t.m.budgetWaits); err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				c.t.m.budgetTimeouts.Add(1)
+				c.t.m.readTimeouts.Add(1)
+			}
+			return frame{}, n, 0, fmt.Errorf("transport: no room for a %d-byte frame within %v (MaxInflightBytes %d): %w", size, c.t.cfg.FrameReadTimeout, c.t.cfg.MaxInflightBytes, err)
+		}
+		var m int
+		f, m, err = readPayload(c.br, size)
+		n += m
+	}
+	if err != nil {
+		c.t.budget.release(held)
+		if isNetTimeout(err) {
+			c.t.m.readTimeouts.Add(1)
+			err = fmt.Errorf("transport: frame not read within %v: %w", c.t.cfg.FrameReadTimeout, err)
+		}
+		return frame{}, n, 0, err
+	}
+	return f, n, held, nil
 }
 
 // awaitFrame waits, up to IdleTimeout, for the first byte of the next
@@ -204,7 +246,8 @@ func (c *conn) awaitFrame() error {
 		}
 		return err
 	}
-	return c.nc.SetReadDeadline(time.Now().Add(c.t.cfg.FrameReadTimeout))
+	c.frameEnd = time.Now().Add(c.t.cfg.FrameReadTimeout)
+	return c.nc.SetReadDeadline(c.frameEnd)
 }
 
 // isNetTimeout reports whether err is a deadline passing on a connection.
@@ -252,19 +295,29 @@ func (c *conn) deliver(f frame) {
 	ch <- result{body: f.Body}
 }
 
-// serve runs the handler for request f on a pooled goroutine. The reader
-// holds a count on t.wg, so adding to it here is safe during Close, and the
-// pool is closed only after t.wg drains.
-func (c *conn) serve(f frame) {
+// serve runs the handler for request f, which holds held bytes of the
+// budget, on a pooled goroutine once a handler slot is free; a request
+// meant for another node, or whose sender is not the connection's peer,
+// is refused at once. The reader holds a count on t.wg, so adding to it
+// here is safe during Close, and the pool is closed only after t.wg
+// drains.
+func (c *conn) serve(f frame, held int64) {
+	if e := c.refusal(f.To, f.From, f.Method); e != nil {
+		c.t.budget.release(held)
+		_ = c.send(context.Background(), errorFrame(f.ID, e)) // fails only if the connection is gone
+		return
+	}
+	if err := c.t.slots.acquire(c.ctx, &c.t.m.handlerWaits); err != nil { // the connection or the transport is closing
+		c.t.budget.release(held)
+		return
+	}
 	c.t.m.served.Add(1)
 	c.t.wg.Add(1)
 	err := c.t.handlers.Go(func() {
 		defer c.t.wg.Done()
-		if f.To != "" && f.To != c.t.cfg.NodeID {
-			_ = c.send(context.Background(), errorFrame(f.ID, refuseWrongNode(f.To, c.t.cfg.NodeID)))
-			return
-		}
-		out, err := c.handler(c.ctx, &Request{From: f.From, To: f.To, Method: f.Method, Body: f.Body})
+		defer c.t.slots.release()
+		defer c.t.budget.release(held) // after the reply is queued
+		out, err := c.handler(c.ctx, &Request{From: f.From, Peer: c.peer, To: f.To, Method: f.Method, Body: f.Body})
 		reply := frame{ID: f.ID, Kind: kindResponse, Body: out}
 		if err != nil {
 			reply = errorFrame(f.ID, toRemote(err))
@@ -278,7 +331,25 @@ func (c *conn) serve(f frame) {
 	})
 	if err != nil { // unreachable while the reader runs; see above
 		c.t.wg.Done()
+		c.t.slots.release()
+		c.t.budget.release(held)
 	}
+}
+
+// refusal is why a request for node to from node from may not run here,
+// or nil. (It takes fields, not the frame: a pointer to the frame would
+// move it to the heap, since serve's closure captures it.)
+func (c *conn) refusal(to, from, method string) *RemoteError {
+	switch {
+	case to != "" && to != c.t.cfg.NodeID:
+		return refuseWrongNode(to, c.t.cfg.NodeID)
+	case c.peer != "" && from != c.peer:
+		c.t.m.unauthenticated.Add(1)
+		c.t.log.Warn().Str("peer", c.peer).Str("from", from).Str("addr", c.remote).Str("method", method).
+			Msg("transport: refused a request whose sender is not the authenticated peer")
+		return refuseUnauthenticated(from, c.peer)
+	}
+	return nil
 }
 
 func errorFrame(id uint64, e *RemoteError) frame {

@@ -5,9 +5,9 @@
 // Two implementations sit behind the Transport interface:
 //
 //   - TCP (NewTCP): frames over a few persistent TCP connections per peer
-//     (ConnsPerPeer), optionally TLS (TCPConfig.TLS, used on both the
-//     listening and the dialling side, ready for mutual TLS). Connections
-//     are dialled lazily and re-dialled after they fail. Calls on a
+//     (ConnsPerPeer), optionally mutual TLS with node identities
+//     (TCPConfig.TLS; see below). Connections are dialled lazily and
+//     re-dialled after they fail. Calls on a
 //     connection are multiplexed by request ID: each connection has a writer
 //     goroutine that batches queued frames into one buffered write, flushed
 //     when the queue drains, and a reader goroutine that hands replies to
@@ -57,6 +57,33 @@
 // connection with an error in the log; the claimed length is never
 // allocated. A request or reply too large to send fails with
 // ErrFrameTooLarge (a reply becomes a RemoteError with CodeFrameTooLarge).
+//
+// # Mutual TLS and node identities
+//
+// With TCPConfig.TLS (MutualTLS builds it from PEM files) every connection
+// is mutual TLS 1.3 against the cluster CA, and each side learns which node
+// the other is: TCPConfig.Identify reads it from the verified leaf
+// certificate (CommonNameID: the Subject CommonName). The accepting side
+// requires a client certificate, and a request whose From is not the
+// connection's node is refused with CodeUnauthenticated without running
+// the handler; the handler sees the node as Request.Peer. The dialling side
+// verifies the server's chain and server usage itself (nodes are dialled by
+// address, so host names are not checked), and CallNode(node, ...) on a
+// connection whose server is another node fails with ErrWrongNode and
+// ErrNotSent before anything is sent.
+//
+// # Inbound limits
+//
+// Besides the idle and per-frame read deadlines and the connection caps,
+// inbound requests share two budgets across connections. MaxInflightBytes
+// bounds the frames being read or handled: a reader takes a frame's
+// announced length before reading its body (frames over SmallFrameSize may
+// use all but an eighth, which stays free for small ones) and waits, no
+// longer than FrameReadTimeout, while it is spent. Thirty peers announcing
+// 64 MiB and stalling grow the heap by about 30 MiB with an 80 MiB budget
+// (TestTCPInflightBudget), not 30 x 64 MiB. MaxHandlers bounds the handlers
+// running at once; a reader past it waits, which slows only its
+// connection. Metrics counts the waits and reports the bytes in flight.
 //
 // # Errors
 //

@@ -40,6 +40,11 @@ var (
 	// without running it; it is wrapped together with ErrNotSent, since
 	// for the caller it is as if the request never left.
 	ErrWrongNode = errors.New("transport: wrong node at address")
+	// ErrUnauthenticated: a TLS peer's certificate does not name a node,
+	// or a request's sender is not the node its connection authenticated
+	// (the peer refused it with CodeUnauthenticated, without running the
+	// handler; the caller sees it wrapped with ErrNotSent).
+	ErrUnauthenticated = errors.New("transport: unauthenticated")
 )
 
 // timeoutError is the type of ErrTimeout. It is a comparable value type so
@@ -66,6 +71,9 @@ const (
 	// CodeWrongNode is sent, without running the handler, when a request
 	// names a node (CallNode) other than the one serving it.
 	CodeWrongNode = "wrong_node"
+	// CodeUnauthenticated is sent, without running the handler, when a
+	// request's From is not the node its TLS connection authenticated.
+	CodeUnauthenticated = "unauthenticated"
 )
 
 // RemoteError is an error returned by the remote handler, carried back to
@@ -114,12 +122,25 @@ func refuseWrongNode(to, self string) *RemoteError {
 	return &RemoteError{Code: CodeWrongNode, Message: "request for node " + strconv.Quote(to) + " reached node " + strconv.Quote(self)}
 }
 
-// wrongNode turns a peer's wrong-node refusal into ErrWrongNode wrapped
-// with ErrNotSent: the handler did not run. Other errors pass unchanged.
-func wrongNode(err error) error {
+// refuseUnauthenticated is the error sent back to a request whose From
+// is not its connection's authenticated peer.
+func refuseUnauthenticated(from, peer string) *RemoteError {
+	return &RemoteError{Code: CodeUnauthenticated, Message: "request from " + strconv.Quote(from) + " on a connection authenticated as " + strconv.Quote(peer)}
+}
+
+// refused turns a peer's refusal (wrong node, unauthenticated) into its
+// sentinel wrapped with ErrNotSent: the handler did not run. Other errors
+// pass unchanged.
+func refused(err error) error {
 	var re *RemoteError
-	if err != nil && errors.As(err, &re) && re.Code == CodeWrongNode {
+	if err == nil || !errors.As(err, &re) {
+		return err
+	}
+	switch re.Code {
+	case CodeWrongNode:
 		return fmt.Errorf("%w: %w: %s", ErrNotSent, ErrWrongNode, re.Message)
+	case CodeUnauthenticated:
+		return fmt.Errorf("%w: %w: %s", ErrNotSent, ErrUnauthenticated, re.Message)
 	}
 	return err
 }

@@ -197,32 +197,49 @@ func appendBinHdr(dst []byte, n int) []byte {
 // frame alone. Errors other than ErrFrameTooLarge and ErrBadFrame come from
 // r.
 func readFrame(r *bufio.Reader, max int) (frame, int, error) {
+	size, n, err := readPrefix(r, max)
+	if err != nil {
+		return frame{}, n, err
+	}
+	f, m, err := readPayload(r, size)
+	return f, n + m, err
+}
+
+// readPrefix reads a frame's length prefix and checks the length against
+// max. It returns the length and the bytes consumed.
+func readPrefix(r *bufio.Reader, max int) (size, n int, err error) {
 	hdr, err := r.Peek(prefixSize)
 	if err != nil {
 		if err == io.EOF && len(hdr) > 0 {
 			err = io.ErrUnexpectedEOF
 		}
-		return frame{}, 0, err
+		return 0, 0, err
 	}
-	n := binary.BigEndian.Uint32(hdr)
+	u := binary.BigEndian.Uint32(hdr)
 	if _, err := r.Discard(prefixSize); err != nil {
-		return frame{}, 0, err
+		return 0, 0, err
 	}
-	if uint64(n) > uint64(max) {
-		return frame{}, prefixSize, fmt.Errorf("%w: %d bytes announced, limit %d", ErrFrameTooLarge, n, max)
+	if uint64(u) > uint64(max) {
+		return 0, prefixSize, fmt.Errorf("%w: %d bytes announced, limit %d", ErrFrameTooLarge, u, max)
 	}
-	if n == 0 {
-		return frame{}, prefixSize, fmt.Errorf("%w: empty frame", ErrBadFrame)
+	if u == 0 {
+		return 0, prefixSize, fmt.Errorf("%w: empty frame", ErrBadFrame)
 	}
-	buf, err := readBody(r, int(n))
+	return int(u), prefixSize, nil
+}
+
+// readPayload reads and decodes the size bytes that follow a length
+// prefix, and returns the frame and the bytes consumed.
+func readPayload(r *bufio.Reader, size int) (frame, int, error) {
+	buf, err := readBody(r, size)
 	if err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
-		return frame{}, prefixSize + len(buf), err
+		return frame{}, len(buf), err
 	}
 	f, err := decodeFrame(buf)
-	return f, prefixSize + len(buf), err
+	return f, len(buf), err
 }
 
 // readBody reads exactly n bytes, growing the buffer at most readChunk at a

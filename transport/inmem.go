@@ -530,7 +530,7 @@ func (m *Mem) Call(ctx context.Context, addr, method string, body []byte) ([]byt
 func (m *Mem) CallNode(ctx context.Context, node, addr, method string, body []byte) ([]byte, error) {
 	m.m.calls.Add(1)
 	out, err := m.call(ctx, node, addr, method, body)
-	err = wrongNode(err)
+	err = refused(err)
 	m.m.callDone(err)
 	return out, err
 }
@@ -609,7 +609,7 @@ func (m *Mem) call(ctx context.Context, node, addr, method string, body []byte) 
 			return out, err
 		}
 	}
-	req := &Request{From: m.nodeID, To: node, Method: method, Body: bytes.Clone(body)}
+	req := &Request{From: m.nodeID, Peer: m.nodeID, To: node, Method: method, Body: bytes.Clone(body)}
 	switch m.net.deliver(m, addr, c, req, fate) {
 	case unreachable:
 		return nil, fmt.Errorf("call %s to %s: %w: %w", method, addr, ErrNotSent, ErrUnreachable)

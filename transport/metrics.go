@@ -21,6 +21,12 @@ type counters struct {
 	readTimeouts   atomic.Uint64
 	dialFailures   atomic.Uint64
 	dropped        atomic.Uint64
+
+	handshakeFailures atomic.Uint64
+	unauthenticated   atomic.Uint64
+	budgetWaits       atomic.Uint64
+	budgetTimeouts    atomic.Uint64
+	handlerWaits      atomic.Uint64
 }
 
 func (c *counters) snapshot() Metrics {
@@ -42,6 +48,12 @@ func (c *counters) snapshot() Metrics {
 		ReadTimeouts:   c.readTimeouts.Load(),
 		DialFailures:   c.dialFailures.Load(),
 		Dropped:        c.dropped.Load(),
+
+		HandshakeFailures: c.handshakeFailures.Load(),
+		Unauthenticated:   c.unauthenticated.Load(),
+		BudgetWaits:       c.budgetWaits.Load(),
+		BudgetTimeouts:    c.budgetTimeouts.Load(),
+		HandlerWaits:      c.handlerWaits.Load(),
 	}
 }
 

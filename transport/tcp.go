@@ -23,7 +23,10 @@ type TCP struct {
 	log       zerolog.Logger
 	ln        net.Listener
 	addr      string
-	clientTLS *tls.Config // cfg.TLS, or nil
+	serverTLS *tls.Config // the listening side of cfg.TLS, or nil
+	clientTLS *tls.Config // the dialling side of cfg.TLS, or nil
+	budget    *byteBudget // inbound request bytes in flight
+	slots     handlerSlots
 	m         counters
 	nextID    atomic.Uint64
 
@@ -68,7 +71,8 @@ func NewTCP(cfg TCPConfig, log zerolog.Logger) (*TCP, error) {
 		log:       log,
 		ln:        ln,
 		addr:      ln.Addr().String(),
-		clientTLS: cfg.TLS,
+		budget:    newByteBudget(cfg.MaxInflightBytes),
+		slots:     make(handlerSlots, cfg.MaxHandlers),
 		ctx:       ctx,
 		cancel:    cancel,
 		closeDone: make(chan struct{}),
@@ -79,6 +83,10 @@ func NewTCP(cfg TCPConfig, log zerolog.Logger) (*TCP, error) {
 	if cfg.AdvertiseAddr != "" {
 		t.addr = cfg.AdvertiseAddr
 	}
+	if cfg.TLS != nil {
+		t.serverTLS = serverTLS(cfg.TLS)
+		t.clientTLS = clientTLS(cfg.TLS, cfg.Identify)
+	}
 	return t, nil
 }
 
@@ -87,7 +95,11 @@ func NewTCP(cfg TCPConfig, log zerolog.Logger) (*TCP, error) {
 func (t *TCP) Addr() string { return t.addr }
 
 // Metrics returns a snapshot of the counters.
-func (t *TCP) Metrics() Metrics { return t.m.snapshot() }
+func (t *TCP) Metrics() Metrics {
+	m := t.m.snapshot()
+	m.InflightBytes = t.budget.used.Load()
+	return m
+}
 
 // Serve implements Transport. It starts the accept loop and returns.
 func (t *TCP) Serve(h Handler) error {
@@ -182,18 +194,20 @@ func (t *TCP) acceptLoop() {
 			_ = nc.Close()
 			continue
 		}
-		if t.cfg.TLS != nil {
-			nc = tls.Server(nc, t.cfg.TLS)
+		if t.serverTLS != nil {
+			nc = tls.Server(nc, t.serverTLS)
 		}
-		if _, err := t.startConn(nc, false, nc.RemoteAddr().String()); err != nil {
+		if _, err := t.startConn(nc, false, nc.RemoteAddr().String(), ""); err != nil {
 			return // closing
 		}
 	}
 }
 
-// startConn registers nc and starts its reader and writer.
-func (t *TCP) startConn(nc net.Conn, outbound bool, remote string) (*conn, error) {
+// startConn registers nc and starts its reader and writer. peer is the
+// node an outbound TLS connection's server authenticated as.
+func (t *TCP) startConn(nc net.Conn, outbound bool, remote, peer string) (*conn, error) {
 	c := newConn(t, nc, outbound, remote)
+	c.peer = peer
 	if !outbound {
 		c.source = sourceIP(nc)
 	}
@@ -273,7 +287,7 @@ func (t *TCP) Call(ctx context.Context, addr, method string, body []byte) ([]byt
 func (t *TCP) CallNode(ctx context.Context, node, addr, method string, body []byte) ([]byte, error) {
 	t.m.calls.Add(1)
 	out, err := t.call(ctx, node, addr, method, body)
-	err = wrongNode(err)
+	err = refused(err)
 	t.m.callDone(err)
 	return out, err
 }
@@ -316,6 +330,9 @@ func (t *TCP) call(ctx context.Context, node, addr, method string, body []byte) 
 			return nil, fmt.Errorf("%w: %w", ErrNotSent, err)
 		}
 		f.ID = t.nextID.Add(1)
+		if node != "" && c.peer != "" && c.peer != node {
+			return nil, fmt.Errorf("%w: %w: call %s: the server at %s is node %q, not %q", ErrNotSent, ErrWrongNode, method, addr, c.peer, node)
+		}
 		if ch, err = c.register(f.ID); err == nil {
 			break
 		}
@@ -434,16 +451,14 @@ func (t *TCP) dial(p *peer, i int, op *dialOp) {
 		nc  net.Conn
 		err error
 	)
+	var peer string
 	if t.clientTLS != nil {
-		cfg := t.clientTLS
-		if cfg.ServerName == "" {
-			cfg = cfg.Clone()
-			if host, _, herr := net.SplitHostPort(p.addr); herr == nil {
-				cfg.ServerName = host
+		td := &tls.Dialer{NetDialer: d, Config: t.clientTLS}
+		if nc, err = td.DialContext(ctx, "tcp", p.addr); err == nil {
+			if peer, err = peerID(nc.(*tls.Conn), t.cfg.Identify); err != nil {
+				_ = nc.Close()
 			}
 		}
-		td := &tls.Dialer{NetDialer: d, Config: cfg}
-		nc, err = td.DialContext(ctx, "tcp", p.addr)
 	} else {
 		nc, err = d.DialContext(ctx, "tcp", p.addr)
 	}
@@ -456,7 +471,7 @@ func (t *TCP) dial(p *peer, i int, op *dialOp) {
 		t.log.Debug().Err(err).Str("peer", p.addr).Msg("transport: dial failed")
 		err = fmt.Errorf("%w: dial %s: %w", ErrUnreachable, p.addr, err)
 	default:
-		c, err = t.startConn(nc, true, p.addr)
+		c, err = t.startConn(nc, true, p.addr, peer)
 		if err == nil {
 			t.m.connsDialed.Add(1)
 		}

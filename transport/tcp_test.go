@@ -3,17 +3,10 @@ package transport
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"strings"
 	"sync"
@@ -615,6 +608,13 @@ func TestTCPConfigValidate(t *testing.T) {
 		{"tiny write buffer", func(c *TCPConfig) { c.WriteBufferSize = 100 }, false},
 		{"tiny read buffer", func(c *TCPConfig) { c.ReadBufferSize = 100 }, false},
 		{"zero queue", func(c *TCPConfig) { c.SendQueueLen = 0 }, false},
+		{"inflight budget below a frame", func(c *TCPConfig) { c.MaxInflightBytes = 64 << 20 }, false},
+		{"inflight budget fitting a frame", func(c *TCPConfig) { c.MaxInflightBytes = 74 << 20 }, true},
+		{"zero handlers", func(c *TCPConfig) { c.MaxHandlers = 0 }, false},
+		{"mutual TLS", func(c *TCPConfig) { c.TLS = testTLS(t, testCA(t), "n1") }, true},
+		{"TLS without CAs", func(c *TCPConfig) { c.TLS = testTLS(t, testCA(t), "n1"); c.TLS.ClientCAs = nil }, false},
+		{"TLS without a certificate", func(c *TCPConfig) { c.TLS = testTLS(t, testCA(t), "n1"); c.TLS.Certificates = nil }, false},
+		{"TLS without Identify", func(c *TCPConfig) { c.TLS = testTLS(t, testCA(t), "n1"); c.Identify = nil }, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -634,74 +634,5 @@ func TestTCPConfigValidate(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// selfSignedTLS returns a config for mutual TLS where the single
-// self-signed certificate (valid for 127.0.0.1) is also the only CA.
-func selfSignedTLS(t testing.TB) *tls.Config {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "quorumkv-test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}},
-		RootCAs:      pool,
-		ClientCAs:    pool,
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		MinVersion:   tls.VersionTLS13,
-	}
-}
-
-func TestTCPMutualTLS(t *testing.T) {
-	cfg := selfSignedTLS(t)
-	withTLS := func(c *TCPConfig) { c.TLS = cfg; c.DialTimeout = time.Second }
-	srv, srvLogs := newTCP(t, "srv", echo, withTLS)
-	cli, _ := newTCP(t, "cli", nil, withTLS)
-	ctx := ctxTimeout(t, 10*time.Second)
-	out, err := cli.Call(ctx, srv.Addr(), "m", []byte("secret"))
-	if err != nil || string(out) != "cli|m|secret" {
-		t.Fatalf("TLS call: %q %v", out, err)
-	}
-
-	// A plaintext client cannot talk to the TLS server.
-	plain, _ := newTCP(t, "plain", nil, nil)
-	if _, err := plain.Call(ctx, srv.Addr(), "m", nil); !errors.Is(err, ErrUnreachable) {
-		t.Fatalf("plaintext call to TLS server: %v, want ErrUnreachable", err)
-	}
-	// A TLS client without a client certificate is refused.
-	noCert := cfg.Clone()
-	noCert.Certificates = nil
-	anon, _ := newTCP(t, "anon", nil, func(c *TCPConfig) { c.TLS = noCert })
-	if _, err := anon.Call(ctx, srv.Addr(), "m", nil); err == nil {
-		t.Fatal("call without a client certificate succeeded")
-	}
-	waitFor(t, "handshake failures logged", func() bool {
-		return strings.Count(srvLogs.String(), "tls handshake failed") >= 2
-	})
-	if srv.Metrics().Served != 1 {
-		t.Fatalf("served %d requests, want only the authenticated one", srv.Metrics().Served)
 	}
 }

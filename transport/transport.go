@@ -4,7 +4,12 @@ import "context"
 
 // Request is what a handler receives.
 type Request struct {
-	From   string // the caller's node ID (sent in the frame; not authenticated)
+	From string // the caller's node ID, as sent in the frame
+	// Peer is the node the connection's TLS certificate authenticated
+	// (TCPConfig.Identify); From equals it, or the request was refused
+	// before reaching the handler. "" without TLS. The in-memory transport
+	// sets it to From: its network belongs to the test.
+	Peer   string
 	To     string // the node ID the caller meant to reach (CallNode), "" for Call
 	Method string // e.g. "kv.apply"
 	Body   []byte // msgpack-encoded by the layer above; owned by the handler
@@ -46,7 +51,7 @@ type Transport interface {
 }
 
 // Metrics is a snapshot of a transport's counters, all cumulative since the
-// transport was created.
+// transport was created except the InflightBytes gauge.
 type Metrics struct {
 	Calls    uint64 // Call invocations
 	Errors   uint64 // calls that returned an error (timeouts included)
@@ -67,4 +72,11 @@ type Metrics struct {
 	ReadTimeouts   uint64 // TCP: inbound connections closed idle, or stalled inside a frame
 	DialFailures   uint64 // TCP: dials that failed
 	Dropped        uint64 // memory: requests and replies lost to Drop/DropReplies/partition rules
+
+	HandshakeFailures uint64 // TCP: inbound TLS handshakes that failed or named no node
+	Unauthenticated   uint64 // TCP: requests refused because From was not the connection's peer
+	BudgetWaits       uint64 // TCP: inbound frames that had to wait for MaxInflightBytes (counted as they start waiting)
+	BudgetTimeouts    uint64 // TCP: of those, connections closed after FrameReadTimeout
+	HandlerWaits      uint64 // TCP: inbound requests that had to wait for a handler (MaxHandlers; counted as they start)
+	InflightBytes     int64  // TCP: inbound request bytes being read or handled now (a gauge)
 }

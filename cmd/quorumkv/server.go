@@ -36,6 +36,9 @@ func (f *nodeFlags) register(cmd *cobra.Command, withAddrs bool) {
 		fl.StringVar(&f.cfg.GossipAddr, "gossip", f.cfg.GossipAddr, "gossip (memberlist) address")
 		fl.StringVar(&f.join, "join", "", "gossip addresses of cluster members to join, HOST:PORT[,...]")
 		fl.BoolVar(&f.cfg.Stage, "stage", false, "join gossip but take no share of the ring until quorumkv cluster commit (or a replace names this node)")
+		fl.StringVar(&f.cfg.TLSCertFile, "tls-cert", "", "PEM certificate naming this node (CommonName = --id): internode RPC runs over mutual TLS and the HTTP API over HTTPS (with --tls-key and --tls-ca)")
+		fl.StringVar(&f.cfg.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")
+		fl.StringVar(&f.cfg.TLSCAFile, "tls-ca", "", "PEM certificate of the CA that signs every node's certificate")
 	}
 	fl.Int64Var(&f.cfg.TransferRate, "transfer-rate", f.cfg.TransferRate, "bytes per second this node streams when it gains partitions in a membership change (0: no limit)")
 	fl.DurationVar(&f.cfg.TransferSettle, "transfer-settle", f.cfg.TransferSettle, "how long a node gaining partitions waits for writes that started before the change was known (at least the longest request timeout)")

@@ -29,6 +29,10 @@ type Options struct {
 	// TCP uses real TCP RPC and real memberlist networking on 127.0.0.1
 	// instead of the in-memory networks.
 	TCP bool
+	// TLS gives each node a certificate from a CA made for the test
+	// (internal/devcert, files in Cluster.TLSDir): internode RPC over TCP
+	// is mutual TLS, the HTTP API is HTTPS, and Client trusts the CA.
+	TLS bool
 	// Configure adjusts each node's configuration before it starts.
 	Configure func(i int, cfg *node.Config)
 	// Log receives node logs; nil discards them.
@@ -46,6 +50,9 @@ type Cluster struct {
 	nodes []*node.Node
 	// Client is an HTTP client with keep-alives for talking to the nodes.
 	Client *http.Client
+	// TLSDir holds the CA and node certificates when Options.TLS is set
+	// (devcert.ReadCA reads the CA back, to issue more).
+	TLSDir string
 }
 
 // Start runs n nodes over the in-memory networks and waits until every
@@ -60,9 +67,13 @@ func StartWith(t testing.TB, opts Options) *Cluster {
 	c := &Cluster{t: t, opts: opts, Net: transport.NewNetwork(clock.Real()),
 		Client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 	t.Cleanup(c.Close)
+	ca := c.makeCA()
 	for i := 0; i < opts.Nodes; i++ {
 		cfg := node.DefaultConfig()
 		cfg.ID = fmt.Sprintf("n%d", i+1)
+		if ca != nil {
+			c.certify(ca, &cfg)
+		}
 		cfg.DataDir = "/data/" + cfg.ID
 		cfg.HTTPAddr = "127.0.0.1:0"
 		cfg.RPCAddr = "127.0.0.1:0"
@@ -140,7 +151,12 @@ func (c *Cluster) HTTPAddrs() []string {
 }
 
 // URL returns the base URL of node i.
-func (c *Cluster) URL(i int) string { return "http://" + c.nodes[i].HTTPAddr() }
+func (c *Cluster) URL(i int) string {
+	if c.opts.TLS {
+		return "https://" + c.nodes[i].HTTPAddr()
+	}
+	return "http://" + c.nodes[i].HTTPAddr()
+}
 
 // Stop stops node i, as a crash would from the cluster's point of view
 // (its data stays on its filesystem).
