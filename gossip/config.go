@@ -159,7 +159,7 @@ func (c Config) Validate() error {
 		}
 	}
 	for i, k := range c.Keys {
-		if err := checkKey(k); err != nil {
+		if err := ValidateKey(k); err != nil {
 			return bad("key %d: %v", i+1, err)
 		}
 	}

@@ -17,8 +17,9 @@ import (
 // (every node sends with it), RemoveKey(old) (the old key no longer
 // admits anyone).
 
-// checkKey returns an error wrapping ErrBadKey unless k is an AES key.
-func checkKey(k []byte) error {
+// ValidateKey returns an error wrapping ErrBadKey unless k is a key
+// Config.Keys accepts: 16, 24 or 32 bytes (AES-128, -192 or -256).
+func ValidateKey(k []byte) error {
 	if err := memberlist.ValidateKey(k); err != nil {
 		return fmt.Errorf("%w: %d bytes, want 16, 24 or 32", ErrBadKey, len(k))
 	}
@@ -149,7 +150,7 @@ func (g *Gossip) keyOp(k []byte) error {
 	case g.keyring == nil:
 		return ErrNoKeyring
 	}
-	return checkKey(k)
+	return ValidateKey(k)
 }
 
 func (g *Gossip) installedLocked(k []byte) bool {
