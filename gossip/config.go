@@ -35,8 +35,15 @@ type Config struct {
 	AdvertiseAddr string
 	// Transport replaces memberlist's UDP/TCP transport. Optional.
 	Transport memberlist.Transport
-	// SecretKey enables encrypted gossip: 16, 24 or 32 bytes. Optional.
-	SecretKey []byte
+	// Keys turn on encrypted, authenticated gossip (AES-GCM, memberlist's
+	// keyring): each key is 16, 24 or 32 bytes (AES-128, -192, -256), the
+	// first is the primary, which encrypts everything this node sends, and
+	// every key is tried on what it receives. With keys set, unencrypted
+	// or undecryptable messages are dropped, so a node without one of the
+	// cluster's keys cannot join. No keys (the default): plain gossip,
+	// which anyone who reaches the port can join. InstallKey, UseKey and
+	// RemoveKey change the keys of a running Gossip.
+	Keys [][]byte
 	// Initial is the state persisted by a previous run: members, buckets
 	// and the layout.
 	Initial State
@@ -151,10 +158,10 @@ func (c Config) Validate() error {
 			return bad("advertise address %q: %v", c.AdvertiseAddr, err)
 		}
 	}
-	switch len(c.SecretKey) {
-	case 0, 16, 24, 32:
-	default:
-		return bad("secret key must be 16, 24 or 32 bytes, not %d", len(c.SecretKey))
+	for i, k := range c.Keys {
+		if err := ValidateKey(k); err != nil {
+			return bad("key %d: %v", i+1, err)
+		}
 	}
 	if err := c.Initial.Validate(); err != nil {
 		return bad("initial state: %v", err)
@@ -221,9 +228,10 @@ func (c Config) memberlistConfig() *memberlist.Config {
 	if !c.disableLabel {
 		mc.Label = label(c.Meta.Cluster)
 	}
-	if len(c.SecretKey) > 0 {
-		mc.SecretKey = append([]byte(nil), c.SecretKey...)
-	}
+	mc.Keyring = c.keyring()
+	// memberlist's defaults, set here because they are what makes keys
+	// authenticate: nothing unencrypted is sent or accepted.
+	mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
 	mc.GossipInterval = c.GossipInterval
 	mc.GossipNodes = c.GossipNodes
 	mc.ProbeInterval = c.ProbeInterval

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 	"time"
@@ -23,7 +24,8 @@ func TestConfigValidate(t *testing.T) {
 			c.BindAddr = "nonsense"
 			c.Transport = &memberlist.MockTransport{}
 		}, true},
-		{"secret key 32", func(c *Config) { c.SecretKey = make([]byte, 32) }, true},
+		{"key 32", func(c *Config) { c.Keys = [][]byte{make([]byte, 32)} }, true},
+		{"keys 16, 24", func(c *Config) { c.Keys = [][]byte{make([]byte, 16), make([]byte, 24)} }, true},
 		{"no id", func(c *Config) { c.Meta.ID = "" }, false},
 		{"no cluster", func(c *Config) { c.Meta.Cluster = "" }, false},
 		{"no state", func(c *Config) { c.Meta.State = "" }, false},
@@ -31,7 +33,9 @@ func TestConfigValidate(t *testing.T) {
 		{"bind without port", func(c *Config) { c.BindAddr = "127.0.0.1" }, false},
 		{"bind bad port", func(c *Config) { c.BindAddr = "127.0.0.1:99999" }, false},
 		{"bad advertise", func(c *Config) { c.AdvertiseAddr = "x" }, false},
-		{"secret key 10", func(c *Config) { c.SecretKey = make([]byte, 10) }, false},
+		{"key 10", func(c *Config) { c.Keys = [][]byte{make([]byte, 10)} }, false},
+		{"second key 33", func(c *Config) { c.Keys = [][]byte{make([]byte, 32), make([]byte, 33)} }, false},
+		{"empty key", func(c *Config) { c.Keys = [][]byte{{}} }, false},
 		{"nil clock", func(c *Config) { c.Clock = nil }, false},
 		{"zero gossip interval", func(c *Config) { c.GossipInterval = 0 }, false},
 		{"zero push-pull", func(c *Config) { c.PushPullInterval = 0 }, false},
@@ -73,14 +77,25 @@ func TestMemberlistConfigTranslation(t *testing.T) {
 	c.Meta.Cluster = "prod"
 	c.BindAddr = "127.0.0.1:7000"
 	c.AdvertiseAddr = "10.0.0.5:7001"
-	c.SecretKey = make([]byte, 16)
+	c.Keys = [][]byte{bytes.Repeat([]byte{1}, 16), bytes.Repeat([]byte{2}, 32)}
 	mc := c.memberlistConfig()
 	if mc.Name != "n1" || mc.BindAddr != "127.0.0.1" || mc.BindPort != 7000 ||
 		mc.AdvertiseAddr != "10.0.0.5" || mc.AdvertisePort != 7001 ||
-		mc.Label != "quorumkv/prod" || len(mc.SecretKey) != 16 ||
+		mc.Label != "quorumkv/prod" || !mc.GossipVerifyIncoming || !mc.GossipVerifyOutgoing ||
 		mc.PushPullInterval != c.PushPullInterval || mc.ProbeInterval != c.ProbeInterval ||
 		mc.GossipInterval != c.GossipInterval || mc.DeadNodeReclaimTime != c.DeadNodeReclaimTime {
 		t.Fatalf("translated config wrong: %+v", mc)
+	}
+	if keys := mc.Keyring.GetKeys(); len(keys) != 2 || !bytes.Equal(keys[0], c.Keys[0]) || !bytes.Equal(keys[1], c.Keys[1]) {
+		t.Fatalf("keyring holds %d keys, want Keys in order", len(keys))
+	}
+	c.Keys[0][0] = 9 // the keyring holds copies
+	if mc.Keyring.GetPrimaryKey()[0] != 1 {
+		t.Fatal("the keyring shares the caller's key bytes")
+	}
+	c.Keys = nil
+	if mc := c.memberlistConfig(); mc.Keyring != nil {
+		t.Fatal("a keyring without keys: memberlist would call that encryption on")
 	}
 	c.disableLabel = true
 	if mc := c.memberlistConfig(); mc.Label != "" {

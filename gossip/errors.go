@@ -36,6 +36,16 @@ var (
 	// ErrRemoveSelf is returned by Remove for the local node's ID.
 	ErrRemoveSelf = errors.New("gossip: cannot remove the local node")
 
+	// ErrBadKey means a gossip encryption key is not 16, 24 or 32 bytes.
+	ErrBadKey = errors.New("gossip: bad encryption key")
+	// ErrNoKeyring is returned by the key operations of a Gossip started
+	// without keys: encryption cannot be turned on while it runs.
+	ErrNoKeyring = errors.New("gossip: encryption is off (started without keys)")
+	// ErrKeyNotInstalled is returned by UseKey for a key not installed.
+	ErrKeyNotInstalled = errors.New("gossip: key not installed")
+	// ErrRemovePrimary is returned by RemoveKey for the primary key.
+	ErrRemovePrimary = errors.New("gossip: cannot remove the primary key")
+
 	// ErrBucketName means a bucket name is empty or too long.
 	ErrBucketName = errors.New("gossip: invalid bucket name")
 	// ErrBadN means N is outside [1, MaxN].

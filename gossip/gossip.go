@@ -27,6 +27,11 @@ type Gossip struct {
 	queue *memberlist.TransmitLimitedQueue
 	alive atomic.Int32 // members with StatusAlive; scales retransmits
 
+	// keyring is memberlist's, nil when gossip is not encrypted; keyMu
+	// serializes the changes made through InstallKey, UseKey and RemoveKey.
+	keyring *memberlist.Keyring
+	keyMu   sync.Mutex
+
 	mu     sync.Mutex        // guards tbl, status and the spread targets
 	tbl    *table            // replicated member table and buckets
 	status map[string]Status // local liveness by member ID
@@ -126,6 +131,7 @@ func New(cfg Config, log zerolog.Logger) (*Gossip, error) {
 		RetransmitMult: cfg.RetransmitMult,
 	}
 	mc := cfg.memberlistConfig()
+	g.keyring = mc.Keyring
 	d := delegate{g}
 	mc.Delegate, mc.Events, mc.Merge, mc.Alive = d, d, d, d
 	mc.Logger = newStdLogger(log)

@@ -2,8 +2,11 @@ package gossip
 
 import (
 	"fmt"
+	"io"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // memCluster runs Gossips on a MemNetwork. Create it inside a
@@ -13,6 +16,8 @@ type memCluster struct {
 	net     *MemNetwork
 	changed chan struct{} // any node's OnChange, coalesced
 	nodes   []*Gossip
+	// log, if set, receives every node's log instead of testLogger's.
+	log io.Writer
 }
 
 // newMemCluster returns an empty cluster whose nodes are closed when the
@@ -48,7 +53,11 @@ func (c *memCluster) start(id, addr string, edit func(*Config)) *Gossip {
 	if edit != nil {
 		edit(&cfg)
 	}
-	g, err := New(cfg, testLogger())
+	log := testLogger()
+	if c.log != nil {
+		log = zerolog.New(c.log).With().Str("node", id).Logger()
+	}
+	g, err := New(cfg, log)
 	if err != nil {
 		_ = tr.Shutdown()
 		c.t.Fatalf("New(%s): %v", id, err)

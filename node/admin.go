@@ -103,6 +103,7 @@ func (n *Node) adminRoutes(mux *http.ServeMux) {
 		mux.HandleFunc("POST /v1/cluster/"+op, n.handleIntent(op))
 		mux.HandleFunc("/v1/cluster/"+op, methodNotAllowed("POST"))
 	}
+	n.gossipKeyRoutes(mux)
 }
 
 // currentView returns the view, or writes 503 when there is none yet.

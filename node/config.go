@@ -48,6 +48,14 @@ type Config struct {
 	Join []string
 	// Cluster names the cluster; gossip from another cluster is rejected.
 	Cluster string
+	// GossipKeyFile names a file of gossip encryption keys, one standard
+	// base64 key of 16, 24 or 32 bytes per line, the first the primary
+	// (gossipkeys.go); it must not be accessible to group or others. With
+	// keys, gossip is encrypted and authenticated, and a node without the
+	// cluster's key cannot join. A keyring the node persisted in DataDir
+	// after a rotation wins over it, and is used even without a key file.
+	// Empty, with nothing persisted (the default): no encryption.
+	GossipKeyFile string
 	// Sync makes every acknowledged write fsynced first (group commit). It
 	// is on by default; false is an explicit opt-out.
 	Sync bool

@@ -66,6 +66,8 @@ type Node struct {
 	started time.Time
 	// gossipSaved is the gossip state last persisted.
 	gossipSaved []byte
+	// gossipKeys serializes gossip key changes (gossipkeys.go).
+	gossipKeys gossipKeyState
 	// transferCfg is the transfers' configuration, which also bounds
 	// the scans this node serves to others.
 	transferCfg handoff.TransferConfig
@@ -232,6 +234,9 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	gcfg.Initial = initial
 	gcfg.OnChange = n.onMembershipChange
 	gcfg.Clock = n.clk
+	if gcfg.Keys, err = n.loadGossipKeys(); err != nil {
+		return n, err
+	}
 	if n.gossip, err = gossip.New(gcfg, log.With().Str("part", "gossip").Logger()); err != nil {
 		return n, fmt.Errorf("gossip: %w", err)
 	}
@@ -723,6 +728,8 @@ func (n *Node) serveRPC(ctx context.Context, req *transport.Request) ([]byte, er
 		return n.servePartSizes(req.Body)
 	case req.Method == rpcTransfers:
 		return msgpack.Marshal(n.localTransfers())
+	case req.Method == rpcGossipKeys:
+		return n.serveGossipKeys(req.Body)
 	}
 	return nil, fmt.Errorf("node: unknown method %q", req.Method)
 }

@@ -20,8 +20,7 @@ import (
 // The files quorumkv certs writes into its directory, besides a
 // certificate (<id>.pem) and key (<id>-key.pem) per node.
 const (
-	certsCAFile     = "ca.pem"
-	certsCAKeyFile  = "ca-key.pem"
+	certsCAFile     = devcert.CAFile
 	certsGossipFile = "gossip.key"
 	certsTokenFile  = "tokens"
 )
@@ -60,25 +59,18 @@ func writeSecrets(spec secretsSpec, rnd io.Reader) (secretsResult, error) {
 		return res, err
 	}
 	path := func(name string) string { return filepath.Join(spec.dir, name) }
-	ca, err := loadOrCreateCA(path(certsCAFile), path(certsCAKeyFile), spec.validity, &res)
+	ca, err := loadOrCreateCA(spec.dir, spec.validity, &res)
 	if err != nil {
 		return res, err
 	}
 	for _, id := range spec.nodes {
-		certPath, keyPath := path(id+".pem"), path(id+"-key.pem")
+		certPath, keyPath := devcert.NodeFiles(spec.dir, id)
 		if !spec.force && exists(certPath) && exists(keyPath) {
 			res.kept = append(res.kept, certPath, keyPath)
 			continue
 		}
-		certPEM, keyPEM, err := ca.Issue(id, spec.hosts, spec.validity)
-		if err != nil {
+		if _, _, err := devcert.WriteNode(spec.dir, ca, id, spec.hosts, spec.validity); err != nil {
 			return res, fmt.Errorf("certificate for %s: %w", id, err)
-		}
-		if err := writeFileAtomic(keyPath, keyPEM, 0o600); err != nil {
-			return res, err
-		}
-		if err := writeFileAtomic(certPath, certPEM, 0o644); err != nil {
-			return res, err
 		}
 		res.written = append(res.written, certPath, keyPath)
 	}
@@ -119,23 +111,16 @@ func writeSecrets(spec secretsSpec, rnd io.Reader) (secretsResult, error) {
 	return res, nil
 }
 
-// loadOrCreateCA loads the CA in certPath and keyPath, or creates one
-// when neither exists.
-func loadOrCreateCA(certPath, keyPath string, validity time.Duration, res *secretsResult) (*devcert.CA, error) {
+// loadOrCreateCA loads the CA in dir, or creates one when dir has
+// neither its certificate nor its key.
+func loadOrCreateCA(dir string, validity time.Duration, res *secretsResult) (*devcert.CA, error) {
+	certPath, keyPath := filepath.Join(dir, devcert.CAFile), filepath.Join(dir, devcert.CAKeyFile)
 	certOK, keyOK := exists(certPath), exists(keyPath)
 	switch {
 	case certOK && keyOK:
-		certPEM, err := os.ReadFile(certPath)
+		ca, err := devcert.ReadCA(dir)
 		if err != nil {
 			return nil, err
-		}
-		keyPEM, err := os.ReadFile(keyPath)
-		if err != nil {
-			return nil, err
-		}
-		ca, err := devcert.LoadCA(certPEM, keyPEM)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", certPath, err)
 		}
 		res.kept = append(res.kept, certPath, keyPath)
 		return ca, nil
@@ -146,14 +131,7 @@ func loadOrCreateCA(certPath, keyPath string, validity time.Duration, res *secre
 	if err != nil {
 		return nil, err
 	}
-	keyPEM, err := ca.KeyPEM()
-	if err != nil {
-		return nil, err
-	}
-	if err := writeFileAtomic(keyPath, keyPEM, 0o600); err != nil {
-		return nil, err
-	}
-	if err := writeFileAtomic(certPath, ca.CertPEM(), 0o644); err != nil {
+	if err := devcert.WriteCA(dir, ca); err != nil {
 		return nil, err
 	}
 	res.written = append(res.written, certPath, keyPath)
@@ -242,8 +220,9 @@ or use your own CA (see the README).`,
 			}
 			d := spec.dir
 			id := spec.nodes[0]
+			cert, key := devcert.NodeFiles(d, id)
 			fmt.Fprintf(out, "\nStart a node with:\n  quorumkv server --id %s --data DATA --gossip-key-file %s --tls-cert %s --tls-key %s --tls-ca %s --token-file %s ...\n",
-				id, filepath.Join(d, certsGossipFile), filepath.Join(d, id+".pem"), filepath.Join(d, id+"-key.pem"), filepath.Join(d, certsCAFile), filepath.Join(d, certsTokenFile))
+				id, filepath.Join(d, certsGossipFile), cert, key, filepath.Join(d, certsCAFile), filepath.Join(d, certsTokenFile))
 			fmt.Fprintf(out, "The admin token is the line starting with \"admin\" in %s.\n", filepath.Join(d, certsTokenFile))
 			return nil
 		},

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/quorumkv/quorumkv/internal/devcert"
 	"github.com/quorumkv/quorumkv/node"
 	"github.com/quorumkv/quorumkv/quorum"
 )
@@ -35,8 +36,7 @@ func startDevCluster(base node.Config, count int, dir string, basePort int, log 
 		cfg := base
 		cfg.ID = fmt.Sprintf("n%d", i+1)
 		if secrets != "" {
-			cfg.TLSCertFile = filepath.Join(secrets, cfg.ID+".pem")
-			cfg.TLSKeyFile = filepath.Join(secrets, cfg.ID+"-key.pem")
+			cfg.TLSCertFile, cfg.TLSKeyFile = devcert.NodeFiles(secrets, cfg.ID)
 		}
 		cfg.DataDir = filepath.Join(dir, cfg.ID)
 		port := func(p int) string {

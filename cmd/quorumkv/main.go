@@ -24,6 +24,6 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServerCmd(), newDevCmd(), newGetCmd(), newPutCmd(), newDeleteCmd(),
-		newStatusCmd(), newAntiEntropyCmd(), newClusterCmd(), newBenchCmd(), newCertsCmd())
+		newStatusCmd(), newAntiEntropyCmd(), newClusterCmd(), newBenchCmd(), newCertsCmd(), newGossipKeyCmd())
 	return root
 }

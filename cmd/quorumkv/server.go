@@ -43,6 +43,7 @@ func (f *nodeFlags) register(cmd *cobra.Command, withAddrs bool) {
 	fl.Int64Var(&f.cfg.TransferRate, "transfer-rate", f.cfg.TransferRate, "bytes per second this node streams when it gains partitions in a membership change (0: no limit)")
 	fl.DurationVar(&f.cfg.TransferSettle, "transfer-settle", f.cfg.TransferSettle, "how long a node gaining partitions waits for writes that started before the change was known (at least the longest request timeout)")
 	fl.StringVar(&f.cfg.Cluster, "cluster", f.cfg.Cluster, "cluster name; nodes of other clusters are rejected")
+	fl.StringVar(&f.cfg.GossipKeyFile, "gossip-key-file", "", "file of gossip encryption keys, one base64 key (16, 24 or 32 bytes) per line, the primary first, mode 0600 (quorumkv gossip-key generate); a keyring persisted after a rotation wins")
 	fl.BoolVar(&f.cfg.Sync, "sync", true, "fsync every write before acknowledging it (false trades durability for speed)")
 	fl.DurationVar(&f.cfg.WALMinSyncInterval, "wal-min-sync-interval", f.cfg.WALMinSyncInterval, "under load, the least time between WAL syncs, so commits share fsyncs (0: sync at once)")
 	fl.Int64Var(&f.cfg.RowCacheSize, "row-cache", f.cfg.RowCacheSize, "bytes of hot records kept in memory to skip Pebble lookups (0: off)")
