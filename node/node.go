@@ -76,6 +76,7 @@ type Node struct {
 	memberCh chan struct{}
 
 	metrics   http.Handler
+	auth      *authGuard // bearer tokens of the HTTP API
 	aeStarted bool // the trees are complete and worth saving at Close
 
 	httpLn  net.Listener
@@ -131,6 +132,9 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	n.rings = &ringMemo{cfg: n.ringConfig()}
 	n.started = n.clk.Now()
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if n.auth, err = newAuthGuard(cfg.TokenFile, log.With().Str("part", "auth").Logger()); err != nil {
+		return n, err
+	}
 
 	scfg := store.DefaultConfig()
 	scfg.Dir = filepath.Join(cfg.DataDir, "store")
