@@ -77,7 +77,7 @@ type Node struct {
 
 	metrics   http.Handler
 	auth      *authGuard // bearer tokens of the HTTP API
-	aeStarted bool // the trees are complete and worth saving at Close
+	aeStarted bool       // the trees are complete and worth saving at Close
 
 	httpLn  net.Listener
 	httpCap *limitListener // httpLn, which it wraps, within Limits.MaxHTTPConns
