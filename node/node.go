@@ -76,8 +76,10 @@ type Node struct {
 	memberCh chan struct{}
 
 	metrics   http.Handler
-	auth      *authGuard // bearer tokens of the HTTP API
-	aeStarted bool       // the trees are complete and worth saving at Close
+	aeStarted bool // the trees are complete and worth saving at Close
+
+	// auth checks the HTTP API's bearer tokens.
+	auth *authGuard
 
 	httpLn  net.Listener
 	httpCap *limitListener // httpLn, which it wraps, within Limits.MaxHTTPConns
