@@ -52,6 +52,13 @@ type Config struct {
 	Endpoints []string
 	// RedisAddr is the Redis server's host:port. Default "127.0.0.1:6379".
 	RedisAddr string
+	// Token is the bearer token sent to quorumkv nodes (their
+	// --token-file). It is never logged nor stored in results. Default "":
+	// none.
+	Token string
+	// CAFile is a PEM file of the CA that verifies https:// quorumkv
+	// endpoints. Default "": the system's roots.
+	CAFile string
 	// Phases run in order against the same system. Default load then run.
 	Phases []Phase
 	// PropertyFiles are YCSB property files (-P), loaded in order. A name

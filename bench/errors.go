@@ -53,6 +53,9 @@ func (e *HTTPError) Error() string {
 	if e.Message != "" {
 		b.WriteString(": " + e.Message)
 	}
+	if e.Status == 401 || e.Status == 403 {
+		b.WriteString(": the node refused the token (Config.Token)")
+	}
 	return b.String()
 }
 

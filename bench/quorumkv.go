@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/pingcap/go-ycsb/pkg/ycsb"
+
+	"github.com/quorumkv/quorumkv/internal/httpclient"
 )
 
 // maxBody bounds the bytes read from one response.
@@ -123,7 +125,11 @@ func NewQuorumKV(cfg Config) (*QuorumKV, error) {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	d.client = &http.Client{Transport: tr, Timeout: timeout}
+	client, err := httpclient.New(httpclient.Config{Token: cfg.Token, CAFile: cfg.CAFile, Timeout: timeout, Transport: tr})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	d.client = client
 	return d, nil
 }
 

@@ -3,12 +3,16 @@ package bench
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -427,5 +431,58 @@ func TestNewQuorumKVRejects(t *testing.T) {
 		if _, err := NewQuorumKV(cfg); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("NewQuorumKV(%+v) = %v", cfg, err)
 		}
+	}
+}
+
+// The driver sends Config.Token to an https:// node verified by
+// Config.CAFile; a refused token is a 401 HTTPError that says so and does
+// not show the token.
+func TestQuorumKVTokenAndCA(t *testing.T) {
+	const secret = "bench-secret-0123456789"
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+secret {
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte(`{"error":"this node does not know the bearer token","code":"unauthorized"}`))
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	open := func(token string) *QuorumKV {
+		cfg := DefaultConfig()
+		cfg.Endpoints, cfg.Token, cfg.CAFile = []string{srv.URL}, token, ca
+		d, err := NewQuorumKV(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		return d
+	}
+	rec := map[string][]byte{"f": []byte("v")}
+	if err := open(secret).Insert(context.Background(), "t", "k", rec); err != nil {
+		t.Fatalf("with the token: %v", err)
+	}
+	err := open("wrong-secret-0123456789").Insert(context.Background(), "t", "k", rec)
+	var he *HTTPError
+	if !errors.As(err, &he) || he.Status != http.StatusUnauthorized || !strings.Contains(err.Error(), "refused the token") || strings.Contains(err.Error(), "secret") {
+		t.Fatalf("with a wrong token: %v", err)
+	}
+	cfg := DefaultConfig()
+	cfg.Endpoints, cfg.Token = []string{srv.URL}, secret
+	d, err := NewQuorumKV(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Insert(context.Background(), "t", "k", rec); err == nil || strings.Contains(err.Error(), secret) {
+		t.Fatalf("without the CA the test server's certificate was trusted, or the error shows the token: %v", err)
+	}
+	cfg.Token = "bad token"
+	if _, err := NewQuorumKV(cfg); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("a token with a space: %v", err)
 	}
 }

@@ -94,7 +94,7 @@ type intentBody struct {
 	Force bool   `json:"force"`
 }
 
-func (n *Node) adminRoutes(mux *http.ServeMux) {
+func (n *Node) adminRoutes(mux *routes) {
 	mux.HandleFunc("GET /v1/cluster/plan", n.handlePlan)
 	mux.HandleFunc("/v1/cluster/plan", methodNotAllowed("GET, HEAD"))
 	mux.HandleFunc("GET /v1/cluster/transfers", n.handleTransfers)

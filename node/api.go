@@ -23,9 +23,16 @@ import (
 // HeaderContext carries the causal context between client and server.
 const HeaderContext = "X-Context"
 
-// Handler returns the node's HTTP API.
+// Handler returns the node's HTTP API, behind the bearer token check
+// when the node has a token file (auth.go).
 func (n *Node) Handler() http.Handler {
-	mux := http.NewServeMux()
+	return n.auth.wrap(n.routes())
+}
+
+// routes registers every endpoint of the API; each pattern needs a role
+// in routeRoles (auth.go).
+func (n *Node) routes() *routes {
+	mux := &routes{ServeMux: http.NewServeMux()}
 	mux.HandleFunc("GET /v1/kv/{bucket}/{key...}", n.handleGet)
 	mux.HandleFunc("PUT /v1/kv/{bucket}/{key...}", n.handlePut)
 	mux.HandleFunc("DELETE /v1/kv/{bucket}/{key...}", n.handleDelete)

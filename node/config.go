@@ -142,6 +142,10 @@ type Config struct {
 	// FastGossip shortens memberlist's intervals, for tests and local
 	// clusters.
 	FastGossip bool
+	// TokenFile, if set, names the file of bearer tokens the HTTP API
+	// requires (see ParseTokens for its format); every request then needs
+	// a token whose role covers the endpoint. Empty: the API is open.
+	TokenFile string
 	// Pprof serves Go's profiler under /debug/pprof/ on the HTTP address.
 	// Off by default: profiles reveal internals and cost CPU.
 	Pprof bool

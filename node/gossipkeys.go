@@ -431,7 +431,7 @@ func (n *Node) fanOutGossipKeys(ctx context.Context, req gossipKeyRequest) ([]No
 	return out, failed
 }
 
-func (n *Node) gossipKeyRoutes(mux *http.ServeMux) {
+func (n *Node) gossipKeyRoutes(mux *routes) {
 	mux.HandleFunc("GET /v1/cluster/gossip-keys", n.handleGossipKeys)
 	mux.HandleFunc("/v1/cluster/gossip-keys", methodNotAllowed("GET, HEAD"))
 	for _, op := range []string{keyInstall, keyUse, keyRemove} {

@@ -68,6 +68,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	emitStruct(ch, "membership", n.membershipMetrics(), nil)
 	emitStruct(ch, "http", struct{ ConnsRefused uint64 }{n.httpCap.refused.Load()}, nil)
 	emitStruct(ch, "node", readyMetrics{Ready: n.Ready() == nil}, nil)
+	am := n.auth.metrics()
+	for reason, v := range map[string]uint64{"missing": am.Missing, "unknown": am.Unknown, "forbidden": am.Forbidden} {
+		emitStruct(ch, "http", struct{ AuthFailures uint64 }{v}, prometheus.Labels{"reason": reason})
+	}
 	for owner, st := range n.hints.Pending() {
 		emitStruct(ch, "handoff_owner", st, prometheus.Labels{"owner": owner})
 	}

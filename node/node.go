@@ -81,6 +81,9 @@ type Node struct {
 	metrics   http.Handler
 	aeStarted bool // the trees are complete and worth saving at Close
 
+	// auth checks the HTTP API's bearer tokens.
+	auth *authGuard
+
 	httpLn  net.Listener
 	httpCap *limitListener // httpLn, which it wraps, within Limits.MaxHTTPConns
 	httpSrv *http.Server
@@ -134,6 +137,9 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	n.rings = &ringMemo{cfg: n.ringConfig()}
 	n.started = n.clk.Now()
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if n.auth, err = newAuthGuard(cfg.TokenFile, log.With().Str("part", "auth").Logger()); err != nil {
+		return n, err
+	}
 
 	scfg := store.DefaultConfig()
 	scfg.Dir = filepath.Join(cfg.DataDir, "store")

@@ -62,6 +62,7 @@ type benchOptions struct {
 	duration, timeout, requestTimeout                    time.Duration
 	target                                               float64
 	quiet, verbose                                       bool
+	conn                                                 connFlags
 }
 
 func benchAddFlags(fs *pflag.FlagSet, o *benchOptions) {
@@ -69,6 +70,7 @@ func benchAddFlags(fs *pflag.FlagSet, o *benchOptions) {
 	fs.StringVar(&o.db, "db", def.DB, "system to drive: quorumkv, etcd or redis")
 	fs.StringSliceVar(&o.endpoints, "endpoints", nil, "quorumkv HTTP addresses or etcd client endpoints (comma separated)")
 	fs.StringVar(&o.addr, "addr", def.RedisAddr, "Redis address")
+	o.conn.register(fs)
 	fs.IntVar(&o.local, "local", 0, "start a local quorumkv cluster of this many nodes for the benchmark")
 	fs.StringVar(&o.localDir, "local-dir", "", "data directory of the local cluster (default: a temporary directory)")
 	fs.StringVar(&o.workload, "workload", "", "bundled workload: a to f (loaded before -P files; default a when no -P)")
@@ -138,6 +140,7 @@ func benchConfig(o *benchOptions, phases []bench.Phase, stderr io.Writer) (bench
 	cfg.DB = o.db
 	cfg.Endpoints = o.endpoints
 	cfg.RedisAddr = o.addr
+	cfg.Token, cfg.CAFile = o.conn.bearer(), o.conn.caFile
 	cfg.Phases = phases
 	cfg.PropertyFiles = nil
 	if o.workload != "" {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,8 +14,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/quorumkv/quorumkv/handoff"
+	"github.com/quorumkv/quorumkv/internal/httpclient"
 	"github.com/quorumkv/quorumkv/quorum"
 )
 
@@ -25,11 +28,46 @@ const clientGrace = 2 * time.Second
 
 type clientFlags struct {
 	node    string
+	conn    connFlags
 	context string
 	r, w, n string
 	timeout time.Duration
 	json    bool
 	sloppy  bool
+	// httpc is the client of conn, built at the first request.
+	httpc *http.Client
+}
+
+// connFlags say how to reach a node's API: its token and the CA that
+// verifies an https:// node. The CLI and the benchmark share them.
+type connFlags struct {
+	token, caFile string
+}
+
+// Environment variables of the connection flags.
+const (
+	envToken  = "QUORUMKV_TOKEN"
+	envCACert = "QUORUMKV_CACERT"
+)
+
+func (c *connFlags) register(fl *pflag.FlagSet) {
+	// The token's default is not shown in --help: it is read from the
+	// environment when the flag is not given.
+	fl.StringVar(&c.token, "token", "", "bearer token for the node's API (env "+envToken+"); see the server's --token-file")
+	fl.StringVar(&c.caFile, "cacert", envOr(envCACert, ""), "PEM file of the CA that verifies an https:// node (env "+envCACert+"; default: the system's roots)")
+}
+
+// bearer returns --token, else $QUORUMKV_TOKEN.
+func (c *connFlags) bearer() string {
+	if c.token != "" {
+		return c.token
+	}
+	return os.Getenv(envToken)
+}
+
+// client returns an HTTP client that sends the token and trusts the CA.
+func (c *connFlags) client() (*http.Client, error) {
+	return httpclient.New(httpclient.Config{Token: c.bearer(), CAFile: c.caFile})
 }
 
 // registerAdmin registers the flags of commands that are not reads or
@@ -37,12 +75,14 @@ type clientFlags struct {
 func (f *clientFlags) registerAdmin(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.node, "node", envOr("QUORUMKV_NODE", "http://127.0.0.1:8081"), "node to talk to (env QUORUMKV_NODE)")
+	f.conn.register(fl)
 	fl.DurationVar(&f.timeout, "timeout", 0, "give up after this long (0: wait for the answer)")
 }
 
 func (f *clientFlags) register(cmd *cobra.Command, read bool) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.node, "node", envOr("QUORUMKV_NODE", "http://127.0.0.1:8081"), "node to talk to (env QUORUMKV_NODE)")
+	f.conn.register(fl)
 	fl.DurationVar(&f.timeout, "timeout", 0, "request timeout (server default when 0)")
 	fl.StringVarP(&f.n, "n", "n", "", "replicas for this request (at most the bucket's n)")
 	fl.BoolVar(&f.sloppy, "sloppy", true, "let fallbacks for down primaries count (sloppy quorum); --sloppy=false counts primaries only")
@@ -100,7 +140,12 @@ func (f *clientFlags) do(ctx context.Context, method, u string, body io.Reader, 
 			req.Header.Set(k, v)
 		}
 	}
-	resp, err := http.DefaultClient.Do(req)
+	if f.httpc == nil {
+		if f.httpc, err = f.conn.client(); err != nil {
+			return nil, nil, err
+		}
+	}
+	resp, err := f.httpc.Do(req)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -173,10 +218,17 @@ func report(cmd *cobra.Command, resp *http.Response) {
 
 func httpError(resp *http.Response, body []byte) error {
 	var e struct{ Error, Code string }
+	msg := fmt.Sprintf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(body))
 	if json.Unmarshal(body, &e) == nil && e.Code != "" {
-		return fmt.Errorf("%s (%s, HTTP %d)", e.Error, e.Code, resp.StatusCode)
+		msg = fmt.Sprintf("%s (%s, HTTP %d)", e.Error, e.Code, resp.StatusCode)
 	}
-	return fmt.Errorf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(body))
+	switch resp.StatusCode {
+	case http.StatusUnauthorized:
+		return fmt.Errorf("the node refused the token: %s; pass --token or set %s", msg, envToken)
+	case http.StatusForbidden:
+		return fmt.Errorf("the node refused the token: %s; this needs a token with a larger role", msg)
+	}
+	return errors.New(msg)
 }
 
 func newGetCmd() *cobra.Command {

@@ -61,6 +61,7 @@ func (f *nodeFlags) register(cmd *cobra.Command, withAddrs bool) {
 	fl.Int64Var(&f.cfg.Limits.MaxValueSize, "max-value-size", f.cfg.Limits.MaxValueSize, "largest value in bytes")
 	fl.IntVar(&f.cfg.Limits.MaxKeyBytes, "max-key-bytes", f.cfg.Limits.MaxKeyBytes, "bytes of a key's siblings together before writes get 409")
 	fl.IntVar(&f.cfg.Limits.MaxHTTPConns, "max-http-conns", f.cfg.Limits.MaxHTTPConns, "client connections open at once before new ones get 503 (keep under ulimit -n)")
+	fl.StringVar(&f.cfg.TokenFile, "token-file", "", "file of bearer tokens the HTTP API requires, one per line: ROLE TOKEN [NAME], ROLE read, write or admin, tokens of 16+ characters, # comments (reloaded on SIGHUP)")
 	fl.BoolVar(&f.cfg.Pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the HTTP address, with mutex and block profiles sampled")
 	fl.BoolVar(&f.insecure, "insecure", false, "run without cluster secrets: plaintext gossip and RPC, no client tokens (only on a network nobody else reaches)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -154,16 +155,34 @@ func newServerCmd() *cobra.Command {
 				return err
 			}
 			sig := make(chan os.Signal, 1)
-			signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-			select {
-			case s := <-sig:
-				log.Info().Str("signal", s.String()).Msg("shutting down")
-			case <-n.Left():
-				log.Info().Msg("this node left the cluster (leave or remove completed); exiting")
+			signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+			defer signal.Stop(sig)
+			for {
+				select {
+				case s := <-sig:
+					if s == syscall.SIGHUP {
+						reloadTokens(n, log)
+						continue
+					}
+					log.Info().Str("signal", s.String()).Msg("shutting down")
+				case <-n.Left():
+					log.Info().Msg("this node left the cluster (leave or remove completed); exiting")
+				}
+				return n.Close()
 			}
-			return n.Close()
 		},
 	}
 	f.register(cmd, true)
 	return cmd
+}
+
+// reloadTokens rereads the node's token file on SIGHUP; a bad file is
+// logged and the tokens in use stay.
+func reloadTokens(n *node.Node, log zerolog.Logger) {
+	switch err := n.ReloadTokens(); {
+	case errors.Is(err, node.ErrNoTokenFile):
+		log.Info().Msg("SIGHUP: no --token-file to reload")
+	case err != nil:
+		log.Error().Err(err).Msg("SIGHUP: token file not reloaded; the tokens in use stay")
+	}
 }

@@ -1,0 +1,221 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+
+	"github.com/rs/zerolog"
+)
+
+// Bearer token authentication of the HTTP API (Config.TokenFile). Every
+// request names a token in "Authorization: Bearer <token>"; the route it
+// matches needs a role (routeRoles). No token, or one the node does not
+// know: 401. A known token whose role is too small: 403. Tokens are never
+// logged: logs name a token by its Name.
+
+// Error codes of refused requests.
+const (
+	// CodeUnauthorized: no bearer token, or one this node does not know (401).
+	CodeUnauthorized = "unauthorized"
+	// CodeForbidden: the token's role may not call this endpoint (403).
+	CodeForbidden = "forbidden"
+)
+
+// ErrNoTokenFile is returned by ReloadTokens on a node started without
+// a token file.
+var ErrNoTokenFile = errors.New("node: no token file configured")
+
+// routeRoles is the least role each pattern Handler registers needs. A
+// pattern that is not here, or whose path starts with one of
+// adminPrefixes, needs RoleAdmin; TestEveryRouteHasARole fails for a
+// registered pattern that is in neither, so a new route is a decision,
+// not an accident. Patterns without a method only answer 405 (or 404 for
+// "/"), so any token may reach them.
+var routeRoles = map[string]Role{
+	"GET /v1/kv/{bucket}/{key...}":    RoleRead,
+	"PUT /v1/kv/{bucket}/{key...}":    RoleWrite,
+	"DELETE /v1/kv/{bucket}/{key...}": RoleWrite,
+	"/v1/kv/{bucket}/{key...}":        RoleRead,
+	"GET /v1/buckets/{bucket}":        RoleRead,
+	"PUT /v1/buckets/{bucket}":        RoleAdmin, // n, r and w are cluster-wide
+	"/v1/buckets/{bucket}":            RoleRead,
+	"GET /v1/cluster":                 RoleRead,
+	"/v1/cluster":                     RoleRead,
+	"GET /v1/cluster/plan":            RoleRead,
+	"/v1/cluster/plan":                RoleRead,
+	"GET /v1/cluster/transfers":       RoleRead,
+	"/v1/cluster/transfers":           RoleRead,
+	"POST /v1/cluster/commit":         RoleAdmin,
+	"/v1/cluster/commit":              RoleRead,
+	"POST /v1/cluster/clear":          RoleAdmin,
+	"/v1/cluster/clear":               RoleRead,
+	"POST /v1/cluster/leave":          RoleAdmin,
+	"/v1/cluster/leave":               RoleRead,
+	"POST /v1/cluster/remove":         RoleAdmin,
+	"/v1/cluster/remove":              RoleRead,
+	"POST /v1/cluster/replace":        RoleAdmin,
+	"/v1/cluster/replace":             RoleRead,
+	"POST /v1/antientropy/run":        RoleAdmin,
+	"/v1/antientropy/run":             RoleRead,
+	"GET /metrics":                    RoleRead,
+	"/":                               RoleRead, // 404 with a hint
+}
+
+// adminPrefixes are paths whose every pattern needs RoleAdmin, whatever
+// its method: gossip key rotation and the profiler.
+var adminPrefixes = []string{"/v1/cluster/gossip-keys", "/debug/"}
+
+// adminOnly reports whether a mux pattern's path starts with one of
+// adminPrefixes (or the pattern has no path).
+func adminOnly(pattern string) bool {
+	i := strings.IndexByte(pattern, '/')
+	if i < 0 {
+		return true
+	}
+	for _, p := range adminPrefixes {
+		if strings.HasPrefix(pattern[i:], p) {
+			return true
+		}
+	}
+	return false
+}
+
+// roleFor returns the least role that may call a mux pattern ("" or an
+// unknown pattern: RoleAdmin).
+func roleFor(pattern string) Role {
+	if adminOnly(pattern) {
+		return RoleAdmin
+	}
+	if r, ok := routeRoles[pattern]; ok {
+		return r
+	}
+	return RoleAdmin
+}
+
+// routes is the API's mux; it remembers the patterns registered, for
+// TestEveryRouteHasARole.
+type routes struct {
+	*http.ServeMux
+	patterns []string
+}
+
+func (m *routes) Handle(pattern string, h http.Handler) {
+	m.patterns = append(m.patterns, pattern)
+	m.ServeMux.Handle(pattern, h)
+}
+
+func (m *routes) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	m.Handle(pattern, http.HandlerFunc(h))
+}
+
+// AuthMetrics counts refused requests by reason.
+type AuthMetrics struct {
+	// Missing: no bearer token. Unknown: a token the node does not know.
+	// Forbidden: a known token with too small a role.
+	Missing, Unknown, Forbidden uint64
+}
+
+// authGuard checks bearer tokens. It is safe for concurrent use.
+type authGuard struct {
+	path string
+	log  zerolog.Logger
+	// tokens is nil when the API is open (no token file).
+	tokens                      atomic.Pointer[Tokens]
+	missing, unknown, forbidden atomic.Uint64
+}
+
+// newAuthGuard loads the token file at path ("" leaves the API open).
+func newAuthGuard(path string, log zerolog.Logger) (*authGuard, error) {
+	g := &authGuard{path: path, log: log}
+	if path == "" {
+		return g, nil
+	}
+	ts, err := LoadTokens(path)
+	if err != nil {
+		return nil, err
+	}
+	g.tokens.Store(ts)
+	log.Info().Int("tokens", ts.Len()).Msg("the HTTP API requires bearer tokens")
+	return g, nil
+}
+
+func (g *authGuard) metrics() AuthMetrics {
+	return AuthMetrics{Missing: g.missing.Load(), Unknown: g.unknown.Load(), Forbidden: g.forbidden.Load()}
+}
+
+// reload replaces the tokens with the file's; on error the old ones stay.
+func (g *authGuard) reload() error {
+	if g.path == "" {
+		return ErrNoTokenFile
+	}
+	ts, err := LoadTokens(g.path)
+	if err != nil {
+		return err
+	}
+	g.tokens.Store(ts)
+	g.log.Info().Int("tokens", ts.Len()).Msg("token file reloaded")
+	return nil
+}
+
+// bearer returns the token of an "Authorization: Bearer <token>" header.
+func bearer(r *http.Request) (string, bool) {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}
+
+// wrap returns mux behind the token check.
+func (g *authGuard) wrap(mux *routes) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ts := g.tokens.Load()
+		if ts == nil {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		secret, ok := bearer(r)
+		if !ok {
+			g.missing.Add(1)
+			g.log.Debug().Str("method", r.Method).Str("path", r.URL.Path).Str("remote", r.RemoteAddr).Msg("request without a bearer token refused")
+			w.Header().Set("WWW-Authenticate", `Bearer realm="quorumkv"`)
+			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "this node requires a bearer token: send Authorization: Bearer <token>")
+			return
+		}
+		tok, ok := ts.Lookup(secret)
+		if !ok {
+			g.unknown.Add(1)
+			g.log.Debug().Str("method", r.Method).Str("path", r.URL.Path).Str("remote", r.RemoteAddr).Msg("request with an unknown bearer token refused")
+			w.Header().Set("WWW-Authenticate", `Bearer realm="quorumkv", error="invalid_token"`)
+			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "this node does not know the bearer token")
+			return
+		}
+		_, pattern := mux.Handler(r)
+		need := roleFor(pattern)
+		if tok.Role < need {
+			g.forbidden.Add(1)
+			g.log.Warn().Str("token", tok.Name).Stringer("role", tok.Role).Stringer("needs", need).
+				Str("method", r.Method).Str("path", r.URL.Path).Str("remote", r.RemoteAddr).Msg("request refused: the token's role is too small")
+			w.Header().Set("WWW-Authenticate", `Bearer realm="quorumkv", error="insufficient_scope"`)
+			writeError(w, http.StatusForbidden, CodeForbidden,
+				fmt.Sprintf("token %q has role %s; %s %s needs %s", tok.Name, tok.Role, r.Method, r.URL.Path, need))
+			return
+		}
+		if need == RoleAdmin {
+			// The audit trail of cluster-wide changes.
+			g.log.Info().Str("token", tok.Name).Str("method", r.Method).Str("path", r.URL.Path).Str("remote", r.RemoteAddr).Msg("admin request")
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// ReloadTokens reads the token file again (on SIGHUP, say) and uses its
+// tokens from the next request on. On error the tokens in use stay.
+func (n *Node) ReloadTokens() error { return n.auth.reload() }
+
+// AuthMetrics returns the counts of requests refused for their token.
+func (n *Node) AuthMetrics() AuthMetrics { return n.auth.metrics() }
