@@ -44,6 +44,16 @@ type Config struct {
 	// which anyone who reaches the port can join. InstallKey, UseKey and
 	// RemoveKey change the keys of a running Gossip.
 	Keys [][]byte
+	// Vet, if set, decides whether another node may enter the member
+	// table: memberlist's alive messages and joins, and member entries
+	// arriving in broadcasts and push-pulls, are admitted only when it
+	// returns nil (the node checks that the peer holds a certificate
+	// naming it). wait is true where the caller may block for a moment (a
+	// push-pull, which carries joins) and false on the gossip packet path,
+	// where Vet must answer at once, and may refuse now and admit later.
+	// Tombstones and this node's own entry are not vetted. Optional: nil
+	// admits every node of the cluster.
+	Vet func(m Meta, wait bool) error
 	// Initial is the state persisted by a previous run: members, buckets
 	// and the layout.
 	Initial State

@@ -98,14 +98,22 @@ func (d delegate) MergeRemoteState(buf []byte, join bool) {
 		return
 	}
 	g.n.pushPulls.Add(1)
-	changed := false
-	g.mu.Lock()
+	members := make([]versioned, 0, len(s.Members))
 	for _, w := range s.Members {
 		v, err := w.versioned()
 		if err != nil {
 			g.n.decodeErrors.Add(1)
 			continue
 		}
+		if err := g.vet(v.Meta, true); err != nil {
+			g.n.rejected.Add(1)
+			continue
+		}
+		members = append(members, v)
+	}
+	changed := false
+	g.mu.Lock()
+	for _, v := range members {
 		if ok, _ := g.tbl.mergeMember(v); ok {
 			g.n.memberUpds.Add(1)
 			changed = true
@@ -167,7 +175,7 @@ func (d delegate) NotifyAlive(peer *memberlist.Node) error {
 		g.n.decodeErrors.Add(1)
 		return err
 	}
-	if err := d.admit(peer.Name, v.Meta); err != nil {
+	if err := d.admit(peer.Name, v.Meta, false); err != nil {
 		g.n.rejected.Add(1)
 		return err
 	}
@@ -190,7 +198,7 @@ func (d delegate) NotifyMerge(peers []*memberlist.Node) error {
 	for _, p := range peers {
 		v, err := decodeMeta(p.Meta)
 		if err == nil {
-			err = d.admit(p.Name, v.Meta)
+			err = d.admit(p.Name, v.Meta, true)
 		}
 		if err != nil {
 			g.n.rejected.Add(1)
@@ -201,12 +209,32 @@ func (d delegate) NotifyMerge(peers []*memberlist.Node) error {
 	return nil
 }
 
-func (d delegate) admit(name string, m Meta) error {
+func (d delegate) admit(name string, m Meta, wait bool) error {
 	if m.Cluster != d.g.cfg.Meta.Cluster {
 		return fmt.Errorf("%w: %q is in cluster %q", ErrWrongCluster, name, m.Cluster)
 	}
 	if m.ID != name {
 		return fmt.Errorf("%w: meta id %q differs from node name %q", ErrBadMeta, m.ID, name)
+	}
+	return d.g.vet(m, wait)
+}
+
+// vet asks Config.Vet about another node's live entry, unless the table
+// holds that node at the same RPC address already (vetted then, or
+// persisted by an earlier run): a member that is down must not block the
+// gossip that carries it.
+func (g *Gossip) vet(m Meta, wait bool) error {
+	if g.cfg.Vet == nil || m.ID == g.cfg.Meta.ID || m.Removed() {
+		return nil
+	}
+	g.mu.Lock()
+	cur, known := g.tbl.members[m.ID]
+	g.mu.Unlock()
+	if known && (m.RPCAddr == "" || cur.Meta.RPCAddr == m.RPCAddr) {
+		return nil
+	}
+	if err := g.cfg.Vet(m, wait); err != nil {
+		return fmt.Errorf("%w: %q: %w", ErrNotVetted, m.ID, err)
 	}
 	return nil
 }
@@ -280,6 +308,10 @@ func (g *Gossip) applyLayout(l Layout) bool {
 
 // applyMember merges a broadcast member entry and relays it if it was news.
 func (g *Gossip) applyMember(v versioned) {
+	if err := g.vet(v.Meta, false); err != nil {
+		g.n.rejected.Add(1)
+		return
+	}
 	g.mu.Lock()
 	changed, err := g.tbl.mergeMember(v)
 	cur := g.tbl.members[v.Meta.ID] // v, or this node's own entry outbidding it

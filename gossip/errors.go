@@ -26,6 +26,9 @@ var (
 	// ErrBadLayout means a Layout breaks a rule of Layout.Validate.
 	ErrBadLayout = errors.New("gossip: malformed layout")
 
+	// ErrNotVetted means Config.Vet refused a node.
+	ErrNotVetted = errors.New("gossip: node not vetted")
+
 	// ErrWrongCluster means a peer names another cluster.
 	ErrWrongCluster = errors.New("gossip: node belongs to another cluster")
 	// ErrRemoved means the member was explicitly removed (tombstoned).

@@ -44,6 +44,8 @@ type Node struct {
 	store     *store.Store
 	tr        transport.Transport
 	gossip    *gossip.Gossip
+	vets      vetter      // which nodes proved their certificate (vet.go)
+	vetJoin   chan string // gossip addresses of nodes vetted on the packet path, to rejoin
 	detector  *gossip.Detector
 	replica   *quorum.Replica
 	coord     *quorum.Coordinator
@@ -132,7 +134,7 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 		cfg.Clock = clock.Real()
 	}
 	log = log.With().Str("node", cfg.ID).Logger()
-	n = &Node{cfg: cfg, log: log, clk: cfg.Clock, hash: xxhash.Sum64, memberCh: make(chan struct{}, 1),
+	n = &Node{cfg: cfg, log: log, clk: cfg.Clock, hash: xxhash.Sum64, memberCh: make(chan struct{}, 1), vetJoin: make(chan string, 16),
 		left: make(chan struct{}), lostCh: make(chan struct{}, 1)}
 	n.rings = &ringMemo{cfg: n.ringConfig()}
 	n.started = n.clk.Now()
@@ -239,6 +241,9 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	gcfg.Transport = cfg.GossipTransport
 	gcfg.Initial = initial
 	gcfg.OnChange = n.onMembershipChange
+	if tlsCfg != nil {
+		gcfg.Vet = n.vetMember
+	}
 	gcfg.Clock = n.clk
 	if gcfg.Keys, err = n.loadGossipKeys(); err != nil {
 		return n, err
@@ -479,6 +484,8 @@ func (n *Node) membershipLoop() {
 			storeCh, storeOK = n.watchStore(storeOK)
 		case <-n.memberCh:
 			n.applyMembership()
+		case addr := <-n.vetJoin:
+			n.joinVetted(addr)
 		case <-tick.C():
 			n.applyMembership()
 		case <-t.C():
@@ -704,6 +711,12 @@ func (s sender) ApplyAsync(ctx context.Context, to string, req *quorum.Request) 
 // serveRPC routes internode requests. Over TLS, a request is served only
 // when the node its certificate names is a current member.
 func (n *Node) serveRPC(ctx context.Context, req *transport.Request) ([]byte, error) {
+	if req.Method == rpcPing {
+		// Answered to any peer whose certificate the transport accepted:
+		// it tells nothing, and a node being vetted (vet.go), not yet a
+		// member, proves its certificate with it.
+		return nil, nil
+	}
 	if req.Peer != "" && !n.currentMember(req.Peer) {
 		n.log.Warn().Str("peer", req.Peer).Str("method", req.Method).Msg("rpc: refused a request from a node that is not a member")
 		return nil, &transport.RemoteError{Code: transport.CodeUnauthenticated, Message: fmt.Sprintf("node: %q is not a member of this cluster", req.Peer)}
@@ -714,8 +727,6 @@ func (n *Node) serveRPC(ctx context.Context, req *transport.Request) ([]byte, er
 		}
 	}
 	switch {
-	case req.Method == rpcPing:
-		return nil, nil
 	case req.Method == rpcKV:
 		var r quorum.Request
 		if err := msgpack.Unmarshal(req.Body, &r); err != nil {
