@@ -109,11 +109,18 @@ func newProc(t *testing.T, dir, id string, flags ...string) *proc {
 	return p
 }
 
-// start runs the server with join as its --join; the test's cleanup
-// kills it if it still runs.
+// start runs the server, without cluster secrets (--insecure), with join
+// as its --join; the test's cleanup kills it if it still runs.
 func (p *proc) start(t *testing.T, bin string, join string, flags ...string) {
 	t.Helper()
-	args := []string{"server", "--id", p.id, "--data", p.data, "--http", p.http, "--rpc", p.rpc, "--gossip", p.gossip, "--log-level", "info", "--insecure"}
+	p.startArgs(t, bin, join, append([]string{"--insecure"}, flags...)...)
+}
+
+// startArgs is start without --insecure: the flags say what secrets the
+// server has.
+func (p *proc) startArgs(t *testing.T, bin string, join string, flags ...string) {
+	t.Helper()
+	args := []string{"server", "--id", p.id, "--data", p.data, "--http", p.http, "--rpc", p.rpc, "--gossip", p.gossip, "--log-level", "info"}
 	if join != "" {
 		args = append(args, "--join", join)
 	}
