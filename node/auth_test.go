@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/quorumkv/quorumkv/internal/simcluster"
+	"github.com/quorumkv/quorumkv/internal/testcluster"
 	"github.com/quorumkv/quorumkv/node"
 )
 
@@ -312,4 +313,56 @@ func TestAuthBadTokenFileStopsOpen(t *testing.T) {
 	if !strings.Contains(err.Error(), "line 2") || strings.Contains(err.Error(), adminSecret) {
 		t.Fatalf("err = %v", err)
 	}
+}
+
+// FuzzAuthHeader: whatever the Authorization header, method and path, a
+// request whose header is not "Bearer <a known token>" gets 401 with the
+// JSON error, a known token's request needs the role of what it reaches
+// (401 never), and no answer repeats the header. Like FuzzAPIRequest it
+// runs one node outside synctest.
+func FuzzAuthHeader(f *testing.F) {
+	path := filepath.Join(f.TempDir(), "tokens")
+	if err := os.WriteFile(path, []byte("read "+readSecret+"\nwrite "+writeSecret+"\nadmin "+adminSecret+"\n"), 0o600); err != nil {
+		f.Fatal(err)
+	}
+	c := testcluster.StartWith(f, testcluster.Options{Nodes: 1, Configure: func(_ int, cfg *node.Config) { cfg.TokenFile = path }})
+	h := c.Node(0).Handler()
+	known := map[string]bool{readSecret: true, writeSecret: true, adminSecret: true}
+	f.Add("GET", "/v1/kv/b/k", "Bearer "+readSecret)
+	f.Add("PUT", "/v1/buckets/b", "Bearer "+writeSecret)
+	f.Add("POST", "/v1/cluster/remove", "Bearer "+adminSecret)
+	f.Add("GET", "/v1/cluster", "Basic "+readSecret)
+	f.Add("DELETE", "/v1/kv/b/k", "bearer "+wrongSecret)
+	f.Add("GET", "/debug/pprof/", "")
+	f.Fuzz(func(t *testing.T, method, target, authz string) {
+		switch method {
+		case "GET", "PUT", "DELETE", "HEAD", "POST":
+		default:
+			return
+		}
+		if !strings.HasPrefix(target, "/") || strings.ContainsAny(target, " \r\n\t#") || strings.ContainsAny(authz, "\r\n") {
+			return
+		}
+		req, err := http.NewRequest(method, "http://fuzz"+target, strings.NewReader(`{"node":"n9"}`))
+		if err != nil {
+			return
+		}
+		req.Header.Set("Authorization", authz)
+		w := &recorder{header: http.Header{}}
+		h.ServeHTTP(w, req)
+		scheme, tok, _ := strings.Cut(authz, " ")
+		valid := strings.EqualFold(scheme, "Bearer") && known[strings.TrimSpace(tok)]
+		if valid == (w.status == http.StatusUnauthorized) {
+			t.Fatalf("%s %s with Authorization %q: %d %s", method, target, authz, w.status, w.body.String())
+		}
+		if w.status == http.StatusUnauthorized || w.status == http.StatusForbidden {
+			var e struct{ Code string }
+			if err := json.Unmarshal([]byte(w.body.String()), &e); err != nil || e.Code == "" {
+				t.Fatalf("%d without a JSON error: %q", w.status, w.body.String())
+			}
+		}
+		if len(authz) >= node.MinTokenLen && strings.Contains(w.body.String(), authz) {
+			t.Fatalf("the answer repeats the Authorization header: %q", w.body.String())
+		}
+	})
 }
