@@ -92,10 +92,11 @@ func TestDiskFullNodeRecoversByItself(t *testing.T) {
 			t.Fatalf("GET /v1/ready on a full disk: %d %v", status, body)
 		}
 		t.Logf("n3 not ready %v (simulated) after its disk filled", took)
-		c.Await(5*time.Second, "n1 and n2 to route around n3", func() bool {
+		took = c.Await(5*time.Second, "n1 and n2 to route around n3", func() bool {
 			w.write()
 			return !reachable(t, c, 0, "n3") && !reachable(t, c, 1, "n3")
 		})
+		t.Logf("n1 and n2 route around n3 %v (simulated) later", took)
 		// Routed around: writes through the others, and through n3's own
 		// coordinator, succeed without it.
 		for range 40 {

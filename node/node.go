@@ -79,6 +79,8 @@ type Node struct {
 	book atomic.Pointer[map[string]gossip.Meta]
 	// memberCh wakes membershipLoop after a gossip change.
 	memberCh chan struct{}
+	// storeDown is set while the store is failed (watchStore).
+	storeDown atomic.Bool
 
 	metrics   http.Handler
 	aeStarted bool // the trees are complete and worth saving at Close

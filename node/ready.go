@@ -43,11 +43,9 @@ func (n *Node) handleReady(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, readyBody{Ready: true})
 }
 
-// storeOK reports whether the node's own store serves.
-func (n *Node) storeOK() bool {
-	_, err := n.store.Health()
-	return err == nil
-}
+// storeOK reports whether the node's own store served when its health
+// was last applied (watchStore): cheap enough for every request's plan.
+func (n *Node) storeOK() bool { return !n.storeDown.Load() }
 
 // watchStore applies the store's health and returns the channel that
 // signals its next change. Only membershipLoop calls it, so that the
@@ -58,6 +56,7 @@ func (n *Node) storeOK() bool {
 func (n *Node) watchStore(wasOK bool) (changed <-chan struct{}, ok bool) {
 	changed, err := n.store.Health()
 	ok = err == nil
+	n.storeDown.Store(!ok)
 	if ok && !wasOK {
 		n.rebuildTrees()
 		n.hints.Kick()

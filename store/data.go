@@ -377,6 +377,12 @@ func (s *Store) scanRecords(what string, lower, upper []byte, parse func(row []b
 		}
 	}()
 	for valid := it.First(); valid; valid = it.Next() {
+		// A storage failure stops a scan too: the memtable may hold
+		// writes that were never acknowledged, and Reopen waits for
+		// every running operation.
+		if err := s.failedErr(); err != nil {
+			return err
+		}
 		hash, k, ok := parse(it.Key())
 		if !ok {
 			s.skip(what, it.Key(), errors.New("bad row key"))

@@ -200,8 +200,9 @@ func (s *Store) reopenLoop() {
 }
 
 // retryReopen calls Reopen after Config.ReopenBackoff, then at doubling
-// intervals up to Config.ReopenMaxBackoff, until it succeeds (true), or
-// the Store closes or pebble is wedged (false).
+// intervals up to Config.ReopenMaxBackoff (a try that found operations
+// still running does not double it), until it succeeds (true), or the
+// Store closes or pebble is wedged (false).
 func (s *Store) retryReopen() bool {
 	delay := s.cfg.ReopenBackoff
 	for {
@@ -222,7 +223,9 @@ func (s *Store) retryReopen() bool {
 			s.log.Error().Err(err).Msg("store: cannot reopen; restart the process")
 			return false
 		}
-		delay = min(2*delay, s.cfg.ReopenMaxBackoff)
+		if !errors.Is(err, errDraining) { // the disk was tried: back off
+			delay = min(2*delay, s.cfg.ReopenMaxBackoff)
+		}
 		s.log.Warn().Err(err).Dur("retry_in", delay).Msg("store: reopen failed")
 	}
 }

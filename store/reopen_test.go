@@ -214,3 +214,23 @@ func TestReopenWaitsForOperations(t *testing.T) {
 	}
 	checkAcked(t, s, []string{"a"})
 }
+
+// A scan that is running when the store fails stops at the next row with
+// ErrFailed: rows read after the failure may never have been acknowledged.
+func TestScanStopsAtFailure(t *testing.T) {
+	s := openTest(t, vfs.NewMem(), func(c *Config) { c.ReopenBackoff = 0 })
+	for i := range 10 {
+		if _, _, err := s.Update(tk(fmt.Sprint("k", i)), write("n1", "v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows := 0
+	err := s.Scan(0, math.MaxUint64, func(uint64, []byte, []byte) error {
+		rows++
+		s.fail(errors.New("test failure"))
+		return nil
+	})
+	if !errors.Is(err, ErrFailed) || rows != 1 {
+		t.Fatalf("Scan over a failing store: %v after %d rows, want ErrFailed after 1", err, rows)
+	}
+}
