@@ -74,6 +74,18 @@
 // graceful leave from a failure, so Status is alive, dead or unknown in
 // practice; StatusSuspect and StatusLeft are reserved.
 //
+// # Encryption
+//
+// With Config.Keys, memberlist encrypts and authenticates every packet and
+// stream with AES-GCM under the primary key (the cluster label is part of
+// the authenticated data) and accepts what any installed key decrypts;
+// unencrypted or undecryptable messages are dropped, so a node without one
+// of the cluster's keys never joins (TestWrongOrMissingKeyNotAdmitted).
+// InstallKey, UseKey and RemoveKey rotate the key of a running cluster:
+// each step on every member before the next, and no member is suspected
+// meanwhile (TestKeyRotationKeepsMembersAlive). Encryption cannot be
+// turned on or off while running.
+//
 // # Failure detection
 //
 // Detector is a phi accrual failure detector (Hayashibara et al., 2004).
