@@ -79,13 +79,13 @@ func DecodeContext(key []byte, s string) (Context, error) {
 // MarshalContext encodes the context of key as a format byte, key's tag
 // and msgpack.
 func MarshalContext(key []byte, c Context) ([]byte, error) {
-	tag := keyTag(key)
-	b := make([]byte, 0, 1+keyTagSize+c.SizeHint())
-	b = append(append(b, contextFormat), tag[:]...)
 	body, err := msgpack.Marshal(&c)
 	if err != nil {
 		return nil, err
 	}
+	tag := keyTag(key)
+	b := make([]byte, 0, 1+keyTagSize+len(body))
+	b = append(append(b, contextFormat), tag[:]...)
 	return append(b, body...), nil
 }
 
