@@ -106,6 +106,14 @@ func (n *Node) adminRoutes(mux *routes) {
 	n.gossipKeyRoutes(mux)
 }
 
+// reachable reports whether the failure detector hears from a node: the
+// guard of remove and replace, which are for nodes that are gone. A node
+// whose store failed (a full disk) is unavailable for requests but still
+// answers, and comes back by itself: removing it takes force.
+func (n *Node) reachable(id string) bool {
+	return id == n.cfg.ID || n.detector.Available(id)
+}
+
 // currentView returns the view, or writes 503 when there is none yet.
 func (n *Node) currentView(w http.ResponseWriter) (*memberView, bool) {
 	v := n.view.Load()
@@ -471,7 +479,7 @@ func (n *Node) applyIntent(op string, in intentBody, ch change) (int, string, er
 		if m.ID == n.cfg.ID {
 			return http.StatusConflict, CodeConflict, errors.New("a node cannot remove itself; ask it to leave, or remove it from another node")
 		}
-		if n.available(m.ID) && !in.Force {
+		if n.reachable(m.ID) && !in.Force {
 			return http.StatusConflict, CodeConflict, fmt.Errorf("%s is up; remove is for a node that is gone for good (use leave, or force)", m.ID)
 		}
 		return 0, "", set(m.ID, gossip.Intent{Intent: gossip.IntentRemove, Staged: in.Stage, Seed: m.Seed})
@@ -493,7 +501,7 @@ func (n *Node) applyIntent(op string, in intentBody, ch change) (int, string, er
 		if ch.C.Contains(nw.ID) {
 			return http.StatusConflict, CodeConflict, fmt.Errorf("%s is in the ring already; a replacement must be a new node", nw.ID)
 		}
-		if n.available(old.ID) && !in.Force {
+		if n.reachable(old.ID) && !in.Force {
 			return http.StatusConflict, CodeConflict, fmt.Errorf("%s is up; replace is for a node that is gone for good (leave it instead, or force)", old.ID)
 		}
 		// The old node's place on the ring: its seed and join time.

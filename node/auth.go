@@ -61,7 +61,11 @@ var routeRoles = map[string]Role{
 	"POST /v1/antientropy/run":        RoleAdmin,
 	"/v1/antientropy/run":             RoleRead,
 	"GET /metrics":                    RoleRead,
-	"/":                               RoleRead, // 404 with a hint
+	// Readiness is open, for load balancers and probes that carry no
+	// token: it tells only whether the node serves, and why not.
+	"GET /v1/ready": RoleNone,
+	"/v1/ready":     RoleNone,
+	"/":             RoleRead, // 404 with a hint
 }
 
 // adminPrefixes are paths whose every pattern needs RoleAdmin, whatever
@@ -174,7 +178,9 @@ func bearer(r *http.Request) (string, bool) {
 func (g *authGuard) wrap(mux *routes) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ts := g.tokens.Load()
-		if ts == nil {
+		_, pattern := mux.Handler(r)
+		need := roleFor(pattern)
+		if ts == nil || need == RoleNone {
 			mux.ServeHTTP(w, r)
 			return
 		}
@@ -194,8 +200,6 @@ func (g *authGuard) wrap(mux *routes) http.Handler {
 			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "this node does not know the bearer token")
 			return
 		}
-		_, pattern := mux.Handler(r)
-		need := roleFor(pattern)
 		if tok.Role < need {
 			g.forbidden.Add(1)
 			g.log.Warn().Str("token", tok.Name).Stringer("role", tok.Role).Stringer("needs", need).

@@ -58,7 +58,7 @@ func TestReopenAfterDiskFull(t *testing.T) {
 		}
 		acked = append(acked, k)
 	}
-	if stored, err := s.AddHint("n2", tk("hinted"), mustSet(t, "n1", "h"), 1<<20); err != nil || !stored {
+	if stored, err := s.AddHint("n2", tk("hinted"), mustSet(t, "n1", "h"), 1<<20, 0); err != nil || !stored {
 		t.Fatalf("AddHint = %v, %v", stored, err)
 	}
 	changed, err := s.Health()
