@@ -137,12 +137,9 @@ func newAuthGuard(path string, log zerolog.Logger) (*authGuard, error) {
 	if path == "" {
 		return g, nil
 	}
-	ts, err := LoadTokens(path)
-	if err != nil {
+	if err := g.reload(); err != nil {
 		return nil, err
 	}
-	g.tokens.Store(ts)
-	log.Info().Int("tokens", ts.Len()).Msg("the HTTP API requires bearer tokens")
 	return g, nil
 }
 
@@ -150,7 +147,7 @@ func (g *authGuard) metrics() AuthMetrics {
 	return AuthMetrics{Missing: g.missing.Load(), Unknown: g.unknown.Load(), Forbidden: g.forbidden.Load()}
 }
 
-// reload replaces the tokens with the file's; on error the old ones stay.
+// reload (re)reads the token file; on error the tokens in use stay.
 func (g *authGuard) reload() error {
 	if g.path == "" {
 		return ErrNoTokenFile
@@ -160,7 +157,7 @@ func (g *authGuard) reload() error {
 		return err
 	}
 	g.tokens.Store(ts)
-	g.log.Info().Int("tokens", ts.Len()).Msg("token file reloaded")
+	g.log.Info().Int("tokens", ts.Len()).Msg("token file loaded: the HTTP API requires bearer tokens")
 	return nil
 }
 
