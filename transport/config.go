@@ -14,6 +14,13 @@ const (
 	MinMaxFrameSize = 4<<20 + 64<<10
 	// maxConnsPerPeer bounds TCPConfig.ConnsPerPeer.
 	maxConnsPerPeer = 64
+	// inboundReadBuffer and inboundSendQueue cap the read buffer and the
+	// reply queue of an inbound connection (ReadBufferSize and
+	// SendQueueLen size outbound ones): at MaxInboundConns idle
+	// connections they hold 2,048 x (16 KiB + 128 queued frames), about
+	// 66 MiB, where the outbound sizes would hold 512 MiB.
+	inboundReadBuffer = 16 << 10
+	inboundSendQueue  = 128
 )
 
 // TCPConfig configures a TCP transport. Start from DefaultTCPConfig.

@@ -42,7 +42,7 @@ type conn struct {
 	outbound bool
 	handler  Handler // inbound: the transport's handler (nil before Serve)
 	br       *bufio.Reader
-	bw       *bufio.Writer
+	bw       *bufio.Writer      // made by writeLoop at the first write; only it uses it
 	sendq    chan frame         // frames for the writer
 	done     chan struct{}      // closed by fail
 	ctx      context.Context    // cancelled by fail; handlers' ctx
@@ -56,14 +56,21 @@ type conn struct {
 
 func newConn(t *TCP, nc net.Conn, outbound bool, remote string) *conn {
 	ctx, cancel := context.WithCancel(t.ctx)
+	// An inbound connection costs what anyone who reaches the port can
+	// make it cost, thousands of times over: it starts with small buffers
+	// (replies are few next to the requests a peer's outbound side
+	// queues), and its write buffer is made at its first reply.
+	rbuf, qlen := t.cfg.ReadBufferSize, t.cfg.SendQueueLen
+	if !outbound {
+		rbuf, qlen = min(rbuf, inboundReadBuffer), min(qlen, inboundSendQueue)
+	}
 	return &conn{
 		t:        t,
 		nc:       nc,
 		remote:   remote,
 		outbound: outbound,
-		br:       bufio.NewReaderSize(nc, t.cfg.ReadBufferSize),
-		bw:       bufio.NewWriterSize(nc, t.cfg.WriteBufferSize),
-		sendq:    make(chan frame, t.cfg.SendQueueLen),
+		br:       bufio.NewReaderSize(nc, rbuf),
+		sendq:    make(chan frame, qlen),
 		done:     make(chan struct{}),
 		ctx:      ctx,
 		cancel:   cancel,
@@ -371,6 +378,9 @@ func (c *conn) writeLoop() {
 		case f = <-c.sendq:
 		case <-c.done:
 			return
+		}
+		if c.bw == nil {
+			c.bw = bufio.NewWriterSize(c.nc, c.t.cfg.WriteBufferSize)
 		}
 		if err := c.nc.SetWriteDeadline(time.Now().Add(c.t.cfg.WriteTimeout)); err != nil {
 			c.fail(err)

@@ -51,9 +51,12 @@ func TestTCPInboundDeadlines(t *testing.T) {
 		c.FrameReadTimeout = 200 * time.Millisecond
 		c.IdleTimeout = 300 * time.Millisecond
 	})
-	cli, _ := newTCP(t, "cli", nil, nil)
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// A fresh client each time: one kept from the last subtest
+			// would idle for IdleTimeout too, and its call could race the
+			// server closing it.
+			cli, _ := newTCP(t, "cli", nil, nil)
 			raw := dialRaw(t, srv.Addr())
 			if len(tt.send) > 0 {
 				if _, err := raw.Write(tt.send); err != nil {
