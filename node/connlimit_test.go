@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"bufio"
+	"crypto/tls"
 	"net"
 	"net/http"
 	"testing"
@@ -32,6 +33,46 @@ func TestHTTPConnectionCap(t *testing.T) {
 	extra, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
+	}
+	defer extra.Close()
+	_ = extra.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(extra), nil)
+	if err != nil {
+		t.Fatalf("no answer past the cap: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("past the cap: %d %v", resp.StatusCode, resp.Header)
+	}
+	for _, conn := range held {
+		conn.Close()
+	}
+	c.Eventually(5*time.Second, "the node to serve again", func() bool {
+		return c.Do(0, "PUT", "/v1/kv/b/k", []byte("v"), nil).Status == http.StatusNoContent
+	})
+}
+
+// Over HTTPS the refusal past the cap is a 503 inside TLS, which a client
+// can read, not bytes that break its handshake.
+func TestHTTPSConnectionCap(t *testing.T) {
+	c := testcluster.StartWith(t, testcluster.Options{Nodes: 1, TCP: true, TLS: true, Configure: func(_ int, cfg *node.Config) {
+		cfg.Limits.MaxHTTPConns = 2
+	}})
+	addr := c.Node(0).HTTPAddr()
+	tlsCfg := c.Client.Transport.(*http.Transport).TLSClientConfig.Clone()
+	tlsCfg.ServerName = "127.0.0.1"
+	var held []net.Conn
+	for range 2 {
+		conn, err := tls.Dial("tcp", addr, tlsCfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		held = append(held, conn)
+	}
+	extra, err := tls.Dial("tcp", addr, tlsCfg)
+	if err != nil {
+		t.Fatalf("past the cap, the TLS handshake failed: %v", err)
 	}
 	defer extra.Close()
 	_ = extra.SetReadDeadline(time.Now().Add(5 * time.Second))

@@ -298,10 +298,14 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 	}
 
 	n.metrics = n.metricsHandler()
-	n.httpCap = newLimitListener(n.httpLn, cfg.Limits.MaxHTTPConns)
-	var httpLn net.Listener = n.httpCap
+	var httpsCfg *tls.Config
 	if tlsCfg != nil {
-		httpLn = tls.NewListener(n.httpCap, httpsConfig(tlsCfg))
+		httpsCfg = httpsConfig(tlsCfg)
+	}
+	n.httpCap = newLimitListener(n.httpLn, cfg.Limits.MaxHTTPConns, httpsCfg)
+	var httpLn net.Listener = n.httpCap
+	if httpsCfg != nil {
+		httpLn = tls.NewListener(n.httpCap, httpsCfg)
 	}
 	n.httpSrv = &http.Server{
 		Handler:           n.Handler(),
