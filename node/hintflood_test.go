@@ -57,7 +57,7 @@ func TestHintFlood(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = node.ServeRPC(n1, context.Background(), &transport.Request{From: "n2", To: "n1", Method: "kv", Body: body})
+			_, err = n1.ServeRPC(context.Background(), &transport.Request{From: "n2", To: "n1", Method: node.MethodKV, Body: body})
 			return err
 		}
 		// serves checks that n1 still takes and answers other clients.
