@@ -97,7 +97,7 @@ type hintHooks struct {
 type hintCounters struct {
 	stored, overflowed, storeErrors                         uint64
 	refusedNotMember, refusedFull, refusedTooLarge          uint64
-	deliveriesTooLarge                                      uint64
+	deliveriesTooLarge, deliveriesImplausible               uint64
 	delivered, replayed, superseded, replayFailures, passes uint64
 	retargeted, rehomed                                     uint64
 }

@@ -29,6 +29,10 @@ type HintMetrics struct {
 	// the key's siblings would be too large together; each such hint is
 	// kept and tried again next round, after the other hints.
 	DeliveriesTooLarge uint64
+	// DeliveriesImplausible counts deliveries the receiver refused as
+	// implausible versions (a hint stored before receivers checked); each
+	// is kept and passed over, and logged.
+	DeliveriesImplausible uint64
 	// Delivered counts hints the owners acknowledged, re-deliveries
 	// included.
 	Delivered uint64
@@ -81,7 +85,7 @@ func (h *Hints) Metrics() HintMetrics {
 	t := h.totals
 	m.Stored, m.Overflowed, m.StoreErrors = t.stored, t.overflowed, t.storeErrors
 	m.RefusedNotMember, m.RefusedFull, m.RefusedTooLarge = t.refusedNotMember, t.refusedFull, t.refusedTooLarge
-	m.DeliveriesTooLarge = t.deliveriesTooLarge
+	m.DeliveriesTooLarge, m.DeliveriesImplausible = t.deliveriesTooLarge, t.deliveriesImplausible
 	m.Delivered, m.Replayed, m.Superseded = t.delivered, t.replayed, t.superseded
 	m.ReplayFailures, m.Passes = t.replayFailures, t.passes
 	m.Retargeted, m.Rehomed = t.retargeted, t.rehomed

@@ -85,32 +85,45 @@ func TestHolderBudgetFake(t *testing.T) { testHolderBudget(t, newHintFakeStore()
 
 func TestHolderBudgetStore(t *testing.T) { testHolderBudget(t, openHintStore(t, vfs.NewMem())) }
 
-// A delivery the owner refuses as too large (version.ErrTooLarge) keeps
-// the hint without failing the pass: the owner's other hints are replayed.
-func TestReplayKeepsTooLargeHint(t *testing.T) {
-	x := newHintHarness(t, nil, nil)
-	x.storeHints("n2", 3)
-	stuck := hintKeyS(1)
-	x.mu.Lock()
-	x.onDeliver = func(_ string, k []byte, _ int) error {
-		if string(k) == stuck {
-			return fmt.Errorf("merge: %w", version.ErrTooLarge)
-		}
-		return nil
-	}
-	x.mu.Unlock()
-	x.setAvailable("n2", true)
-	x.tick()
-	if r := x.waitPass("n2"); r.err != nil || r.progressed != 2 {
-		t.Fatalf("pass = %+v, want the two other hints replayed", r)
-	}
-	left := hintsOf(t, x.st, "n2")
-	if _, ok := left[stuck]; !ok || len(left) != 1 {
-		t.Fatalf("hints left: %d, want the refused one", len(left))
-	}
-	// (the pass reads a second batch after the first made progress, so
-	// the stuck hint is tried again once before the pass ends)
-	if m := x.h.Metrics(); m.DeliveriesTooLarge < 1 || m.ReplayFailures != 0 || m.Replayed != 2 {
-		t.Fatalf("metrics: %+v", m)
+// A delivery the owner refuses as too large (version.ErrTooLarge), or as
+// an implausible version (version.ErrImplausible: a hint stored before
+// receivers checked), keeps the hint without failing the pass: the
+// owner's other hints are replayed.
+func TestReplayKeepsRefusedHint(t *testing.T) {
+	for _, tc := range []struct {
+		refusal error
+		counted func(HintMetrics) uint64
+	}{
+		{version.ErrTooLarge, func(m HintMetrics) uint64 { return m.DeliveriesTooLarge }},
+		{version.ErrImplausible, func(m HintMetrics) uint64 { return m.DeliveriesImplausible }},
+	} {
+		t.Run(tc.refusal.Error(), func(t *testing.T) {
+			x := newHintHarness(t, nil, nil)
+			x.storeHints("n2", 3)
+			stuck := hintKeyS(1)
+			x.mu.Lock()
+			x.onDeliver = func(_ string, k []byte, _ int) error {
+				if string(k) == stuck {
+					return fmt.Errorf("merge: %w", tc.refusal)
+				}
+				return nil
+			}
+			x.mu.Unlock()
+			x.setAvailable("n2", true)
+			x.tick()
+			if r := x.waitPass("n2"); r.err != nil || r.progressed != 2 {
+				t.Fatalf("pass = %+v, want the two other hints replayed", r)
+			}
+			left := hintsOf(t, x.st, "n2")
+			if _, ok := left[stuck]; !ok || len(left) != 1 {
+				t.Fatalf("hints left: %d, want the refused one", len(left))
+			}
+			// (the pass reads a second batch after the first made
+			// progress, so the stuck hint is tried again once before the
+			// pass ends)
+			if m := x.h.Metrics(); tc.counted(m) < 1 || m.ReplayFailures != 0 || m.Replayed != 2 {
+				t.Fatalf("metrics: %+v", m)
+			}
+		})
 	}
 }

@@ -271,10 +271,18 @@ func (h *Hints) replayHint(ctx context.Context, owner string, e hintEntry) (bool
 
 // keptTooLarge reports whether a delivery failed because the receiver
 // refused to merge the hint, its key's siblings being too large together
-// (version.ErrTooLarge). Such a hint is kept and counted, and the pass goes
+// (version.ErrTooLarge), or its versions implausible (version.ErrImplausible). Such a hint is kept and counted, and the pass goes
 // on with the owner's other hints: the receiver will take it once a client
 // has resolved the key, and one stuck key must not hold back the others.
 func (h *Hints) keptTooLarge(owner string, err error) bool {
+	if errors.Is(err, version.ErrImplausible) {
+		// Only a hint stored before receivers checked versions can be
+		// refused so: it is kept (never dropped silently) and passed
+		// over, so that it does not hold back the owner's other hints.
+		h.count(owner, func(c *hintCounters) { c.deliveriesImplausible++ })
+		h.log.Warn().Str("owner", owner).Err(err).Msg("hint refused by its receiver as an implausible version; kept, and passed over")
+		return true
+	}
 	if !errors.Is(err, version.ErrTooLarge) {
 		return false
 	}

@@ -690,7 +690,7 @@ func (s sender) Send(ctx context.Context, to string, req *quorum.Request) (*quor
 		case errors.As(err, &re) && re.Code == quorum.CodeHintRefused:
 			return nil, fmt.Errorf("%w: %w: %s: %s", quorum.ErrNotApplied, quorum.ErrHintRefused, to, re.Message)
 		case errors.As(err, &re) && re.Code == quorum.CodeImplausible:
-			return nil, fmt.Errorf("%w: %s: %s", quorum.ErrImplausible, to, re.Message)
+			return nil, fmt.Errorf("%w: %w: %s: %s", quorum.ErrImplausible, version.ErrImplausible, to, re.Message)
 		case errors.As(err, &re) && re.Code == quorum.CodeNotReplica:
 			return nil, fmt.Errorf("%w: %s: %s", quorum.ErrNotReplica, to, re.Message)
 		case errors.As(err, &re) && re.Code == quorum.CodeNotApplied,
