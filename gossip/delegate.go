@@ -98,6 +98,10 @@ func (d delegate) MergeRemoteState(buf []byte, join bool) {
 		return
 	}
 	g.n.pushPulls.Add(1)
+	// memberlist asked NotifyMerge first, which vetted the live nodes of
+	// the sender's state (Config.Vet): their entries pass at once here.
+	// An entry of a node not vetted yet (one the sender says is dead, say)
+	// is left out until that node proves itself.
 	members := make([]versioned, 0, len(s.Members))
 	for _, w := range s.Members {
 		v, err := w.versioned()
@@ -105,7 +109,7 @@ func (d delegate) MergeRemoteState(buf []byte, join bool) {
 			g.n.decodeErrors.Add(1)
 			continue
 		}
-		if err := g.vet(v.Meta, true); err != nil {
+		if err := g.vet(v.Meta, false); err != nil {
 			g.n.rejected.Add(1)
 			continue
 		}
@@ -175,7 +179,11 @@ func (d delegate) NotifyAlive(peer *memberlist.Node) error {
 		g.n.decodeErrors.Add(1)
 		return err
 	}
-	if err := d.admit(peer.Name, v.Meta, false); err != nil {
+	err = d.admit(peer.Name, v.Meta, false)
+	if err == nil {
+		err = g.vet(v.Meta, false)
+	}
+	if err != nil {
 		g.n.rejected.Add(1)
 		return err
 	}
@@ -198,7 +206,12 @@ func (d delegate) NotifyMerge(peers []*memberlist.Node) error {
 	for _, p := range peers {
 		v, err := decodeMeta(p.Meta)
 		if err == nil {
-			err = d.admit(p.Name, v.Meta, true)
+			// Only live nodes are vetted (Config.Vet): the sender is one,
+			// so a merge from a node that cannot prove itself is refused
+			// whole, and the dead or suspect nodes a vetted sender
+			// carries were vetted where they were admitted. A dead
+			// member must not make every join fail.
+			err = d.admit(p.Name, v.Meta, p.State == memberlist.StateAlive)
 		}
 		if err != nil {
 			g.n.rejected.Add(1)
@@ -209,14 +222,19 @@ func (d delegate) NotifyMerge(peers []*memberlist.Node) error {
 	return nil
 }
 
-func (d delegate) admit(name string, m Meta, wait bool) error {
+// admit checks a node's cluster and name, and with vet asks Config.Vet,
+// waiting for it.
+func (d delegate) admit(name string, m Meta, vet bool) error {
 	if m.Cluster != d.g.cfg.Meta.Cluster {
 		return fmt.Errorf("%w: %q is in cluster %q", ErrWrongCluster, name, m.Cluster)
 	}
 	if m.ID != name {
 		return fmt.Errorf("%w: meta id %q differs from node name %q", ErrBadMeta, m.ID, name)
 	}
-	return d.g.vet(m, wait)
+	if !vet {
+		return nil
+	}
+	return d.g.vet(m, true)
 }
 
 // vet asks Config.Vet about another node's live entry, unless the table

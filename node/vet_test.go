@@ -115,7 +115,30 @@ func TestTLSNodeWithForeignCertificateNotAdmitted(t *testing.T) {
 		}
 		return true
 	})
-	for i := range c.Size() {
+
+	// With a member down (dead to gossip), a node with a good certificate
+	// still joins: only live nodes are vetted.
+	c.Stop(2)
+	c.Eventually(20*time.Second, "n3 to be dead to gossip", func() bool {
+		for _, m := range c.Node(0).Status().Members {
+			if m.ID == "n3" {
+				return m.Gossip != "alive"
+			}
+		}
+		return false
+	})
+	if _, _, err := devcert.WriteNode(goodDir, ca, "n6", nil, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	late, err := node.Open(joinerConfig(t, c, "n6", goodDir), zerolog.Nop())
+	if err != nil {
+		t.Fatalf("with n3 down, a node with the cluster's certificate could not join: %v", err)
+	}
+	defer late.Close()
+	c.Eventually(20*time.Second, "n6 in the live members' tables", func() bool {
+		return slices.Contains(members(c, 0), "n6") && slices.Contains(members(c, 1), "n6")
+	})
+	for i := range 2 {
 		for _, k := range []string{"a", "b", "c"} {
 			if r := c.Do(i, "GET", "/v1/kv/b/"+k, nil, nil); r.Status != 200 || string(r.Body) != "v-"+k {
 				t.Fatalf("GET %s on node %d: %d %q", k, i, r.Status, r.Body)
