@@ -65,6 +65,10 @@ var routeRoles = map[string]Role{
 	// token: it tells only whether the node serves, and why not.
 	"GET /v1/ready": RoleNone,
 	"/v1/ready":     RoleNone,
+	"GET /healthz":  RoleNone,
+	"/healthz":      RoleNone,
+	"GET /readyz":   RoleNone,
+	"/readyz":       RoleNone,
 	"/":             RoleRead, // 404 with a hint
 }
 

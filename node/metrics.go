@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/quorumkv/quorumkv/internal/buildinfo"
 	"github.com/quorumkv/quorumkv/transport"
 )
 
@@ -55,8 +56,15 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	// Unchecked collector: the set of series follows the snapshots.
 }
 
+// buildInfoDesc is quorumkv_build_info: 1, labelled with what binary runs.
+var buildInfoDesc = prometheus.NewDesc("quorumkv_build_info",
+	"The running binary: always 1, labelled with its version, commit and Go version.",
+	[]string{"version", "commit", "goversion"}, nil)
+
 func (c collector) Collect(ch chan<- prometheus.Metric) {
 	n := c.n
+	bi := buildinfo.Get()
+	ch <- prometheus.MustNewConstMetric(buildInfoDesc, prometheus.GaugeValue, 1, bi.Version, bi.Commit, bi.GoVersion)
 	emitStruct(ch, "coordinator", n.coord.Metrics(), nil)
 	emitStruct(ch, "store", n.store.Metrics(), nil)
 	emitStruct(ch, "handoff", n.hints.Metrics(), nil)

@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"os"
@@ -169,5 +170,23 @@ func TestServerRefusesToStartWithoutSecrets(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Fatalf("a refused server wrote %d entries into its data directory", len(entries))
+	}
+}
+
+// version and --version print the binary's build information.
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		out, err := run(t, args...)
+		if err != nil || !strings.HasPrefix(out, "quorumkv ") || !strings.Contains(out, "go1.") {
+			t.Fatalf("%v: %q %v", args, out, err)
+		}
+	}
+	out, err := run(t, "version", "--json")
+	var bi struct {
+		Version   string `json:"version"`
+		GoVersion string `json:"go_version"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &bi) != nil || bi.Version == "" || !strings.HasPrefix(bi.GoVersion, "go1.") {
+		t.Fatalf("version --json: %q %v", out, err)
 	}
 }
