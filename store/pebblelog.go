@@ -18,9 +18,10 @@ type pebbleLogger struct {
 	log zerolog.Logger
 }
 
-// Infof implements pebble.Logger.
+// Infof implements pebble.Logger. Pebble's own progress messages (WAL
+// recycling, compactions) are internals: logged at debug level.
 func (l pebbleLogger) Infof(format string, args ...any) {
-	l.log.Info().Msgf(format, args...)
+	l.log.Debug().Msgf(format, args...)
 }
 
 // Errorf implements pebble.Logger.

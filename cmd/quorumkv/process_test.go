@@ -346,5 +346,17 @@ func TestProcessesJoinAndServe(t *testing.T) {
 	}
 	for _, p := range ps {
 		p.stop(t)
+		// Logs written to a file carry no terminal colour codes, and
+		// pebble's own chatter stays at debug level.
+		b, err := os.ReadFile(p.log.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), "\x1b[") || !strings.Contains(string(b), "node started") {
+			t.Fatalf("%s's log has colour codes, or lacks its start line:\n%.400s", p.id, b)
+		}
+		if strings.Contains(string(b), "WAL") || strings.Contains(string(b), "[JOB") {
+			t.Fatalf("%s's info log shows pebble's internals:\n%.400s", p.id, b)
+		}
 	}
 }

@@ -73,7 +73,9 @@ func (f *nodeFlags) logger() (zerolog.Logger, error) {
 	if err != nil {
 		return zerolog.Logger{}, fmt.Errorf("--log-level: %w", err)
 	}
-	var w = zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly}
+	// Colours only on a terminal: in a file or a log collector the escape
+	// codes are noise.
+	var w = zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly, NoColor: !isTerminal(os.Stderr)}
 	if f.logJSON {
 		return zerolog.New(os.Stderr).Level(lvl).With().Timestamp().Logger(), nil
 	}
