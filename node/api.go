@@ -33,9 +33,9 @@ func (n *Node) Handler() http.Handler {
 // in routeRoles (auth.go).
 func (n *Node) routes() *routes {
 	mux := &routes{ServeMux: http.NewServeMux()}
-	mux.HandleFunc("GET /v1/kv/{bucket}/{key...}", n.handleGet)
-	mux.HandleFunc("PUT /v1/kv/{bucket}/{key...}", n.handlePut)
-	mux.HandleFunc("DELETE /v1/kv/{bucket}/{key...}", n.handleDelete)
+	mux.HandleFunc("GET /v1/kv/{bucket}/{key...}", n.reqm.timed("get", "r", n.handleGet))
+	mux.HandleFunc("PUT /v1/kv/{bucket}/{key...}", n.reqm.timed("put", "w", n.handlePut))
+	mux.HandleFunc("DELETE /v1/kv/{bucket}/{key...}", n.reqm.timed("delete", "w", n.handleDelete))
 	mux.HandleFunc("/v1/kv/{bucket}/{key...}", methodNotAllowed("GET, HEAD, PUT, DELETE"))
 	mux.HandleFunc("GET /v1/buckets/{bucket}", n.handleGetBucket)
 	mux.HandleFunc("PUT /v1/buckets/{bucket}", n.handlePutBucket)
@@ -286,6 +286,14 @@ func (n *Node) handleGet(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(HeaderContext, ctx)
 	}
 	live := set.Live()
+	if len(live) > 0 {
+		size := 0
+		for _, sib := range live {
+			size += len(sib.Value)
+		}
+		n.reqm.siblings.Observe(float64(len(live)))
+		n.reqm.values.WithLabelValues("get").Observe(float64(size))
+	}
 	status := http.StatusOK
 	switch {
 	case len(live) == 0:
@@ -382,6 +390,9 @@ func (n *Node) handleWrite(w http.ResponseWriter, r *http.Request, del bool) {
 		if ct == "" {
 			ct = "application/octet-stream"
 		}
+	}
+	if !del {
+		n.reqm.values.WithLabelValues("put").Observe(float64(len(body)))
 	}
 	res, err := n.coord.Put(r.Context(), quorum.PutRequest{Key: req.k, Params: req.params, Context: ctx, Value: body, ContentType: ct, Deleted: del})
 	if err != nil {

@@ -149,5 +149,6 @@ func snake(s string) string {
 func (n *Node) metricsHandler() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collector{n})
+	n.reqm.register(reg)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }

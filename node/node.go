@@ -45,6 +45,7 @@ type Node struct {
 	tr        transport.Transport
 	gossip    *gossip.Gossip
 	vets      vetter      // which nodes proved their certificate (vet.go)
+	reqm      *reqMetrics // the API's request metrics (reqmetrics.go)
 	vetJoin   chan string // gossip addresses of nodes vetted on the packet path, to rejoin
 	detector  *gossip.Detector
 	replica   *quorum.Replica
@@ -297,6 +298,7 @@ func open(cfg Config, log zerolog.Logger) (n *Node, err error) {
 		}
 	}
 
+	n.reqm = newReqMetrics()
 	n.metrics = n.metricsHandler()
 	var httpsCfg *tls.Config
 	if tlsCfg != nil {
