@@ -29,6 +29,7 @@ func TestComposeFileDescribesACluster(t *testing.T) {
 		Ports     []string       `yaml:"ports"`
 		Volumes   []string       `yaml:"volumes"`
 		DependsOn map[string]any `yaml:"depends_on"`
+		Restart   string         `yaml:"restart"`
 	}
 	var f struct {
 		Services map[string]service `yaml:"services"`
@@ -91,6 +92,11 @@ func TestComposeFileDescribesACluster(t *testing.T) {
 		}
 		if _, ok := s.DependsOn["certs"]; !ok {
 			t.Fatalf("%s: does not wait for the certs service", name)
+		}
+		// A node that starts before its seed answers exits: the restart
+		// policy is its retrying join.
+		if s.Restart != "unless-stopped" && s.Restart != "on-failure" && s.Restart != "always" {
+			t.Fatalf("%s: restart %q; a node whose join failed would stay down", name, s.Restart)
 		}
 		gossip[name] = flags["--gossip"]
 		joins[name] = flags["--join"]
