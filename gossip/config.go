@@ -218,6 +218,28 @@ func splitHostPort(addr string) (string, int, error) {
 	return host, port, nil
 }
 
+// resolveHost returns host as an IP address: itself when it is one (or
+// empty), else the first IPv4 address it resolves to, else the first
+// address.
+func resolveHost(host string) (string, error) {
+	if host == "" || net.ParseIP(host) != nil {
+		return host, nil
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil {
+		return "", err
+	}
+	if len(ips) == 0 {
+		return "", fmt.Errorf("%q resolves to no address", host)
+	}
+	for _, ip := range ips {
+		if ip.To4() != nil {
+			return ip.String(), nil
+		}
+	}
+	return ips[0].String(), nil
+}
+
 // label is the memberlist packet label of a cluster.
 func label(cluster string) string { return "quorumkv/" + cluster }
 

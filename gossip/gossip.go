@@ -131,6 +131,18 @@ func New(cfg Config, log zerolog.Logger) (*Gossip, error) {
 		RetransmitMult: cfg.RetransmitMult,
 	}
 	mc := cfg.memberlistConfig()
+	var err error
+	if cfg.Transport == nil {
+		// memberlist binds and advertises IP addresses: a host name
+		// (a container's, say) would bind every interface and advertise
+		// "::", which no other node can reach.
+		if mc.BindAddr, err = resolveHost(mc.BindAddr); err != nil {
+			return nil, fmt.Errorf("gossip: bind address %q: %w", cfg.BindAddr, err)
+		}
+	}
+	if mc.AdvertiseAddr, err = resolveHost(mc.AdvertiseAddr); err != nil {
+		return nil, fmt.Errorf("gossip: advertise address %q: %w", cfg.AdvertiseAddr, err)
+	}
 	g.keyring = mc.Keyring
 	d := delegate{g}
 	mc.Delegate, mc.Events, mc.Merge, mc.Alive = d, d, d, d

@@ -3,6 +3,7 @@ package gossip
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"sync/atomic"
@@ -516,5 +517,29 @@ func TestJoinUnreachableSeedFails(t *testing.T) {
 	_ = dead.Close()
 	if n, err := a.Join([]string{addr}); n != 0 || !errors.Is(err, ErrJoin) {
 		t.Fatalf("Join(dead seed) = %d, %v; want 0, ErrJoin", n, err)
+	}
+}
+
+// A host name as the bind address (as in a container: --gossip n1:7946)
+// is resolved: the node binds and advertises an IP address others can
+// reach, not "::", and another node joins it through the name.
+func TestBindAddrHostName(t *testing.T) {
+	cfg := nodeConfig("named", "c")
+	cfg.BindAddr = "localhost:0"
+	a := startNode(t, cfg)
+	host, _, err := net.SplitHostPort(a.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() || !ip.IsLoopback() {
+		t.Fatalf("advertises %s, want a loopback IP address", a.Addr())
+	}
+	b := startNode(t, nodeConfig("other", "c"))
+	_, port, _ := net.SplitHostPort(a.Addr())
+	if n, err := b.Join([]string{net.JoinHostPort("localhost", port)}); err != nil || n != 1 {
+		t.Fatalf("join through the name: %d, %v", n, err)
+	}
+	if _, err := resolveHost("no-such-host.invalid"); err == nil {
+		t.Fatal("an unknown host name resolved")
 	}
 }
