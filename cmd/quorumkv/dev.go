@@ -150,6 +150,9 @@ mutual TLS, gossip encrypted, and serve HTTPS that needs a token. With
 --insecure it runs plain HTTP without tokens instead.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyConfig(cmd, f.config); err != nil {
+				return err
+			}
 			if count < 1 {
 				return fmt.Errorf("--nodes %d: a cluster needs at least one node", count)
 			}

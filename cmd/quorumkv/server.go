@@ -23,6 +23,7 @@ type nodeFlags struct {
 	logLevel string
 	logJSON  bool
 	insecure bool
+	config   string
 }
 
 func (f *nodeFlags) register(cmd *cobra.Command, withAddrs bool) {
@@ -64,6 +65,7 @@ func (f *nodeFlags) register(cmd *cobra.Command, withAddrs bool) {
 	fl.StringVar(&f.cfg.TokenFile, "token-file", "", "file of bearer tokens the HTTP API requires, one per line: ROLE TOKEN [NAME], ROLE read, write or admin, tokens of 16+ characters, # comments (reloaded on SIGHUP)")
 	fl.BoolVar(&f.cfg.Pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the HTTP address, with mutex and block profiles sampled")
 	fl.BoolVar(&f.insecure, "insecure", false, "run without cluster secrets: plaintext gossip and RPC, no client tokens (only on a network nobody else reaches)")
+	fl.StringVar(&f.config, "config", "", "YAML file of flag values (token-file: /etc/qkv/tokens); the command line, then QUORUMKV_<FLAG> variables, take precedence")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fl.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of console text")
 }
@@ -138,6 +140,9 @@ func newServerCmd() *cobra.Command {
   quorumkv server --id n2 --data /var/lib/quorumkv/n2 --http 127.0.0.1:8082 --rpc 127.0.0.1:7072 --gossip 127.0.0.1:7948 --join 127.0.0.1:7947`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyConfig(cmd, f.config); err != nil {
+				return err
+			}
 			log, err := f.logger()
 			if err != nil {
 				return err
