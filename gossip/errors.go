@@ -28,6 +28,10 @@ var (
 
 	// ErrNotVetted means Config.Vet refused a node.
 	ErrNotVetted = errors.New("gossip: node not vetted")
+	// ErrVetPending is what Config.Vet returns while it is still vetting a
+	// node that gossip will admit once it has (the refusals memberlist
+	// logs for it are routine during a join, logged at debug level).
+	ErrVetPending = errors.New("gossip: vetting in progress")
 
 	// ErrWrongCluster means a peer names another cluster.
 	ErrWrongCluster = errors.New("gossip: node belongs to another cluster")

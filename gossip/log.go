@@ -20,9 +20,16 @@ func newStdLogger(l zerolog.Logger) *log.Logger {
 
 func (w logWriter) Write(p []byte) (int, error) {
 	level, msg := parseLevel(bytes.TrimSpace(p))
+	if level > zerolog.DebugLevel && bytes.Contains(msg, vetPending) {
+		// memberlist warns of every alive message it ignores; one from a
+		// node still being vetted is routine in a join.
+		level = zerolog.DebugLevel
+	}
 	w.log.WithLevel(level).Msg(string(msg))
 	return len(p), nil
 }
+
+var vetPending = []byte(ErrVetPending.Error())
 
 // parseLevel splits a leading level tag off line; untagged lines are info.
 func parseLevel(line []byte) (zerolog.Level, []byte) {

@@ -19,6 +19,8 @@ func TestMemberlistLogsGoToZerolog(t *testing.T) {
 		{"[ERROR] transport", "error", "transport"},
 		{"[TRACE] noisy", "trace", "noisy"},
 		{"no tag at all", "info", "no tag at all"},
+		{`[WARN] memberlist: ignoring alive message for 'n3': gossip: node not vetted: "n3": gossip: vetting in progress`, "debug",
+			`memberlist: ignoring alive message for 'n3': gossip: node not vetted: "n3": gossip: vetting in progress`},
 	} {
 		t.Run(tc.level+" "+tc.msg, func(t *testing.T) {
 			var buf bytes.Buffer

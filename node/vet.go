@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -29,10 +28,6 @@ const (
 	// again, so that a stranger's gossip costs one dial per period.
 	vetRetry = 10 * time.Second
 )
-
-// errVetPending means a node's vetting has not finished yet; gossip
-// refuses it for now and admits it once vetted.
-var errVetPending = errors.New("node: vetting the node's certificate")
 
 // vetting is one node's vetting, at one RPC address.
 type vetting struct {
@@ -69,7 +64,7 @@ func (n *Node) vetMember(m gossip.Meta, wait bool) error {
 		case <-v.done:
 			return v.err
 		default:
-			return errVetPending
+			return gossip.ErrVetPending
 		}
 	}
 	t := n.clk.NewTimer(vetTimeout)
@@ -78,7 +73,7 @@ func (n *Node) vetMember(m gossip.Meta, wait bool) error {
 	case <-v.done:
 		return v.err
 	case <-t.C():
-		return errVetPending
+		return gossip.ErrVetPending
 	case <-n.ctx.Done():
 		return n.ctx.Err()
 	}
