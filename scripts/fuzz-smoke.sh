@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Runs every fuzz target of the module briefly: its seed corpus (testdata/
-# and f.Add) and then FUZZTIME (default 2s) of generated inputs. CI runs it;
-# for a longer hunt: FUZZTIME=10m scripts/fuzz-smoke.sh, or one target with
+# and f.Add) and then FUZZTIME generated inputs. CI runs it; for a longer
+# hunt: FUZZTIME=10m scripts/fuzz-smoke.sh, or one target with
 # go test -run '^$' -fuzz '^FuzzName$' -fuzztime 10m ./pkg.
+#
+# The default is a count (1000x), not a duration: Go 1.26's fuzz
+# coordinator can fail a target with a bare "context deadline exceeded"
+# when a duration runs out while a worker is busy (go.dev/issue/75804,
+# fixed in Go 1.27), which a loaded CI machine hits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-fuzztime="${FUZZTIME:-2s}"
+fuzztime="${FUZZTIME:-1000x}"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 count=0
