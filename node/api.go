@@ -33,9 +33,9 @@ func (n *Node) Handler() http.Handler {
 // in routeRoles (auth.go).
 func (n *Node) routes() *routes {
 	mux := &routes{ServeMux: http.NewServeMux()}
-	mux.HandleFunc("GET /v1/kv/{bucket}/{key...}", n.reqm.timed("get", "r", n.handleGet))
-	mux.HandleFunc("PUT /v1/kv/{bucket}/{key...}", n.reqm.timed("put", "w", n.handlePut))
-	mux.HandleFunc("DELETE /v1/kv/{bucket}/{key...}", n.reqm.timed("delete", "w", n.handleDelete))
+	mux.HandleFunc("GET /v1/kv/{bucket}/{key...}", n.reqm.timed(n.clk, "get", "r", n.handleGet))
+	mux.HandleFunc("PUT /v1/kv/{bucket}/{key...}", n.reqm.timed(n.clk, "put", "w", n.handlePut))
+	mux.HandleFunc("DELETE /v1/kv/{bucket}/{key...}", n.reqm.timed(n.clk, "delete", "w", n.handleDelete))
 	mux.HandleFunc("/v1/kv/{bucket}/{key...}", methodNotAllowed("GET, HEAD, PUT, DELETE"))
 	mux.HandleFunc("GET /v1/buckets/{bucket}", n.handleGetBucket)
 	mux.HandleFunc("PUT /v1/buckets/{bucket}", n.handlePutBucket)

@@ -3,10 +3,12 @@ package node
 import (
 	"net/http"
 	"strconv"
-	"time"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/quorumkv/quorumkv/internal/clock"
 )
 
 // reqMetrics are the key-value API's request metrics: latency per
@@ -82,18 +84,38 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
+// queryValue returns the first value of name in a raw query, as it
+// stands (the labels consistencyLabel keeps need no unescaping), without
+// parsing the whole query again: the handler does that.
+func queryValue(raw, name string) string {
+	for raw != "" {
+		var kv string
+		kv, raw, _ = strings.Cut(raw, "&")
+		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
+			return v
+		}
+	}
+	return ""
+}
+
+// statusClasses are the status label values, by status / 100.
+var statusClasses = [...]string{"0xx", "1xx", "2xx", "3xx", "4xx", "5xx"}
+
 // timed wraps a key-value handler of operation op (its consistency
-// parameter param, "r" or "w") with the latency histogram.
-func (m *reqMetrics) timed(op, param string, h http.HandlerFunc) http.HandlerFunc {
+// parameter param, "r" or "w") with the latency histogram, timed on clk.
+func (m *reqMetrics) timed(clk clock.Clock, op, param string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
+		start := clk.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		h(sw, r)
 		status := sw.status
 		if status == 0 {
 			status = http.StatusOK
 		}
-		class := strconv.Itoa(status/100) + "xx"
-		m.latency.WithLabelValues(op, class, consistencyLabel(r.URL.Query().Get(param))).Observe(time.Since(start).Seconds())
+		class := "other"
+		if c := status / 100; c >= 0 && c < len(statusClasses) {
+			class = statusClasses[c]
+		}
+		m.latency.WithLabelValues(op, class, consistencyLabel(queryValue(r.URL.RawQuery, param))).Observe(clk.Since(start).Seconds())
 	}
 }
