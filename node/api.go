@@ -26,13 +26,13 @@ const HeaderContext = "X-Context"
 // Handler returns the node's HTTP API, behind the bearer token check
 // when the node has a token file (auth.go).
 func (n *Node) Handler() http.Handler {
-	return n.auth.wrap(n.routes())
+	return n.routes()
 }
 
 // routes registers every endpoint of the API; each pattern needs a role
 // in routeRoles (auth.go).
 func (n *Node) routes() *routes {
-	mux := &routes{ServeMux: http.NewServeMux()}
+	mux := &routes{ServeMux: http.NewServeMux(), guard: n.auth}
 	mux.HandleFunc("GET /v1/kv/{bucket}/{key...}", n.reqm.timed(n.clk, "get", "r", n.handleGet))
 	mux.HandleFunc("PUT /v1/kv/{bucket}/{key...}", n.reqm.timed(n.clk, "put", "w", n.handlePut))
 	mux.HandleFunc("DELETE /v1/kv/{bucket}/{key...}", n.reqm.timed(n.clk, "delete", "w", n.handleDelete))

@@ -103,16 +103,18 @@ func roleFor(pattern string) Role {
 	return RoleAdmin
 }
 
-// routes is the API's mux; it remembers the patterns registered, for
+// routes is the API's mux: it puts every handler behind guard with the
+// role its pattern needs (roleFor), and remembers the patterns, for
 // TestEveryRouteHasARole.
 type routes struct {
 	*http.ServeMux
+	guard    *authGuard
 	patterns []string
 }
 
 func (m *routes) Handle(pattern string, h http.Handler) {
 	m.patterns = append(m.patterns, pattern)
-	m.ServeMux.Handle(pattern, h)
+	m.ServeMux.Handle(pattern, m.guard.check(roleFor(pattern), h))
 }
 
 func (m *routes) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
@@ -175,14 +177,14 @@ func bearer(r *http.Request) (string, bool) {
 	return tok, tok != ""
 }
 
-// wrap returns mux behind the token check.
-func (g *authGuard) wrap(mux *routes) http.Handler {
+// check returns h behind the token check for a route that needs role
+// need. routes applies it to every pattern it registers, so the mux finds
+// a request's route once and the role comes with it.
+func (g *authGuard) check(need Role, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ts := g.tokens.Load()
-		_, pattern := mux.Handler(r)
-		need := roleFor(pattern)
 		if ts == nil || need == RoleNone {
-			mux.ServeHTTP(w, r)
+			h.ServeHTTP(w, r)
 			return
 		}
 		secret, ok := bearer(r)
@@ -214,7 +216,7 @@ func (g *authGuard) wrap(mux *routes) http.Handler {
 			// The audit trail of cluster-wide changes.
 			g.log.Info().Str("token", tok.Name).Str("method", r.Method).Str("path", r.URL.Path).Str("remote", r.RemoteAddr).Msg("admin request")
 		}
-		mux.ServeHTTP(w, r)
+		h.ServeHTTP(w, r)
 	})
 }
 
