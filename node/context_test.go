@@ -63,6 +63,17 @@ func stillWritable(t *testing.T, c *simcluster.Cluster, bucket, key string, n in
 	}
 }
 
+// startWithValue starts three nodes on simulated time with "v" stored
+// under b/k on all of them, and returns b/k's store key.
+func startWithValue(t *testing.T) (*simcluster.Cluster, []byte) {
+	t.Helper()
+	c := simcluster.Start(t, simcluster.Options{Nodes: 3})
+	if r := simDo(t, c, 0, "PUT", "/v1/kv/b/k?w=all", []byte("v"), nil); r.Status != http.StatusNoContent {
+		t.Fatalf("PUT: %d %s", r.Status, r.Body)
+	}
+	return c, store.EncodeKey([]byte("b"), []byte("k"))
+}
+
 func wantBadContext(t *testing.T, what string, r simcluster.Response) {
 	t.Helper()
 	if r.Status != http.StatusBadRequest || errorCode(t, r.Body) != node.CodeBadContext || !strings.Contains(string(r.Body), "read the key") {
@@ -75,12 +86,8 @@ func wantBadContext(t *testing.T, what string, r simcluster.Response) {
 // 400 and nothing is written; the key stays writable for good.
 func TestForgedCounterDoesNotFreezeAKey(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := simcluster.Start(t, simcluster.Options{Nodes: 3})
+		c, ek := startWithValue(t)
 		const bucket, key = "b", "k"
-		ek := store.EncodeKey([]byte(bucket), []byte(key))
-		if r := simDo(t, c, 0, "PUT", "/v1/kv/b/k?w=all", []byte("v"), nil); r.Status != http.StatusNoContent {
-			t.Fatalf("PUT: %d %s", r.Status, r.Body)
-		}
 		_, seen := readCtx(t, c, 0, bucket, key, "v")
 		pastSlack := version.CounterBound(c.Clock(0).Now().Add(time.Hour))
 		for _, counter := range []uint64{version.MaxCounter, pastSlack} {
@@ -111,12 +118,8 @@ func TestForgedCounterDoesNotFreezeAKey(t *testing.T) {
 // nothing and the key stays writable.
 func TestForgedCounterOverRPCIsRefused(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := simcluster.Start(t, simcluster.Options{Nodes: 3})
+		c, ek := startWithValue(t)
 		const bucket, key = "b", "k"
-		ek := store.EncodeKey([]byte(bucket), []byte(key))
-		if r := simDo(t, c, 0, "PUT", "/v1/kv/b/k?w=all", []byte("v"), nil); r.Status != http.StatusNoContent {
-			t.Fatalf("PUT: %d %s", r.Status, r.Body)
-		}
 		held, err := c.Node(0).Store().Get(ek)
 		if err != nil {
 			t.Fatal(err)
