@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"net"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -47,9 +46,7 @@ func TestRPCConnectionFlood(t *testing.T) {
 	}
 	c := testcluster.StartWith(t, testcluster.Options{Nodes: 2, TCP: true})
 	target := c.Node(0).RPCAddr()
-	var before runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
+	before := heapAfterGC()
 
 	const sources, perSource = 6, 600 // 3,600 connections, past both caps
 	var flood []net.Conn
@@ -82,12 +79,10 @@ func TestRPCConnectionFlood(t *testing.T) {
 			t.Fatalf("GET %s during the flood: %d %q", k, r.Status, r.Body)
 		}
 	}
-	var during runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&during)
+	during := heapAfterGC()
 	t.Logf("%d connections, %.0f refused; heap %d KiB before, %d KiB during (both ends of every connection are in this process)",
-		len(flood), refused(), before.HeapAlloc>>10, during.HeapAlloc>>10)
-	if grown := int64(during.HeapAlloc) - int64(before.HeapAlloc); grown > 128<<20 {
+		len(flood), refused(), before>>10, during>>10)
+	if grown := int64(during) - int64(before); grown > 128<<20 {
 		t.Fatalf("the heap grew by %d MiB under an idle connection flood", grown>>20)
 	}
 	if got := refused(); got > sources*perSource-2048+64 {
