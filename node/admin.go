@@ -85,11 +85,12 @@ type Plan struct {
 	AfterCommit *PlanChange    `json:"after_commit,omitempty"`
 }
 
-// intentBody is the body of POST /v1/cluster/{leave,remove,replace}.
-type intentBody struct {
-	Node  string `json:"node"`
-	Old   string `json:"old"`
-	New   string `json:"new"`
+// IntentRequest is the body of POST /v1/cluster/{leave,remove,replace}:
+// Node for leave and remove, Old and New for replace.
+type IntentRequest struct {
+	Node  string `json:"node,omitempty"`
+	Old   string `json:"old,omitempty"`
+	New   string `json:"new,omitempty"`
 	Stage bool   `json:"stage"`
 	Force bool   `json:"force"`
 }
@@ -393,7 +394,7 @@ func (n *Node) handleIntent(op string) http.HandlerFunc {
 		if !ok {
 			return
 		}
-		var in intentBody
+		var in IntentRequest
 		if op != "commit" && op != "clear" {
 			dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10))
 			dec.DisallowUnknownFields()
@@ -424,7 +425,7 @@ func (n *Node) handleIntent(op string) http.HandlerFunc {
 
 // applyIntent checks and applies one administration operation, returning
 // the HTTP status and code of a refusal.
-func (n *Node) applyIntent(op string, in intentBody, ch change) (int, string, error) {
+func (n *Node) applyIntent(op string, in IntentRequest, ch change) (int, string, error) {
 	if (op == "leave" || op == "remove") && in.Node == "" {
 		return http.StatusBadRequest, CodeBadBody, errors.New(`name the node: {"node": ID}`)
 	}

@@ -49,11 +49,11 @@ func newClusterCmd() *cobra.Command {
 		newPlanCmd("remove ID", "Remove a node that is gone for good; the others rebuild its partitions",
 			cobra.ExactArgs(1), http.MethodPost, oneNode),
 		newPlanCmd("replace OLD NEW", "Give a node that is gone for good a new node's place (NEW must be started with --stage)",
-			cobra.ExactArgs(2), http.MethodPost, func(args []string) (intentRequest, error) {
+			cobra.ExactArgs(2), http.MethodPost, func(args []string) (node.IntentRequest, error) {
 				if args[0] == args[1] {
-					return intentRequest{}, fmt.Errorf("replace %s with itself: name two different nodes", args[0])
+					return node.IntentRequest{}, fmt.Errorf("replace %s with itself: name two different nodes", args[0])
 				}
-				return intentRequest{Old: args[0], New: args[1]}, nil
+				return node.IntentRequest{Old: args[0], New: args[1]}, nil
 			}),
 		newTransfersCmd(),
 		status,
@@ -61,24 +61,15 @@ func newClusterCmd() *cobra.Command {
 	return cmd
 }
 
-// intentRequest is the body of POST /v1/cluster/{leave,remove,replace}.
-type intentRequest struct {
-	Node  string `json:"node,omitempty"`
-	Old   string `json:"old,omitempty"`
-	New   string `json:"new,omitempty"`
-	Stage bool   `json:"stage"`
-	Force bool   `json:"force"`
-}
-
 // oneNode makes the body of leave and remove.
-func oneNode(args []string) (intentRequest, error) {
-	return intentRequest{Node: args[0]}, nil
+func oneNode(args []string) (node.IntentRequest, error) {
+	return node.IntentRequest{Node: args[0]}, nil
 }
 
 // newPlanCmd returns a command that calls /v1/cluster/{name} and prints
 // the plan it answers with. A non-nil intent makes the request body of
 // the command's arguments, and gives the command --stage and --force.
-func newPlanCmd(use, short string, args cobra.PositionalArgs, method string, intent func([]string) (intentRequest, error)) *cobra.Command {
+func newPlanCmd(use, short string, args cobra.PositionalArgs, method string, intent func([]string) (node.IntentRequest, error)) *cobra.Command {
 	var f clientFlags
 	var raw, stage, force bool
 	name, _, _ := strings.Cut(use, " ")
