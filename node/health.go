@@ -36,7 +36,7 @@ func (n *Node) Readiness() Readiness {
 		}
 	}
 	if _, err := n.store.Health(); err != nil {
-		add("store", false, err.Error())
+		add("store", false, fmt.Errorf("%w: %w", ErrStoreFailed, err).Error())
 	} else {
 		add("store", true, "")
 	}

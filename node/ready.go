@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/quorumkv/quorumkv/gossip"
 )
@@ -33,14 +34,22 @@ func (n *Node) Ready() error {
 	return nil
 }
 
-// handleReady serves GET /v1/ready: 200 {"ready":true}, or 503 with the
-// reason.
+// handleReady serves GET /v1/ready, the short form of GET /readyz (the
+// same checks): 200 {"ready":true}, or 503 with the failed checks' details
+// as the reason.
 func (n *Node) handleReady(w http.ResponseWriter, r *http.Request) {
-	if err := n.Ready(); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, readyBody{Reason: err.Error()})
+	rd := n.Readiness()
+	if rd.Ready {
+		writeJSON(w, http.StatusOK, readyBody{Ready: true})
 		return
 	}
-	writeJSON(w, http.StatusOK, readyBody{Ready: true})
+	var why []string
+	for _, c := range rd.Checks {
+		if !c.OK {
+			why = append(why, c.Name+": "+c.Detail)
+		}
+	}
+	writeJSON(w, http.StatusServiceUnavailable, readyBody{Reason: strings.Join(why, "; ")})
 }
 
 // storeOK reports whether the node's own store served when its health
