@@ -179,11 +179,13 @@ func (d delegate) NotifyAlive(peer *memberlist.Node) error {
 		g.n.decodeErrors.Add(1)
 		return err
 	}
-	err = d.admit(peer.Name, v.Meta, false)
-	if err == nil {
-		err = g.vet(v.Meta, false)
+	if err := d.admit(peer.Name, v.Meta); err != nil {
+		g.n.rejected.Add(1)
+		return err
 	}
-	if err != nil {
+	// The packet path cannot wait: a node still being vetted is refused
+	// now and admitted by a later alive message or push-pull.
+	if err := g.vet(v.Meta, false); err != nil {
 		g.n.rejected.Add(1)
 		return err
 	}
@@ -211,7 +213,10 @@ func (d delegate) NotifyMerge(peers []*memberlist.Node) error {
 			// whole, and the dead or suspect nodes a vetted sender
 			// carries were vetted where they were admitted. A dead
 			// member must not make every join fail.
-			err = d.admit(p.Name, v.Meta, p.State == memberlist.StateAlive)
+			err = d.admit(p.Name, v.Meta)
+			if err == nil && p.State == memberlist.StateAlive {
+				err = g.vet(v.Meta, true)
+			}
 		}
 		if err != nil {
 			g.n.rejected.Add(1)
@@ -222,19 +227,15 @@ func (d delegate) NotifyMerge(peers []*memberlist.Node) error {
 	return nil
 }
 
-// admit checks a node's cluster and name, and with vet asks Config.Vet,
-// waiting for it.
-func (d delegate) admit(name string, m Meta, vet bool) error {
+// admit checks that a node is of this cluster and its meta names it.
+func (d delegate) admit(name string, m Meta) error {
 	if m.Cluster != d.g.cfg.Meta.Cluster {
 		return fmt.Errorf("%w: %q is in cluster %q", ErrWrongCluster, name, m.Cluster)
 	}
 	if m.ID != name {
 		return fmt.Errorf("%w: meta id %q differs from node name %q", ErrBadMeta, m.ID, name)
 	}
-	if !vet {
-		return nil
-	}
-	return d.g.vet(m, true)
+	return nil
 }
 
 // vet asks Config.Vet about another node's live entry, unless the table
