@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -123,53 +124,50 @@ func TestReopenAfterDiskFull(t *testing.T) {
 }
 
 // The store reopens by itself, on its clock: not before ReopenBackoff,
-// not while the disk is full, and at a later try once it has room.
+// not while the disk is full, and at a later try once it has room. On
+// simulated time (synctest): synctest.Wait returns once the reopen loop
+// is blocked on its next timer.
 func TestReopenLoop(t *testing.T) {
-	disk := &faultfs.DiskFull{}
-	clk := clock.NewFake()
-	s := openTest(t, disk.Wrap(vfs.NewMem()), func(c *Config) { c.Clock = clk })
-	if _, _, err := s.Update(tk("acked"), write("n1", "v")); err != nil {
-		t.Fatal(err)
-	}
-	disk.Set(true)
-	fillUntilFailed(t, s, "full")
+	synctest.Test(t, func(t *testing.T) {
+		disk := &faultfs.DiskFull{}
+		s := openTest(t, disk.Wrap(vfs.NewMem()), func(c *Config) { c.Clock = clock.Real() })
+		if _, _, err := s.Update(tk("acked"), write("n1", "v")); err != nil {
+			t.Fatal(err)
+		}
+		disk.Set(true)
+		fillUntilFailed(t, s, "full")
 
-	// The first try, after a second, meets the full disk.
-	refused := disk.Refusals()
-	awaitTimer(t, clk)
-	clk.Advance(time.Second)
-	awaitTimer(t, clk) // the next try is scheduled: this one is done
-	if disk.Refusals() == refused {
-		t.Fatal("no reopen was tried after ReopenBackoff")
-	}
-	if _, err := s.Health(); !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "reopen") {
-		t.Fatalf("after a try on a full disk: %v", err)
-	}
-
-	disk.Set(false)
-	changed, _ := s.Health()
-	clk.Advance(2 * time.Second) // the backoff doubled
-	select {
-	case <-changed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the store did not reopen")
-	}
-	if _, err := s.Health(); err != nil {
-		t.Fatalf("Health after the reopen: %v", err)
-	}
-	checkAcked(t, s, []string{"acked"})
-}
-
-// awaitTimer waits until the reopen loop waits on the fake clock.
-func awaitTimer(t *testing.T, clk *clock.Fake) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for clk.Pending() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the reopen loop set no timer")
+		// The first try, after a second, meets the full disk.
+		synctest.Wait()
+		refused := disk.Refusals()
+		time.Sleep(time.Second - time.Millisecond)
+		synctest.Wait()
+		if disk.Refusals() != refused {
+			t.Fatal("a reopen was tried before ReopenBackoff")
 		}
 		time.Sleep(time.Millisecond)
-	}
+		synctest.Wait() // the try is done and the next one scheduled
+		if disk.Refusals() == refused {
+			t.Fatal("no reopen was tried after ReopenBackoff")
+		}
+		if _, err := s.Health(); !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "reopen") {
+			t.Fatalf("after a try on a full disk: %v", err)
+		}
+
+		disk.Set(false)
+		changed, _ := s.Health()
+		time.Sleep(2 * time.Second) // the backoff doubled
+		synctest.Wait()
+		select {
+		case <-changed:
+		default:
+			t.Fatal("the store did not reopen at the second try")
+		}
+		if _, err := s.Health(); err != nil {
+			t.Fatalf("Health after the reopen: %v", err)
+		}
+		checkAcked(t, s, []string{"acked"})
+	})
 }
 
 // Reopen waits for the filesystem to report ReopenHeadroom free.
