@@ -26,7 +26,7 @@ const HeaderContext = "X-Context"
 // Handler returns the node's HTTP API, behind the bearer token check
 // when the node has a token file (auth.go).
 func (n *Node) Handler() http.Handler {
-	return n.routes()
+	return n.auth.authenticate(n.routes())
 }
 
 // routes registers every endpoint of the API; each pattern needs a role

@@ -72,6 +72,22 @@ var routeRoles = map[string]Role{
 	"/":             RoleRead, // 404 with a hint
 }
 
+// openPaths are the paths of the routes that need no token (RoleNone in
+// routeRoles), whatever the method.
+var openPaths = func() map[string]bool {
+	out := map[string]bool{}
+	for pattern, role := range routeRoles {
+		if role == RoleNone {
+			_, path, _ := strings.Cut(pattern, " ")
+			if path == "" {
+				path = pattern
+			}
+			out[path] = true
+		}
+	}
+	return out
+}()
+
 // adminPrefixes are paths whose every pattern needs RoleAdmin, whatever
 // its method: gossip key rotation and the profiler.
 var adminPrefixes = []string{"/v1/cluster/gossip-keys", "/debug/"}
@@ -177,14 +193,16 @@ func bearer(r *http.Request) (string, bool) {
 	return tok, tok != ""
 }
 
-// check returns h behind the token check for a route that needs role
-// need. routes applies it to every pattern it registers, so the mux finds
-// a request's route once and the role comes with it.
-func (g *authGuard) check(need Role, h http.Handler) http.Handler {
+// authenticate returns mux behind the token check: every request whose
+// path is not one of the open ones (openPaths) needs a known token, or
+// gets 401, whatever the mux would do with it (a redirect included). The
+// role check is done by check, on the route the mux picked, with the token
+// found here.
+func (g *authGuard) authenticate(mux http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ts := g.tokens.Load()
-		if ts == nil || need == RoleNone {
-			h.ServeHTTP(w, r)
+		if ts == nil || openPaths[r.URL.Path] {
+			mux.ServeHTTP(w, r)
 			return
 		}
 		secret, ok := bearer(r)
@@ -203,6 +221,34 @@ func (g *authGuard) check(need Role, h http.Handler) http.Handler {
 			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "this node does not know the bearer token")
 			return
 		}
+		mux.ServeHTTP(&authedWriter{ResponseWriter: w, tok: tok}, r)
+	})
+}
+
+// authedWriter carries the token authenticate found to check.
+type authedWriter struct {
+	http.ResponseWriter
+	tok Token
+}
+
+// check returns h behind the role check of a route that needs role need.
+// routes applies it to every pattern it registers, so the mux finds a
+// request's route once and the role comes with it.
+func (g *authGuard) check(need Role, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if g.tokens.Load() == nil || need == RoleNone {
+			h.ServeHTTP(w, r)
+			return
+		}
+		aw, ok := w.(*authedWriter)
+		if !ok {
+			// Not through authenticate: a route that needs a role on an
+			// open path would be a mistake in routeRoles; refuse.
+			g.missing.Add(1)
+			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "this node requires a bearer token: send Authorization: Bearer <token>")
+			return
+		}
+		tok := aw.tok
 		if tok.Role < need {
 			g.forbidden.Add(1)
 			g.log.Warn().Str("token", tok.Name).Stringer("role", tok.Role).Stringer("needs", need).
@@ -216,7 +262,7 @@ func (g *authGuard) check(need Role, h http.Handler) http.Handler {
 			// The audit trail of cluster-wide changes.
 			g.log.Info().Str("token", tok.Name).Str("method", r.Method).Str("path", r.URL.Path).Str("remote", r.RemoteAddr).Msg("admin request")
 		}
-		h.ServeHTTP(w, r)
+		h.ServeHTTP(aw.ResponseWriter, r)
 	})
 }
 

@@ -108,7 +108,7 @@ func BenchmarkGuard(b *testing.B) {
 	mux := func(g *authGuard) http.Handler {
 		m := &routes{ServeMux: http.NewServeMux(), guard: g}
 		m.HandleFunc("GET /v1/kv/{bucket}/{key...}", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
-		return m
+		return g.authenticate(m)
 	}
 	for _, bc := range []struct {
 		name string
